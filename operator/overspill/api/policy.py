@@ -1,0 +1,271 @@
+"""BurstPolicy: how one workload scales from its queue and where its overflow goes (namespaced)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from pydantic import Field, model_validator
+
+from overspill.api.base import ApiModel, Condition, CrossFieldRule, StatusModel
+from overspill.api.target import DNS_LABEL
+
+MAX_TARGETS = 16
+
+
+class WorkloadClass(StrEnum):
+    INFERENCE = "Inference"
+    CI_RUNNER = "CIRunner"
+
+
+class Mode(StrEnum):
+    ACTIVE = "Active"
+    DRY_RUN = "DryRun"
+    PAUSED = "Paused"
+
+
+class FallbackAction(StrEnum):
+    HOLD = "Hold"
+    USE_REPLICAS = "UseReplicas"
+
+
+class WorkloadRef(ApiModel):
+    api_version: str = Field(
+        default="apps/v1", min_length=1, pattern=r"^([a-z0-9.-]+/)?v[0-9a-z]+$", description="e.g. apps/v1."
+    )
+    kind: str = Field(
+        default="Deployment",
+        min_length=1,
+        description="A kind with a scale subresource. Mirrors in targets are created for Deployments.",
+    )
+    name: str = Field(min_length=1, max_length=253, description="Name of the workload in the policy's namespace.")
+
+
+class PrometheusSource(ApiModel):
+    url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="Prometheus base URL; defaults to the operator's --prometheus-url / OVERSPILL_PROMETHEUS_URL.",
+    )
+    query: str = Field(min_length=1, max_length=4096, description="PromQL returning one number: the queue depth.")
+
+
+class Metric(ApiModel):
+    prometheus: PrometheusSource
+    target_per_replica: float = Field(gt=0, description="Queue items one replica is expected to absorb.")
+    activation_threshold: float = Field(
+        default=0, ge=0, description="At or below this value the workload sits at minReplicas."
+    )
+
+
+class Primary(ApiModel):
+    max_replicas: int | None = Field(
+        default=None, ge=0, description="Explicit capacity of the primary; unset means: learn it from the scheduler."
+    )
+    pending_grace_period_seconds: int = Field(
+        default=20,
+        ge=0,
+        le=3600,
+        description="A pod Pending Unschedulable longer than this marks the primary as full.",
+    )
+    capacity_recheck_seconds: int = Field(
+        default=300,
+        ge=10,
+        le=86400,
+        description="How long a capacity learned from Pending pods is trusted before the primary is tried again.",
+    )
+
+
+class TargetOverrides(ApiModel):
+    image: str | None = Field(default=None, description="Image for every container in the mirror.")
+    node_selector: dict[str, str] | None = Field(default=None, description="Replaces the pod nodeSelector.")
+    tolerations: list[dict[str, Any]] | None = Field(default=None, description="Replaces the pod tolerations.")
+    env: dict[str, str] | None = Field(default=None, description="Env vars set on every container of the mirror.")
+    labels: dict[str, str] | None = Field(default=None, description="Extra labels on the mirror's pods.")
+    annotations: dict[str, str] | None = Field(default=None, description="Extra annotations on the mirror's pods.")
+    namespace: str | None = Field(
+        default=None, pattern=DNS_LABEL, description="Namespace in the target; defaults to the policy's namespace."
+    )
+
+
+class PolicyTarget(ApiModel):
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_LABEL, description="Name of a BurstTarget.")
+    priority: int = Field(default=0, ge=0, le=1000, description="Lower spills first; ties go to the cheaper target.")
+    max_replicas: int | None = Field(default=None, ge=0, description="Cap for this policy in this target.")
+    overrides: TargetOverrides | None = Field(default=None, description="Changes to the pod template in the mirror.")
+
+
+class Predictive(ApiModel):
+    enabled: bool = Field(default=False, description="Burst early when the queue's trend crosses within leadSeconds.")
+    lead_seconds: int = Field(default=60, ge=1, le=3600, description="How far ahead to project the queue's trend.")
+
+
+class Behavior(ApiModel):
+    poll_interval_seconds: int = Field(default=10, ge=1, le=3600, description="How often the policy is evaluated.")
+    scale_up_stabilization_seconds: int = Field(
+        default=0, ge=0, le=3600, description="Scale up to the lowest recommendation in this window."
+    )
+    scale_down_stabilization_seconds: int = Field(
+        default=300, ge=0, le=3600, description="Scale down to the highest recommendation in this window."
+    )
+    min_burst_duration_seconds: int = Field(
+        default=120, ge=0, le=86400, description="Secondary replicas live at least this long once a burst starts."
+    )
+    predictive: Predictive | None = None
+
+
+class Fallback(ApiModel):
+    on_metric_unavailable: FallbackAction = Field(
+        default=FallbackAction.HOLD, description="Hold keeps the placement; UseReplicas scales up to `replicas`."
+    )
+    replicas: int | None = Field(default=None, ge=0, description="Replicas to run while the metric is unavailable.")
+
+
+class Busy(ApiModel):
+    pod_annotation: str | None = Field(
+        default=None, description="Pod annotation whose value 'true' (or a number > 0) marks the pod busy."
+    )
+    pod_label: str | None = Field(default=None, description="Pod label with the same meaning as podAnnotation.")
+    query: str | None = Field(
+        default=None,
+        description="Per-pod PromQL; each sample's `pod` label names the pod and its value is its in-flight work.",
+    )
+
+
+def _fallback_needs_replicas(s: BurstPolicySpec) -> bool:
+    return s.fallback.on_metric_unavailable != FallbackAction.USE_REPLICAS or s.fallback.replicas is not None
+
+
+def _fallback_within_bounds(s: BurstPolicySpec) -> bool:
+    r = s.fallback.replicas
+    return r is None or s.min_replicas <= r <= s.max_replicas
+
+
+def _targets_unique(s: BurstPolicySpec) -> bool:
+    names = [t.name for t in s.targets]
+    return len(names) == len(set(names))
+
+
+class BurstPolicySpec(ApiModel):
+    workload_ref: WorkloadRef
+    workload_class: WorkloadClass = Field(
+        default=WorkloadClass.INFERENCE,
+        description="Inference (readiness-aware) or CIRunner (never kill a busy runner).",
+    )
+    metric: Metric
+    min_replicas: int = Field(default=1, ge=0, description="Lower bound on total replicas over all clusters.")
+    max_replicas: int = Field(ge=1, description="Upper bound on total replicas over all clusters.")
+    primary: Primary = Field(default_factory=Primary)
+    targets: list[PolicyTarget] = Field(
+        default_factory=list, max_length=MAX_TARGETS, description="Secondary clusters, in no particular order."
+    )
+    behavior: Behavior = Field(default_factory=Behavior)
+    fallback: Fallback = Field(default_factory=Fallback)
+    busy: Busy | None = Field(default=None, description="How to tell a busy pod (in-flight work) from an idle one.")
+    mode: Mode = Field(default=Mode.ACTIVE, description="Active acts; DryRun decides and reports only; Paused holds.")
+
+    rules: ClassVar[tuple[CrossFieldRule, ...]] = (
+        CrossFieldRule(
+            cel="self.minReplicas <= self.maxReplicas",
+            message="spec.minReplicas must be less than or equal to spec.maxReplicas",
+            field_path=".minReplicas",
+            check=lambda s: s.min_replicas <= s.max_replicas,
+        ),
+        CrossFieldRule(
+            cel="!has(self.targets) || self.targets.all(t, self.targets.exists_one(u, u.name == t.name))",
+            message="spec.targets: each target may be listed only once",
+            field_path=".targets",
+            check=_targets_unique,
+        ),
+        CrossFieldRule(
+            cel="!has(self.fallback) || self.fallback.onMetricUnavailable != 'UseReplicas'"
+            " || has(self.fallback.replicas)",
+            message="spec.fallback.replicas is required when onMetricUnavailable is UseReplicas",
+            field_path=".fallback",
+            check=_fallback_needs_replicas,
+        ),
+        CrossFieldRule(
+            cel="!has(self.fallback) || !has(self.fallback.replicas) || "
+            "(self.fallback.replicas >= self.minReplicas && self.fallback.replicas <= self.maxReplicas)",
+            message="spec.fallback.replicas must be between spec.minReplicas and spec.maxReplicas",
+            field_path=".fallback",
+            check=_fallback_within_bounds,
+        ),
+        CrossFieldRule(
+            cel="!has(self.primary) || !has(self.primary.maxReplicas) || self.primary.maxReplicas <= self.maxReplicas",
+            message="spec.primary.maxReplicas must not exceed spec.maxReplicas",
+            field_path=".primary",
+            check=lambda s: s.primary.max_replicas is None or s.primary.max_replicas <= s.max_replicas,
+        ),
+        CrossFieldRule(
+            cel="self.workloadClass != 'CIRunner' || has(self.busy)",
+            message="spec.busy is required for workloadClass CIRunner: say how a busy runner is marked "
+            "(podAnnotation, podLabel or query)",
+            field_path=".workloadClass",
+            check=lambda s: s.workload_class != WorkloadClass.CI_RUNNER or s.busy is not None,
+        ),
+        CrossFieldRule(
+            cel="!has(self.busy) || has(self.busy.podAnnotation) || has(self.busy.podLabel) || has(self.busy.query)",
+            message="spec.busy needs one of podAnnotation, podLabel or query",
+            field_path=".busy",
+            check=lambda s: (
+                s.busy is None or any(x is not None for x in (s.busy.pod_annotation, s.busy.pod_label, s.busy.query))
+            ),
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> BurstPolicySpec:
+        for rule in self.rules:
+            if not rule.check(self):
+                raise ValueError(rule.message)
+        return self
+
+
+class PrimaryStatus(StatusModel):
+    replicas: int = 0
+    ready_replicas: int = 0
+    pending_replicas: int = 0
+    at_capacity: bool = False
+    capacity: int | None = None
+
+
+class TargetStatus(StatusModel):
+    name: str
+    replicas: int = 0
+    ready_replicas: int = 0
+    state: str = "Idle"
+
+
+class LastDecision(StatusModel):
+    time: str | None = None
+    reason: str = ""
+    message: str = ""
+
+
+class EngineMemory(StatusModel):
+    """What the engine must remember between polls; kept in status so a restart resumes exactly."""
+
+    recommendations: list[tuple[float, int]] = Field(default_factory=list)
+    burst_started_at: float | None = None
+    primary_capacity: int | None = None
+    primary_capacity_observed_at: float | None = None
+    last_metric: tuple[float, float] | None = None
+
+
+class BurstPolicyStatus(StatusModel):
+    observed_generation: int | None = None
+    desired_replicas: int | None = None
+    metric_value: float | None = None
+    primary: PrimaryStatus = Field(default_factory=PrimaryStatus)
+    targets: list[TargetStatus] = Field(default_factory=list)
+    conditions: list[Condition] = Field(default_factory=list)
+    last_decision: LastDecision = Field(default_factory=LastDecision)
+    unplaced_replicas: int = 0
+    secondary_replicas: int = 0
+    estimated_cost_per_hour: float | None = None
+    memory: EngineMemory = Field(default_factory=EngineMemory)
+
+
+class BurstPolicy(ApiModel):
+    spec: BurstPolicySpec

@@ -1,0 +1,49 @@
+"""Parse raw bodies into models and turn pydantic errors into messages that name the field and the fix."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from overspill.api.policy import BurstPolicySpec
+from overspill.api.target import BurstTargetSpec
+
+
+class SpecError(ValueError):
+    """A spec that failed validation; `messages` are ready for a condition or an Event."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__("; ".join(messages))
+        self.messages = messages
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = "spec"
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def format_errors(err: ValidationError) -> list[str]:
+    msgs = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        text = e["msg"].removeprefix("Value error, ")
+        msgs.append(text if text.startswith("spec.") else f"{_path(loc)}: {text}")
+    return msgs
+
+
+def parse_policy_spec(spec: Mapping[str, Any]) -> BurstPolicySpec:
+    try:
+        return BurstPolicySpec.model_validate(dict(spec))
+    except ValidationError as err:
+        raise SpecError(format_errors(err)) from None
+
+
+def parse_target_spec(spec: Mapping[str, Any]) -> BurstTargetSpec:
+    try:
+        return BurstTargetSpec.model_validate(dict(spec))
+    except ValidationError as err:
+        raise SpecError(format_errors(err)) from None

@@ -1,0 +1,187 @@
+"""`decide`: one pure function from (policy, snapshot) to a Decision."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from overspill.api.policy import BurstPolicySpec, FallbackAction, Mode, WorkloadClass
+from overspill.decide import placement, replicas, stabilize
+from overspill.decide.reasons import Reason
+from overspill.decide.snapshot import Decision, Memory, Placement, Snapshot
+
+
+def _current(snap: Snapshot) -> Placement:
+    return Placement(primary=snap.primary.replicas, targets={t.name: t.state.replicas for t in snap.targets})
+
+
+def _primary_capacity(spec: BurstPolicySpec, snap: Snapshot) -> tuple[int | None, Memory]:
+    """Explicit cap, and the capacity the scheduler revealed (pods that could not be placed)."""
+    mem = snap.memory
+    if snap.primary.unschedulable > 0:
+        mem = replace(
+            mem,
+            primary_capacity=snap.primary.replicas - snap.primary.unschedulable,
+            primary_capacity_observed_at=snap.now,
+        )
+    elif mem.primary_capacity_observed_at is not None and (
+        snap.now - mem.primary_capacity_observed_at >= spec.primary.capacity_recheck_seconds
+    ):
+        # trust expires so replicas can come home when GPUs free up; make-before-break keeps it safe
+        mem = replace(mem, primary_capacity=None, primary_capacity_observed_at=None)
+    caps = [c for c in (spec.primary.max_replicas, mem.primary_capacity) if c is not None]
+    return (min(caps) if caps else None), mem
+
+
+def _desired(spec: BurstPolicySpec, snap: Snapshot, mem: Memory) -> tuple[int, Memory, Reason | None]:
+    current = snap.current_total
+    if snap.metric is None:
+        if spec.fallback.on_metric_unavailable == FallbackAction.USE_REPLICAS and spec.fallback.replicas is not None:
+            # never scale in on a missing metric
+            return max(current, spec.fallback.replicas), mem, Reason.METRIC_UNAVAILABLE_FALLBACK
+        return current, mem, Reason.METRIC_UNAVAILABLE_HOLD
+    value = snap.metric
+    pred = spec.behavior.predictive
+    if pred is not None and pred.enabled:
+        value = replicas.projected_metric(value, mem.last_metric, snap.now, pred.lead_seconds)
+    raw = replicas.recommend(spec, value)
+    b = spec.behavior
+    keep = max(b.scale_up_stabilization_seconds, b.scale_down_stabilization_seconds)
+    recs = stabilize.record(mem.recommendations, snap.now, raw, keep)
+    mem = replace(mem, recommendations=recs, last_metric=(snap.now, snap.metric))
+    stable = stabilize.stabilize(
+        recs, snap.now, current, b.scale_up_stabilization_seconds, b.scale_down_stabilization_seconds
+    )
+    stable = max(spec.min_replicas, min(spec.max_replicas, stable))
+    return stable, mem, (Reason.STABILIZATION_HOLD if stable > raw and stable > 0 and raw < current else None)
+
+
+def _reason(before: Placement, after: Placement) -> Reason | None:
+    if after.secondary > before.secondary:
+        return Reason.BURST_UP
+    if after.secondary < before.secondary:
+        return Reason.RETURN_TO_PRIMARY if after.primary > before.primary else Reason.BURST_DOWN
+    if after.primary > before.primary:
+        return Reason.SCALE_UP
+    if after.primary < before.primary:
+        return Reason.SCALE_DOWN
+    return None
+
+
+def _describe(
+    reason: Reason,
+    *,
+    spec: BurstPolicySpec,
+    snap: Snapshot,
+    desired: int,
+    after: Placement,
+    cap: int | None,
+    unplaced: int,
+    unavailable: tuple[str, ...],
+) -> str:
+    metric = "unavailable" if snap.metric is None else f"{snap.metric:g}"
+    where = ", ".join([f"primary={after.primary}"] + [f"{k}={v}" for k, v in sorted(after.targets.items()) if v])
+    text = f"queue {metric} -> {desired} desired ({where})"
+    if cap is not None and desired > cap:
+        text += f"; primary full at {cap}"
+    if unplaced:
+        text += f"; {unplaced} replicas could not be placed: every usable target is at its cap"
+    if unavailable:
+        text += f"; unavailable targets: {', '.join(unavailable)}"
+    hints = {
+        Reason.METRIC_UNAVAILABLE_HOLD: "; holding placement until the query answers again",
+        Reason.METRIC_UNAVAILABLE_FALLBACK: f"; using fallback replicas {spec.fallback.replicas}",
+        Reason.STABILIZATION_HOLD: f"; scale-down held by the {spec.behavior.scale_down_stabilization_seconds}s "
+        "stabilization window",
+        Reason.MIN_BURST_DURATION_HOLD: f"; secondaries kept for minBurstDurationSeconds "
+        f"({spec.behavior.min_burst_duration_seconds}s)",
+        Reason.AWAITING_READY_REPLACEMENT: "; waiting for replacements to become Ready before removing replicas",
+        Reason.BUSY_REPLICAS_HOLD: "; busy replicas are not removed",
+    }
+    return text + hints.get(reason, "")
+
+
+def decide(spec: BurstPolicySpec, snap: Snapshot) -> Decision:
+    before = _current(snap)
+    if spec.mode == Mode.PAUSED:
+        return Decision(
+            desired=snap.current_total,
+            placement=before,
+            reason=Reason.PAUSED,
+            message="policy is Paused: nothing is scaled",
+            memory=snap.memory,
+        )
+    cap, mem = _primary_capacity(spec, snap)
+    desired, mem, desired_reason = _desired(spec, snap, mem)
+    unavailable = tuple(t.name for t in snap.targets if not t.healthy)
+    if desired_reason == Reason.METRIC_UNAVAILABLE_HOLD:
+        return Decision(
+            desired=desired,
+            placement=before,
+            reason=desired_reason,
+            memory=mem,
+            message=_describe(
+                desired_reason,
+                spec=spec,
+                snap=snap,
+                desired=desired,
+                after=before,
+                cap=cap,
+                unplaced=0,
+                unavailable=unavailable,
+            ),
+            primary_capacity=cap,
+            metric_available=False,
+            unavailable_targets=unavailable,
+            primary_at_capacity=cap is not None and before.primary >= cap,
+        )
+    plan = placement.ideal(desired, cap, snap.targets)
+    started = mem.burst_started_at
+    dwell = started is not None and snap.now - started < spec.behavior.min_burst_duration_seconds
+    new_primary, new_targets, held = placement.constrain(
+        plan,
+        snap.primary,
+        snap.targets,
+        desired,
+        dwell_active=dwell,
+        protect_busy=spec.workload_class == WorkloadClass.CI_RUNNER,
+        make_before_break=spec.workload_class == WorkloadClass.INFERENCE,
+        max_total=spec.max_replicas,
+    )
+    after = Placement(primary=new_primary, targets=new_targets)
+    healthy_secondary = sum(v for k, v in new_targets.items() if k not in unavailable)
+    if healthy_secondary > 0 and started is None:
+        mem = replace(mem, burst_started_at=snap.now)
+    elif healthy_secondary == 0 and not unavailable:
+        mem = replace(mem, burst_started_at=None)
+    reason = desired_reason or _reason(before, after) or held
+    if reason is None:
+        if plan.unplaced:
+            reason = Reason.CAPACITY_EXHAUSTED
+        elif unavailable and any(before.targets.get(n) for n in unavailable):
+            reason = Reason.TARGET_UNAVAILABLE
+        elif cap is not None and desired > cap:
+            reason = Reason.PRIMARY_AT_CAPACITY
+        else:
+            reason = Reason.STEADY
+    at_cap = cap is not None and desired > cap
+    return Decision(
+        desired=desired,
+        placement=after,
+        reason=reason,
+        message=_describe(
+            reason,
+            spec=spec,
+            snap=snap,
+            desired=desired,
+            after=after,
+            cap=cap,
+            unplaced=plan.unplaced,
+            unavailable=unavailable,
+        ),
+        memory=mem,
+        unplaced=plan.unplaced,
+        primary_capacity=cap,
+        primary_at_capacity=at_cap,
+        metric_available=snap.metric is not None,
+        unavailable_targets=unavailable,
+    )

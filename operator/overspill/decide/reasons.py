@@ -1,0 +1,37 @@
+"""Stable reason codes shared by status, Events, metrics and the simulator."""
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    STEADY = "Steady"
+    SCALE_UP = "ScaleUp"
+    SCALE_DOWN = "ScaleDown"
+    BURST_UP = "BurstUp"
+    BURST_DOWN = "BurstDown"
+    RETURN_TO_PRIMARY = "ReturnToPrimary"
+    PRIMARY_AT_CAPACITY = "PrimaryAtCapacity"
+    CAPACITY_EXHAUSTED = "CapacityExhausted"
+    TARGET_UNAVAILABLE = "TargetUnavailable"
+    METRIC_UNAVAILABLE_HOLD = "MetricUnavailableHold"
+    METRIC_UNAVAILABLE_FALLBACK = "MetricUnavailableFallback"
+    STABILIZATION_HOLD = "StabilizationHold"
+    MIN_BURST_DURATION_HOLD = "MinBurstDurationHold"
+    AWAITING_READY_REPLACEMENT = "AwaitingReadyReplacement"
+    BUSY_REPLICAS_HOLD = "BusyReplicasHold"
+    PAUSED = "Paused"
+    INVALID_SPEC = "InvalidSpec"
+    CONFLICT = "Conflict"
+
+
+# Reasons that mean something is degraded: reported as Warning Events.
+WARNING_REASONS = frozenset(
+    {
+        Reason.CAPACITY_EXHAUSTED,
+        Reason.TARGET_UNAVAILABLE,
+        Reason.METRIC_UNAVAILABLE_HOLD,
+        Reason.METRIC_UNAVAILABLE_FALLBACK,
+        Reason.INVALID_SPEC,
+        Reason.CONFLICT,
+    }
+)

@@ -1,0 +1,93 @@
+"""Frozen inputs and outputs of the engine: what was observed, what it remembers, what it decided."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from overspill.decide.reasons import Reason
+
+PRIMARY = "primary"
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    """One cluster's view of the workload (the primary's, or a target's mirror)."""
+
+    replicas: int = 0
+    ready: int = 0
+    busy: int = 0
+    # pods Pending with PodScheduled=False/Unschedulable for longer than the grace period
+    unschedulable: int = 0
+
+
+@dataclass(frozen=True)
+class TargetState:
+    name: str
+    state: ClusterState = field(default_factory=ClusterState)
+    healthy: bool = True
+    allowed: bool = True
+    priority: int = 0
+    cost_per_replica_hour: float | None = None
+    # the tighter of the policy's per-target cap and what the BurstTarget has left over all policies
+    cap: int | None = None
+
+    def order_key(self) -> tuple[int, float, str]:
+        cost = self.cost_per_replica_hour if self.cost_per_replica_hour is not None else float("inf")
+        return (self.priority, cost, self.name)
+
+
+@dataclass(frozen=True)
+class Memory:
+    """State carried from one decision to the next (persisted in status for restart-safety).
+
+    `recommendations` is run-length encoded: an entry is added only when the value changes, so a steady
+    policy produces no status writes.
+    """
+
+    recommendations: tuple[tuple[float, int], ...] = ()
+    burst_started_at: float | None = None
+    primary_capacity: int | None = None
+    primary_capacity_observed_at: float | None = None
+    last_metric: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    now: float
+    metric: float | None
+    primary: ClusterState
+    targets: tuple[TargetState, ...] = ()
+    memory: Memory = field(default_factory=Memory)
+
+    @property
+    def current_total(self) -> int:
+        return self.primary.replicas + sum(t.state.replicas for t in self.targets if t.healthy)
+
+
+@dataclass(frozen=True)
+class Placement:
+    primary: int
+    targets: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def secondary(self) -> int:
+        return sum(self.targets.values())
+
+    @property
+    def total(self) -> int:
+        return self.primary + self.secondary
+
+
+@dataclass(frozen=True)
+class Decision:
+    desired: int
+    placement: Placement
+    reason: Reason
+    message: str
+    memory: Memory
+    unplaced: int = 0
+    primary_capacity: int | None = None
+    primary_at_capacity: bool = False
+    metric_available: bool = True
+    unavailable_targets: tuple[str, ...] = ()

@@ -1,0 +1,33 @@
+"""`overspill run`: Kopf's runner with Overspill's flags (equivalent to `kopf run -m overspill.handlers`)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import kopf
+
+
+def run_operator(
+    *,
+    prometheus_url: str | None,
+    namespaces: list[str] | None,
+    all_namespaces: bool,
+    liveness: str | None,
+    metrics_port: int,
+    standalone: bool,
+    peering: str,
+) -> int:
+    if prometheus_url:
+        os.environ["OVERSPILL_PROMETHEUS_URL"] = prometheus_url
+    os.environ["OVERSPILL_METRICS_PORT"] = str(metrics_port)
+    kopf.configure(verbose=False)
+    importlib.import_module("overspill.handlers")  # registers the handlers in Kopf's default registry
+    kopf.run(
+        clusterwide=all_namespaces or not namespaces,
+        namespaces=namespaces or [],
+        liveness_endpoint=liveness,
+        standalone=standalone,
+        peering_name=None if standalone else peering,
+    )
+    return 0
