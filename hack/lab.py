@@ -1,0 +1,421 @@
+"""The local two-cluster lab: `hack/lab up|down|env|status|stop|start`.
+
+Two real control planes (kube-apiserver, etcd, controller-manager, scheduler) with KWOK's fake nodes, a queue
+exporter and a real Prometheus, all as plain processes on loopback. State lives in $OVERSPILL_LAB_DIR
+(default .lab/ in the repo); every process the lab starts is recorded there, and `down` stops only those.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+STATE = Path(os.environ.get("OVERSPILL_LAB_DIR", ROOT / ".lab")).resolve()
+PROM_PORT = int(os.environ.get("OVERSPILL_LAB_PROMETHEUS_PORT", "19090"))
+QUEUE_PORT = int(os.environ.get("OVERSPILL_LAB_QUEUE_PORT", "19091"))
+CLUSTERS = {"primary": 2, "secondary": 4}  # GPU nodes of 4 GPUs each
+SECRET_NS, SECRET_NAME = "overspill-system", "lab-secondary-kubeconfig"
+K8S_VERSION = os.environ.get("OVERSPILL_K8S_VERSION", "v1.34.4")
+
+
+def say(msg: str) -> None:
+    print(f"[lab {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def die(msg: str) -> None:
+    say(f"ERROR: {msg}")
+    sys.exit(1)
+
+
+def assets() -> Path:
+    env = os.environ.get("KUBEBUILDER_ASSETS")
+    if env:
+        return Path(env)
+    data = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local/share"))
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+    return data / "kubebuilder-envtest/k8s" / f"{K8S_VERSION.removeprefix('v')}-linux-{arch}"
+
+
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok", "kwokctl")
+
+
+def ensure_binaries() -> Path:
+    a = assets()
+    if all((a / b).is_file() for b in BINARIES):
+        return a
+    say(f"building lab binaries into {a} (cold build: about 7 minutes on 2 cores; progress follows)")
+    out = subprocess.run([str(ROOT / "hack/build-binaries.sh")], stdout=subprocess.PIPE, text=True, check=False)
+    if out.returncode != 0:
+        die(
+            "building the lab binaries failed (see above). Needs Go >= 1.24 and the Go module proxy; "
+            "or set KUBEBUILDER_ASSETS to a folder that holds: " + ", ".join(BINARIES)
+        )
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+def kwokctl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    a = assets()
+    env = {**os.environ, "KWOK_WORKDIR": str(STATE / "kwok"), "PATH": f"{a}:{os.environ['PATH']}"}
+    return subprocess.run([str(a / "kwokctl"), *args], env=env, capture_output=True, text=True, check=check)
+
+
+def kubeconfig(cluster: str) -> Path:
+    return STATE / "kubeconfigs" / f"{cluster}.yaml"
+
+
+def kubectl(cluster: str, *args: str, stdin: str | None = None) -> str:
+    out = subprocess.run(
+        [str(assets() / "kubectl"), "--kubeconfig", str(kubeconfig(cluster)), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        die(f"kubectl {' '.join(args)} on {cluster}: {out.stderr.strip()}")
+    return out.stdout
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def load_pids() -> dict[str, dict[str, Any]]:
+    f = STATE / "pids.json"
+    return json.loads(f.read_text()) if f.exists() else {}
+
+
+def save_pids(pids: dict[str, dict[str, Any]]) -> None:
+    (STATE / "pids.json").write_text(json.dumps(pids, indent=1))
+
+
+def ours(entry: dict[str, Any]) -> bool:
+    """Is the recorded pid still the process we started (same command line)? Never kill anything else."""
+    try:
+        cmdline = Path(f"/proc/{entry['pid']}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return [c.decode() for c in cmdline if c] == entry["cmd"]
+
+
+def spawn(name: str, cmd: list[str]) -> None:
+    pids = load_pids()
+    if name in pids and ours(pids[name]):
+        return
+    log = open(STATE / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    pids[name] = {"pid": proc.pid, "cmd": cmd}
+    save_pids(pids)
+
+
+def stop_process(name: str) -> None:
+    pids = load_pids()
+    entry = pids.pop(name, None)
+    if entry and ours(entry):
+        os.kill(entry["pid"], signal.SIGTERM)
+        for _ in range(50):
+            if not ours(entry):
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(entry["pid"], signal.SIGKILL)
+    save_pids(pids)
+
+
+def wait_http(url: str, timeout: float, what: str) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 - loopback URL built here
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    die(f"{what} did not answer at {url} within {timeout:.0f}s; see {STATE}/*.log")
+
+
+def node_manifest(name: str, gpus: int) -> dict[str, Any]:
+    res = {"cpu": "32", "memory": "256Gi", "pods": "110", "nvidia.com/gpu": str(gpus)}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {"type": "kwok", "kubernetes.io/hostname": name, "nvidia.com/gpu.present": str(gpus > 0).lower()},
+        },
+        "status": {"allocatable": res, "capacity": res},
+    }
+
+
+def cluster_running(name: str) -> bool:
+    if not kubeconfig(name).exists():
+        return False
+    out = subprocess.run(
+        [
+            str(assets() / "kubectl"),
+            "--kubeconfig",
+            str(kubeconfig(name)),
+            "get",
+            "--raw",
+            "/readyz",
+            "--request-timeout=3s",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return out.returncode == 0
+
+
+def up_cluster(name: str, gpu_nodes: int) -> None:
+    a = assets()
+    if cluster_running(name):
+        say(f"cluster {name} already running")
+    else:
+        existing = kwokctl("get", "clusters", check=False).stdout.split()
+        if name in existing:
+            kwokctl("start", "cluster", "--name", name, "--wait", "90s")
+        else:
+            say(f"creating cluster {name}")
+            r = kwokctl(
+                "create",
+                "cluster",
+                "--name",
+                name,
+                "--runtime",
+                "binary",
+                "--kubeconfig",
+                "",
+                "--kube-apiserver-binary",
+                str(a / "kube-apiserver"),
+                "--kube-controller-manager-binary",
+                str(a / "kube-controller-manager"),
+                "--kube-scheduler-binary",
+                str(a / "kube-scheduler"),
+                "--etcd-binary",
+                str(a / "etcd"),
+                "--kwok-controller-binary",
+                str(a / "kwok"),
+                "--wait",
+                "90s",
+                check=False,
+            )
+            if r.returncode != 0:
+                die(f"kwokctl create cluster {name} failed: {r.stderr.strip()[-2000:]}")
+        kubeconfig(name).parent.mkdir(parents=True, exist_ok=True)
+        flat = subprocess.run(
+            [
+                str(a / "kubectl"),
+                "--kubeconfig",
+                str(STATE / "kwok/clusters" / name / "kubeconfig.yaml"),
+                "config",
+                "view",
+                "--flatten",
+                "--minify",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        kubeconfig(name).write_text(flat.stdout)
+        kubeconfig(name).chmod(0o600)
+    nodes = [node_manifest(f"{name}-gpu-{i}", 4) for i in range(gpu_nodes)] + [node_manifest(f"{name}-cpu-0", 0)]
+    kubectl(name, "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": nodes}))
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        ready = kubectl(
+            name,
+            "get",
+            "nodes",
+            "-o",
+            "jsonpath={range .items[*]}{.status.conditions[?(@.type=='Ready')].status}{' '}{end}",
+        ).split()
+        if len(ready) == len(nodes) and all(s == "True" for s in ready):
+            return
+        time.sleep(0.5)
+    die(f"nodes of {name} did not become Ready within 60s")
+
+
+def up_secret() -> None:
+    """The secondary's kubeconfig as a Secret in the primary: where the operator reads it, as in production."""
+    data = base64.b64encode(kubeconfig("secondary").read_bytes()).decode()
+    kubectl("primary", "create", "namespace", SECRET_NS, "--dry-run=client", "-o", "yaml")
+    manifests = {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SECRET_NS}},
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "Opaque",
+                "metadata": {"name": SECRET_NAME, "namespace": SECRET_NS},
+                "data": {"kubeconfig": data},
+            },
+        ],
+    }
+    kubectl("primary", "apply", "-f", "-", stdin=json.dumps(manifests))
+
+
+def up_prometheus() -> None:
+    prom = shutil.which("prometheus") or ("/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)
+    if prom is None:
+        die("prometheus not found: install it (Debian/Ubuntu: apt-get install prometheus; or hack/install-deps)")
+    pids = load_pids()
+    for name, port in (("queue-exporter", QUEUE_PORT), ("prometheus", PROM_PORT)):
+        if not (name in pids and ours(pids[name])) and not port_free(port):
+            die(
+                f"port {port} for {name} is in use by another process; free it or set "
+                f"OVERSPILL_LAB_{'PROMETHEUS' if name == 'prometheus' else 'QUEUE'}_PORT"
+            )
+    spawn("queue-exporter", [sys.executable, str(ROOT / "hack/queue_exporter.py"), str(QUEUE_PORT)])
+    wait_http(f"http://127.0.0.1:{QUEUE_PORT}/healthz", 20, "queue exporter")
+    cfg = STATE / "prometheus.yml"
+    cfg.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        "scrape_configs:\n"
+        f"  - job_name: lab-queue\n    static_configs: [{{targets: ['127.0.0.1:{QUEUE_PORT}']}}]\n"
+    )
+    spawn(
+        "prometheus",
+        [
+            prom,
+            f"--config.file={cfg}",
+            f"--storage.tsdb.path={STATE / 'prometheus-data'}",
+            f"--web.listen-address=127.0.0.1:{PROM_PORT}",
+            "--storage.tsdb.retention.time=2h",
+            "--web.enable-lifecycle",
+        ],
+    )
+    wait_http(f"http://127.0.0.1:{PROM_PORT}/-/ready", 60, "prometheus")
+
+
+def env_lines() -> list[str]:
+    return [
+        f"export OVERSPILL_LAB_PRIMARY_KUBECONFIG={kubeconfig('primary')}",
+        f"export OVERSPILL_LAB_SECONDARY_KUBECONFIG={kubeconfig('secondary')}",
+        f"export OVERSPILL_LAB_PROMETHEUS_URL=http://127.0.0.1:{PROM_PORT}",
+        f"export OVERSPILL_LAB_QUEUE_URL=http://127.0.0.1:{QUEUE_PORT}",
+        f"export OVERSPILL_LAB_KUBECTL={assets() / 'kubectl'}",
+        f"export OVERSPILL_LAB_SECRET={SECRET_NS}/{SECRET_NAME}",
+    ]
+
+
+def cmd_up(_: argparse.Namespace) -> None:
+    start = time.time()
+    STATE.mkdir(parents=True, exist_ok=True)
+    ensure_binaries()
+    for name, gpu_nodes in CLUSTERS.items():
+        up_cluster(name, gpu_nodes)
+    up_secret()
+    up_prometheus()
+    (STATE / "env").write_text("\n".join(env_lines()) + "\n")
+    say(f"lab is up in {time.time() - start:.1f}s; `hack/lab env` prints its variables, `hack/lab down` stops it")
+
+
+def rss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def lab_processes() -> dict[str, int]:
+    procs: dict[str, int] = {}
+    for name, entry in load_pids().items():
+        if ours(entry):
+            procs[name] = entry["pid"]
+    for cluster in CLUSTERS:
+        piddir = STATE / "kwok/clusters" / cluster / "pids"
+        for f in sorted(piddir.glob("*.pid")) if piddir.exists() else []:
+            pid = int(f.read_text().strip() or 0)
+            if pid and Path(f"/proc/{pid}").exists():
+                procs[f"{cluster}/{f.stem}"] = pid
+    return procs
+
+
+def cmd_status(args: argparse.Namespace) -> None:
+    procs = lab_processes()
+    total = 0.0
+    rows = []
+    for name, pid in procs.items():
+        mib = rss_mib(pid)
+        total += mib
+        rows.append({"name": name, "pid": pid, "rss_mib": round(mib, 1)})
+    if args.json:
+        print(json.dumps({"processes": rows, "total_rss_mib": round(total, 1)}))
+        return
+    if not rows:
+        print("lab: nothing running")
+        return
+    for r in rows:
+        print(f"{r['name']:<36} pid {r['pid']:<8} {r['rss_mib']:8.1f} MiB")
+    print(f"{'total':<49} {total:8.1f} MiB")
+
+
+def cmd_stop(args: argparse.Namespace) -> None:
+    if args.component == "prometheus":
+        stop_process("prometheus")
+    else:
+        kwokctl("stop", "cluster", "--name", args.component)
+
+
+def cmd_start(args: argparse.Namespace) -> None:
+    if args.component == "prometheus":
+        up_prometheus()
+    else:
+        kwokctl("start", "cluster", "--name", args.component, "--wait", "90s")
+
+
+def cmd_down(_: argparse.Namespace) -> None:
+    start = time.time()
+    if not STATE.exists():
+        say("lab is not up")
+        return
+    for name in list(load_pids()):
+        stop_process(name)
+    if assets().joinpath("kwokctl").exists() and (STATE / "kwok").exists():
+        for cluster in CLUSTERS:
+            kwokctl("delete", "cluster", "--name", cluster, check=False)
+    shutil.rmtree(STATE, ignore_errors=True)
+    say(f"lab is down in {time.time() - start:.1f}s")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="hack/lab", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("up", help="bring up both clusters, the queue exporter and Prometheus (idempotent)")
+    sub.add_parser("down", help="stop everything the lab started and remove its state")
+    sub.add_parser("env", help="print export lines for the lab's variables")
+    st = sub.add_parser("status", help="what runs, with memory")
+    st.add_argument("--json", action="store_true")
+    for verb in ("stop", "start"):
+        c = sub.add_parser(verb, help=f"{verb} one component (for failure tests)")
+        c.add_argument("component", choices=["prometheus", "primary", "secondary"])
+    args = p.parse_args()
+    if args.cmd == "env":
+        print("\n".join(env_lines()))
+        return
+    {"up": cmd_up, "down": cmd_down, "status": cmd_status, "stop": cmd_stop, "start": cmd_start}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
