@@ -1,0 +1,1 @@
+"""Everything that talks to a server: Prometheus, the primary cluster, the secondary clusters."""

@@ -1,0 +1,157 @@
+"""Kubernetes access: one ApiClient per cluster; the primary's workload through its scale subresource.
+
+Clients are synchronous (the official client); the reconciler runs them in worker threads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from kubernetes import client, config
+from kubernetes.client import ApiClient, ApiException
+
+DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+TIMEOUT = (3, 10)  # connect, read: an unreachable server must not stall the loop
+
+
+def primary_client(kubeconfig: str | None = None) -> ApiClient:
+    """KUBECONFIG (or the given file), else in-cluster config."""
+    try:
+        api: ApiClient = config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+        api = ApiClient()
+    return api
+
+
+def client_from_kubeconfig_text(text: str) -> ApiClient:
+    """Build a client from kubeconfig content held in memory only (never written to disk or logged)."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ValueError("the Secret's kubeconfig is not valid YAML") from err
+    if not isinstance(data, dict) or not data.get("clusters"):
+        raise ValueError("the Secret's kubeconfig has no clusters")
+    api: ApiClient = config.new_client_from_config_dict(data)  # type: ignore[no-untyped-call]
+    return api
+
+
+@dataclass(frozen=True)
+class PodInfo:
+    name: str
+    ready: bool
+    unschedulable_since: dt.datetime | None
+    annotations: dict[str, str]
+    labels: dict[str, str]
+    deleting: bool
+
+
+@dataclass(frozen=True)
+class WorkloadObservation:
+    replicas: int
+    selector: str
+    pods: tuple[PodInfo, ...]
+
+
+_PLURALS = {
+    ("apps/v1", "Deployment"): "deployments",
+    ("apps/v1", "StatefulSet"): "statefulsets",
+    ("apps/v1", "ReplicaSet"): "replicasets",
+}
+
+
+def _pod_info(pod: Any) -> PodInfo:
+    conds = pod.status.conditions or []
+    ready = pod.status.phase == "Running" and any(c.type == "Ready" and c.status == "True" for c in conds)
+    since = None
+    if pod.status.phase == "Pending":
+        for c in conds:
+            if c.type == "PodScheduled" and c.status == "False" and c.reason == "Unschedulable":
+                since = c.last_transition_time or pod.metadata.creation_timestamp
+    return PodInfo(
+        name=pod.metadata.name,
+        ready=ready,
+        unschedulable_since=since,
+        annotations=dict(pod.metadata.annotations or {}),
+        labels=dict(pod.metadata.labels or {}),
+        deleting=pod.metadata.deletion_timestamp is not None,
+    )
+
+
+class Cluster:
+    """One cluster's API, with the few calls Overspill makes."""
+
+    def __init__(self, api: ApiClient) -> None:
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self._plurals = dict(_PLURALS)
+
+    def version(self, timeout: float = 5.0) -> str:
+        info = client.VersionApi(self.api).get_code(_request_timeout=timeout)
+        return str(info.git_version)
+
+    def _plural(self, api_version: str, kind: str) -> str:
+        key = (api_version, kind)
+        if key not in self._plurals:
+            path = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+            method, url, headers, _, _ = self.api.param_serialize("GET", path, auth_settings=["BearerToken"])
+            resp = self.api.call_api(method, url, header_params=headers, _request_timeout=TIMEOUT)
+            resp.read()  # type: ignore[no-untyped-call]
+            for r in json.loads(resp.data or b"{}").get("resources", []):
+                if r.get("kind") == kind and "/" not in r.get("name", ""):
+                    self._plurals[key] = r["name"]
+                    break
+            else:
+                raise LookupError(f"{kind} is not served under {api_version}")
+        return self._plurals[key]
+
+    def _gvp(self, api_version: str, kind: str) -> tuple[str, str, str]:
+        if "/" not in api_version:
+            raise LookupError(f"{kind} in the core group ({api_version}) is not supported; use apps/v1 or a CRD")
+        group, version = api_version.split("/", 1)
+        return group, version, self._plural(api_version, kind)
+
+    def read_scale(self, api_version: str, kind: str, namespace: str, name: str) -> tuple[int, str]:
+        group, version, plural = self._gvp(api_version, kind)
+        scale: Any = self.custom.get_namespaced_custom_object_scale(
+            group, version, namespace, plural, name, _request_timeout=TIMEOUT
+        )
+        return int(scale.get("spec", {}).get("replicas") or 0), str(scale.get("status", {}).get("selector") or "")
+
+    def write_scale(self, api_version: str, kind: str, namespace: str, name: str, replicas: int) -> None:
+        group, version, plural = self._gvp(api_version, kind)
+        self.custom.patch_namespaced_custom_object_scale(
+            group, version, namespace, plural, name, {"spec": {"replicas": replicas}}, _request_timeout=TIMEOUT
+        )
+
+    def read_workload(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        group, version, plural = self._gvp(api_version, kind)
+        obj: Any = self.custom.get_namespaced_custom_object(
+            group, version, namespace, plural, name, _request_timeout=TIMEOUT
+        )
+        return dict(obj)
+
+    def pods(self, namespace: str, selector: str) -> tuple[PodInfo, ...]:
+        if not selector:
+            return ()
+        items = self.core.list_namespaced_pod(namespace, label_selector=selector, _request_timeout=TIMEOUT).items
+        return tuple(_pod_info(p) for p in items)
+
+    def observe_workload(self, api_version: str, kind: str, namespace: str, name: str) -> WorkloadObservation:
+        replicas, selector = self.read_scale(api_version, kind, namespace, name)
+        return WorkloadObservation(replicas=replicas, selector=selector, pods=self.pods(namespace, selector))
+
+    def set_deletion_cost(self, namespace: str, pod: str, cost: int) -> None:
+        self.core.patch_namespaced_pod(
+            pod, namespace, {"metadata": {"annotations": {DELETION_COST: str(cost)}}}, _request_timeout=TIMEOUT
+        )
+
+
+def is_not_found(err: Exception) -> bool:
+    return isinstance(err, ApiException) and err.status == 404

@@ -1,0 +1,184 @@
+"""The mirror: a Deployment in a target cluster that carries a policy's overflow replicas.
+
+Ownership is explicit: Overspill only changes or deletes objects that carry its managed-by label and the
+policy's uid. Anything else with the same name is a conflict, reported, never touched.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client import ApiException
+
+from overspill.adapters.kube import DELETION_COST, TIMEOUT, Cluster, PodInfo, _pod_info
+from overspill.api.policy import TargetOverrides
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGER = "overspill"
+POLICY_UID = "overspill.dev/policy-uid"
+ORIGIN_CLUSTER = "overspill.dev/origin-cluster"
+ORIGIN_NAMESPACE = "overspill.dev/origin-namespace"
+ORIGIN_POLICY = "overspill.dev/origin-policy"
+TEMPLATE_HASH = "overspill.dev/template-hash"
+
+
+class MirrorConflict(Exception):
+    """An object with the mirror's name exists in the target and Overspill did not create it."""
+
+
+@dataclass(frozen=True)
+class MirrorObservation:
+    exists: bool
+    replicas: int = 0
+    ready: int = 0
+    template_hash: str | None = None
+    pods: tuple[PodInfo, ...] = ()
+
+
+@dataclass(frozen=True)
+class MirrorRef:
+    namespace: str
+    name: str
+    policy_uid: str
+
+
+def build_mirror(
+    workload: dict[str, Any],
+    ref: MirrorRef,
+    *,
+    origin_cluster: str,
+    origin_namespace: str,
+    policy_name: str,
+    overrides: TargetOverrides | None,
+    replicas: int,
+) -> dict[str, Any]:
+    spec = workload.get("spec", {})
+    template = copy.deepcopy(spec.get("template") or {})
+    selector = copy.deepcopy(spec.get("selector") or {"matchLabels": template.get("metadata", {}).get("labels", {})})
+    meta = template.setdefault("metadata", {})
+    pod_spec = template.setdefault("spec", {})
+    if overrides is not None:
+        if overrides.labels:
+            meta["labels"] = {**meta.get("labels", {}), **overrides.labels}
+        if overrides.annotations:
+            meta["annotations"] = {**meta.get("annotations", {}), **overrides.annotations}
+        if overrides.node_selector is not None:
+            pod_spec["nodeSelector"] = dict(overrides.node_selector)
+        if overrides.tolerations is not None:
+            pod_spec["tolerations"] = [dict(t) for t in overrides.tolerations]
+        for container in pod_spec.get("containers", []):
+            if overrides.image:
+                container["image"] = overrides.image
+            if overrides.env:
+                env = [e for e in container.get("env", []) if e.get("name") not in overrides.env]
+                container["env"] = env + [{"name": k, "value": v} for k, v in overrides.env.items()]
+    digest = hashlib.sha256(json.dumps([template, selector], sort_keys=True).encode()).hexdigest()[:16]
+    labels = {MANAGED_BY: MANAGER, POLICY_UID: ref.policy_uid}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": ref.name,
+            "namespace": ref.namespace,
+            "labels": labels,
+            "annotations": {
+                ORIGIN_CLUSTER: origin_cluster,
+                ORIGIN_NAMESPACE: origin_namespace,
+                ORIGIN_POLICY: policy_name,
+                TEMPLATE_HASH: digest,
+            },
+        },
+        "spec": {"replicas": replicas, "selector": selector, "template": template},
+    }
+
+
+def _managed(obj: Any, uid: str) -> bool:
+    labels = (obj.metadata.labels or {}) if obj is not None else {}
+    return labels.get(MANAGED_BY) == MANAGER and labels.get(POLICY_UID) == uid
+
+
+class MirrorClient:
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+
+    def observe(self, ref: MirrorRef, with_pods: bool) -> MirrorObservation:
+        try:
+            dep = self.cluster.apps.read_namespaced_deployment(ref.name, ref.namespace, _request_timeout=TIMEOUT)
+        except ApiException as err:
+            if err.status == 404:
+                return MirrorObservation(exists=False)
+            raise
+        if not _managed(dep, ref.policy_uid):
+            raise MirrorConflict(
+                f"Deployment {ref.namespace}/{ref.name} exists in the target and is not managed by "
+                "this policy; Overspill will not touch it (rename it or set overrides.namespace)"
+            )
+        pods: tuple[PodInfo, ...] = ()
+        if with_pods:
+            sel = ",".join(f"{k}={v}" for k, v in (dep.spec.selector.match_labels or {}).items())
+            items = self.cluster.core.list_namespaced_pod(
+                ref.namespace, label_selector=sel, _request_timeout=TIMEOUT
+            ).items
+            pods = tuple(_pod_info(p) for p in items)
+        ready = dep.status.ready_replicas if dep.status is not None else 0
+        annotations = (dep.metadata.annotations if dep.metadata is not None else None) or {}
+        return MirrorObservation(
+            exists=True,
+            replicas=dep.spec.replicas or 0 if dep.spec else 0,
+            ready=ready or 0,
+            template_hash=annotations.get(TEMPLATE_HASH),
+            pods=pods,
+        )
+
+    def ensure_namespace(self, namespace: str) -> None:
+        try:
+            self.cluster.core.create_namespace(
+                client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace, labels={MANAGED_BY: MANAGER})),
+                _request_timeout=TIMEOUT,
+            )
+        except ApiException as err:
+            if err.status != 409:
+                raise
+
+    def create(self, body: dict[str, Any]) -> None:
+        self.ensure_namespace(body["metadata"]["namespace"])
+        self.cluster.apps.create_namespaced_deployment(
+            body["metadata"]["namespace"],
+            body,  # type: ignore[arg-type]
+            _request_timeout=TIMEOUT,
+        )
+
+    def replace_template(self, body: dict[str, Any]) -> None:
+        meta = body["metadata"]
+        patch = {"metadata": {"annotations": meta["annotations"], "labels": meta["labels"]}, "spec": body["spec"]}
+        self.cluster.apps.patch_namespaced_deployment(meta["name"], meta["namespace"], patch, _request_timeout=TIMEOUT)
+
+    def scale(self, ref: MirrorRef, replicas: int) -> None:
+        self.cluster.apps.patch_namespaced_deployment_scale(
+            ref.name, ref.namespace, {"spec": {"replicas": replicas}}, _request_timeout=TIMEOUT
+        )
+
+    def delete(self, ref: MirrorRef) -> bool:
+        """Delete the mirror if it is ours; True when nothing of ours is left."""
+        try:
+            dep = self.cluster.apps.read_namespaced_deployment(ref.name, ref.namespace, _request_timeout=TIMEOUT)
+        except ApiException as err:
+            if err.status == 404:
+                return True
+            raise
+        if not _managed(dep, ref.policy_uid):
+            return True  # not ours: leave it
+        self.cluster.apps.delete_namespaced_deployment(
+            ref.name, ref.namespace, propagation_policy="Background", _request_timeout=TIMEOUT
+        )
+        return True
+
+    def set_deletion_cost(self, namespace: str, pod: str, cost: int) -> None:
+        self.cluster.core.patch_namespaced_pod(
+            pod, namespace, {"metadata": {"annotations": {DELETION_COST: str(cost)}}}, _request_timeout=TIMEOUT
+        )

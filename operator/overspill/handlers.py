@@ -1,0 +1,292 @@
+"""Kopf handlers: parse the body once, call the reconciler, write status, post Events. Nothing else.
+
+Run with `kopf run -m overspill.handlers` or `overspill run`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import kopf
+from kubernetes.client import ApiException
+from prometheus_client import start_http_server
+
+from overspill import metrics, runtime
+from overspill.adapters.kube import Cluster, client_from_kubeconfig_text
+from overspill.adapters.mirror import MirrorClient, MirrorRef
+from overspill.api import GROUP, VERSION, SpecError, parse_policy_spec, parse_target_spec
+from overspill.api.base import Condition
+from overspill.api.policy import BurstPolicyStatus
+from overspill.api.target import BurstTargetSpec, BurstTargetStatus
+from overspill.reconcile import Outcome, PolicyRef
+
+POLICIES = "burstpolicies"
+TARGETS = "bursttargets"
+Log = logging.Logger | logging.LoggerAdapter[Any]
+
+
+def rt(memo: Any) -> runtime.Runtime:
+    found: runtime.Runtime = memo["runtime"]
+    return found
+
+
+@kopf.on.startup()
+async def operator_startup(*, settings: kopf.OperatorSettings, memo: Any, logger: Log, **_: Any) -> None:
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.execution.max_workers = 32
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=32))
+    memo["runtime"] = runtime.build()
+    port = int(os.environ.get("OVERSPILL_METRICS_PORT", "9090"))
+    if port:
+        start_http_server(port, addr=os.environ.get("OVERSPILL_METRICS_ADDRESS", "0.0.0.0"))  # noqa: S104
+    logger.info("Overspill started; metrics on :%s", port)
+
+
+# ---- BurstTarget ---------------------------------------------------------------------------------------------
+
+
+def _read_kubeconfig(rtm: runtime.Runtime, spec: BurstTargetSpec) -> tuple[str, str]:
+    """(resourceVersion, kubeconfig text) from the Secret the administrator named; the text stays in memory."""
+    ref = spec.kubeconfig_secret_ref
+    secret = rtm.primary.core.read_namespaced_secret(ref.name, ref.namespace, _request_timeout=(3, 10))
+    data = secret.data or {}
+    if ref.key not in data:
+        raise KeyError(f"Secret {ref.namespace}/{ref.name} has no key {ref.key!r}")
+    rv = secret.metadata.resource_version if secret.metadata else ""
+    return str(rv), base64.b64decode(data[ref.key]).decode()
+
+
+def _patch_status(rtm: runtime.Runtime, plural: str, namespace: str | None, name: str, status: dict[str, Any]) -> None:
+    api = rtm.primary.custom
+    body = {"status": status}
+    if namespace is None:
+        api.patch_cluster_custom_object_status(GROUP, VERSION, plural, name, body, _request_timeout=(3, 10))
+    else:
+        api.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, plural, name, body, _request_timeout=(3, 10)
+        )
+
+
+def _probe(
+    rtm: runtime.Runtime, name: str, spec: BurstTargetSpec, cache: dict[str, Any]
+) -> tuple[bool, str, str | None, float | None]:
+    """One probe: (ok, message, kubernetes version, latency ms). Messages never include Secret content."""
+    try:
+        rv, text = _read_kubeconfig(rtm, spec)
+    except ApiException as err:
+        return False, f"cannot read the kubeconfig Secret: HTTP {err.status} {err.reason}", None, None
+    except (KeyError, UnicodeDecodeError, ValueError) as err:
+        return (
+            False,
+            f"cannot read the kubeconfig Secret: {err.args[0] if err.args else type(err).__name__}",
+            None,
+            None,
+        )
+    if cache.get("rv") != rv:
+        try:
+            cache["cluster"] = Cluster(client_from_kubeconfig_text(text))
+            cache["rv"] = rv
+        except Exception as err:  # a malformed kubeconfig: say which Secret, never what is in it
+            cache.pop("cluster", None)
+            cache.pop("rv", None)
+            return False, f"the kubeconfig in the Secret is not usable ({type(err).__name__})", None, None
+    del text
+    cluster: Cluster = cache["cluster"]
+    started = time.perf_counter()
+    try:
+        version = cluster.version(timeout=5.0)
+    except Exception as err:  # connection refused, TLS, auth: all mean "unavailable"
+        return False, f"API server of {name} did not answer ({type(err).__name__})", None, None
+    return True, "probe succeeded", version, round((time.perf_counter() - started) * 1000, 1)
+
+
+@kopf.daemon(GROUP, VERSION, TARGETS, cancellation_timeout=5)
+async def bursttarget_probe(*, name: str, body: kopf.Body, stopped: kopf.DaemonStopped, memo: Any, **_: Any) -> None:
+    rtm = rt(memo)
+    registry = rtm.targets
+    cache: dict[str, Any] = {}
+    status = BurstTargetStatus.model_validate(body.get("status") or {})
+    last_state: bool | None = None
+    try:
+        while not stopped:
+            try:
+                spec = parse_target_spec(dict(body.get("spec") or {}))
+            except SpecError as err:
+                registry.remove(name)
+                msg = "; ".join(err.messages)
+                if last_state is not False:
+                    kopf.warn(body, reason="InvalidSpec", message=msg)
+                last_state = False
+                await asyncio.to_thread(
+                    _patch_status,
+                    rtm,
+                    TARGETS,
+                    None,
+                    name,
+                    {"conditions": [{"type": "Ready", "status": "False", "reason": "InvalidSpec", "message": msg}]},
+                )
+                await stopped.wait(30)
+                continue
+            registry.upsert(name, spec)
+            ok, message, version, latency = await asyncio.to_thread(_probe, rtm, name, spec, cache)
+            status.consecutive_failures = 0 if ok else status.consecutive_failures + 1
+            healthy = ok or (last_state is True and status.consecutive_failures < spec.failure_threshold)
+            registry.set_health(
+                name, cluster=cache.get("cluster") if ok or healthy else None, healthy=healthy, message=message
+            )
+            metrics.TARGET_UP.labels(name).set(1 if healthy else 0)
+            if latency is not None:
+                metrics.TARGET_LATENCY.labels(name).set(latency)
+            if healthy != last_state:
+                if healthy:
+                    kopf.info(body, reason="TargetReady", message=f"{name} is reachable ({version})")
+                else:
+                    kopf.warn(
+                        body,
+                        reason="TargetUnavailable",
+                        message=f"{name} is unavailable: {message}; policies stop placing replicas on it",
+                    )
+                last_state = healthy
+            now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            status.kubernetes_version = version or status.kubernetes_version
+            status.latency_ms = latency
+            status.last_probe_time = now
+            prev = next((c for c in status.conditions if c.type == "Ready"), None)
+            state = "True" if healthy else "False"
+            status.conditions = [
+                Condition(
+                    type="Ready",
+                    status=state,
+                    reason="ProbeSucceeded" if ok else "ProbeFailed",
+                    message=message,
+                    last_transition_time=prev.last_transition_time if prev and prev.status == state else now,
+                )
+            ]
+            await asyncio.to_thread(
+                _patch_status, rtm, TARGETS, None, name, status.model_dump(by_alias=True, mode="json")
+            )
+            await stopped.wait(spec.probe_interval_seconds)
+    finally:
+        registry.remove(name)
+
+
+# ---- BurstPolicy ---------------------------------------------------------------------------------------------
+
+
+@kopf.index(GROUP, VERSION, POLICIES)
+def policies_by_workload(
+    *, namespace: str | None, name: str, uid: str, spec: kopf.Spec, meta: kopf.Meta, **_: Any
+) -> dict[tuple[str, str, str], tuple[str, str, str]]:
+    ref = spec.get("workloadRef") or {}
+    key = (namespace or "", str(ref.get("kind", "Deployment")), str(ref.get("name", "")))
+    return {key: (str(meta.get("creationTimestamp", "")), name, uid)}
+
+
+def _conflict(index: kopf.Index[Any, Any], namespace: str, spec: dict[str, Any], uid: str) -> str | None:
+    ref = spec.get("workloadRef") or {}
+    key = (namespace, str(ref.get("kind", "Deployment")), str(ref.get("name", "")))
+    owners = sorted(index.get(key, []))
+    if owners and owners[0][2] != uid:
+        return (
+            f"BurstPolicy {owners[0][1]} already manages {key[1]} {namespace}/{key[2]}; this policy is refused "
+            "and changes nothing: delete one of the two"
+        )
+    return None
+
+
+async def _tick(
+    rtm: runtime.Runtime, ref: PolicyRef, body: kopf.Body, prev: BurstPolicyStatus, index: kopf.Index[Any, Any]
+) -> tuple[Outcome, int]:
+    reconciler = rtm.reconciler
+    raw = dict(body.get("spec") or {})
+    generation = body.get("metadata", {}).get("generation")
+    try:
+        spec = parse_policy_spec(raw)
+    except SpecError as err:
+        return reconciler.failure(
+            prev, generation, "InvalidSpec", "; ".join(err.messages) + " (nothing is scaled until the spec is fixed)"
+        ), 10
+    conflict = _conflict(index, ref.namespace, raw, ref.uid)
+    if conflict:
+        return reconciler.failure(prev, generation, "Conflict", conflict), spec.behavior.poll_interval_seconds
+    outcome = await asyncio.to_thread(reconciler.reconcile, ref, spec, prev, generation)
+    return outcome, spec.behavior.poll_interval_seconds
+
+
+@kopf.daemon(GROUP, VERSION, POLICIES, cancellation_timeout=10)
+async def burstpolicy_loop(
+    *,
+    namespace: str | None,
+    name: str,
+    uid: str,
+    body: kopf.Body,
+    stopped: kopf.DaemonStopped,
+    memo: Any,
+    logger: Log,
+    **_: Any,
+) -> None:
+    rtm = rt(memo)
+    index: kopf.Index[Any, Any] = _["policies_by_workload"]  # Kopf passes each index by its handler's name
+    ns = namespace or ""
+    ref = PolicyRef(namespace=ns, name=name, uid=uid)
+    written: dict[str, Any] = dict(body.get("status") or {})
+    prev = BurstPolicyStatus.model_validate(written)
+    while not stopped:
+        try:
+            outcome, interval = await _tick(rtm, ref, body, prev, index)
+        except Exception as err:  # keep the loop alive; the next tick retries
+            logger.exception("reconcile failed")
+            kopf.warn(body, reason="ReconcileError", message=f"{type(err).__name__}: {str(err)[:300]}")
+            await stopped.wait(10)
+            continue
+        for etype, reason, message in outcome.events:
+            kopf.event(body, type=etype, reason=reason, message=message)
+        if outcome.status != written:
+            try:
+                await asyncio.to_thread(_patch_status, rtm, POLICIES, ns, name, outcome.status)
+                written = outcome.status
+            except ApiException as err:
+                if err.status == 404:
+                    return
+                logger.warning("status write failed: HTTP %s", err.status)
+        prev = BurstPolicyStatus.model_validate(outcome.status)
+        await stopped.wait(interval)
+
+
+@kopf.on.delete(GROUP, VERSION, POLICIES)
+async def burstpolicy_delete(
+    *, namespace: str | None, uid: str, body: kopf.Body, retry: int, memo: Any, **_: Any
+) -> None:
+    """Remove this policy's mirrors from every target; one unreachable target never blocks the others."""
+    spec = dict(body.get("spec") or {})
+    wl = (spec.get("workloadRef") or {}).get("name", "")
+    failed: list[str] = []
+    for t in spec.get("targets") or []:
+        ns = ((t.get("overrides") or {}).get("namespace")) or namespace or ""
+        handle = rt(memo).targets.get(t.get("name", ""))
+        if handle is None or handle.cluster is None:
+            failed.append(f"{t.get('name')} (unavailable)")
+            continue
+        try:
+            await asyncio.to_thread(MirrorClient(handle.cluster).delete, MirrorRef(ns, wl, uid))
+        except Exception as err:  # unreachable: retry later, after the others are done
+            failed.append(f"{t.get('name')} ({type(err).__name__})")
+    if failed and retry < 5:
+        raise kopf.TemporaryError(f"mirrors not yet removed from: {', '.join(failed)}", delay=min(60, 5 * 2**retry))
+    if failed:
+        kopf.warn(
+            body,
+            reason="OrphanedMirror",
+            message=f"gave up removing mirrors from {', '.join(failed)}; delete "
+            f"Deployments labelled overspill.dev/policy-uid={uid} there by hand",
+        )

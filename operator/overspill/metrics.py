@@ -1,0 +1,26 @@
+"""The operator's own Prometheus metrics (served on --metrics-port)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+DECISIONS = Counter("overspill_decisions_total", "Decisions by reason code", ["namespace", "policy", "reason"])
+REPLICAS = Gauge("overspill_replicas", "Replicas placed per policy and cluster", ["namespace", "policy", "cluster"])
+DESIRED = Gauge("overspill_desired_replicas", "Desired replicas per policy", ["namespace", "policy"])
+BURST_ACTIVE = Gauge("overspill_burst_active", "1 while a policy has replicas in secondaries", ["namespace", "policy"])
+METRIC_ERRORS = Counter("overspill_metric_query_errors_total", "Failed queue-metric queries", ["namespace", "policy"])
+METRIC_LATENCY = Histogram(
+    "overspill_metric_query_seconds",
+    "Queue-metric query latency",
+    ["namespace", "policy"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+RECONCILE_SECONDS = Histogram(
+    "overspill_reconcile_seconds",
+    "Duration of one observe-decide-act-report pass",
+    ["namespace", "policy"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+TARGET_UP = Gauge("overspill_target_up", "1 when a BurstTarget's API server answers its probes", ["target"])
+TARGET_LATENCY = Gauge("overspill_target_probe_latency_ms", "Latency of the last BurstTarget probe", ["target"])
+API_WRITES = Counter("overspill_api_writes_total", "Write calls made to clusters", ["cluster", "kind"])

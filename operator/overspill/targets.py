@@ -1,0 +1,69 @@
+"""What the operator knows about BurstTargets: spec, client, health, and replicas used per policy.
+
+Filled by the BurstTarget daemons, read by every policy's reconcile. Holds live clients, so nothing here
+is ever serialized: the kubeconfig text is dropped as soon as the client is built.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from overspill.adapters.kube import Cluster
+from overspill.api.target import BurstTargetSpec
+
+
+@dataclass
+class TargetHandle:
+    name: str
+    spec: BurstTargetSpec
+    cluster: Cluster | None = None
+    healthy: bool = False
+    probed: bool = False
+    message: str = "not probed yet"
+    usage: dict[str, int] = field(default_factory=dict)  # policy uid -> replicas placed here
+
+
+class TargetRegistry:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._targets: dict[str, TargetHandle] = {}
+
+    def upsert(self, name: str, spec: BurstTargetSpec) -> TargetHandle:
+        with self._lock:
+            handle = self._targets.get(name)
+            if handle is None:
+                handle = self._targets[name] = TargetHandle(name=name, spec=spec)
+            else:
+                handle.spec = spec
+            return handle
+
+    def set_health(self, name: str, *, cluster: Cluster | None, healthy: bool, message: str) -> None:
+        with self._lock:
+            handle = self._targets.get(name)
+            if handle is not None:
+                handle.cluster, handle.healthy, handle.message = cluster, healthy, message
+                handle.probed = True
+
+    def remove(self, name: str) -> None:
+        with self._lock:
+            self._targets.pop(name, None)
+
+    def get(self, name: str) -> TargetHandle | None:
+        with self._lock:
+            return self._targets.get(name)
+
+    def record_usage(self, name: str, policy_uid: str, replicas: int) -> None:
+        with self._lock:
+            handle = self._targets.get(name)
+            if handle is not None:
+                handle.usage[policy_uid] = replicas
+
+    def room_for(self, name: str, policy_uid: str) -> int | None:
+        """What the target's own maxReplicas leaves for this policy after all other policies."""
+        with self._lock:
+            handle = self._targets.get(name)
+            if handle is None or handle.spec.max_replicas is None:
+                return None
+            others = sum(v for k, v in handle.usage.items() if k != policy_uid)
+            return max(0, handle.spec.max_replicas - others)
