@@ -139,7 +139,7 @@ def wait_http(url: str, timeout: float, what: str) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 - loopback URL built here
+            with urllib.request.urlopen(url, timeout=2) as r:
                 if r.status == 200:
                     return
         except OSError:
@@ -192,7 +192,15 @@ def up_cluster(name: str, gpu_nodes: int) -> None:
             kwokctl("start", "cluster", "--name", name, "--wait", "90s")
         else:
             say(f"creating cluster {name}")
+            cfg = STATE / "kwokctl.yaml"
+            # every component listens on loopback only
+            cfg.write_text(
+                "apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokctlConfiguration\n"
+                "options:\n  bindAddress: 127.0.0.1\n"
+            )
             r = kwokctl(
+                "-c",
+                str(cfg),
                 "create",
                 "cluster",
                 "--name",
@@ -209,6 +217,11 @@ def up_cluster(name: str, gpu_nodes: int) -> None:
                 str(a / "kube-scheduler"),
                 "--etcd-binary",
                 str(a / "etcd"),
+                # single-instance control planes: without leader election they survive an API server restart
+                "--extra-args",
+                "kube-controller-manager=leader-elect=false",
+                "--extra-args",
+                "kube-scheduler=leader-elect=false",
                 "--kwok-controller-binary",
                 str(a / "kwok"),
                 "--wait",
@@ -371,18 +384,47 @@ def cmd_status(args: argparse.Namespace) -> None:
     print(f"{'total':<49} {total:8.1f} MiB")
 
 
+def _apiserver_pidfile(cluster: str) -> Path:
+    return STATE / "kwok/clusters" / cluster / "pids/kube-apiserver.pid"
+
+
+def stop_apiserver(cluster: str) -> None:
+    """Stop one cluster's kube-apiserver (the rest keeps running), remembering how to start it again."""
+    pidfile = _apiserver_pidfile(cluster)
+    pid = int(pidfile.read_text().strip())
+    cmd = [c.decode() for c in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if c]
+    (STATE / f"{cluster}-apiserver.cmd.json").write_text(json.dumps(cmd))
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(100):
+        if not Path(f"/proc/{pid}").exists():
+            break
+        time.sleep(0.1)
+
+
+def start_apiserver(cluster: str) -> None:
+    cmd = json.loads((STATE / f"{cluster}-apiserver.cmd.json").read_text())
+    log = open(STATE / "kwok/clusters" / cluster / "logs/kube-apiserver.log", "ab")  # noqa: SIM115
+    proc = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=STATE / "kwok/clusters" / cluster
+    )
+    _apiserver_pidfile(cluster).write_text(str(proc.pid))
+    deadline = time.time() + 60
+    while time.time() < deadline and not cluster_running(cluster):
+        time.sleep(0.5)
+
+
 def cmd_stop(args: argparse.Namespace) -> None:
     if args.component == "prometheus":
         stop_process("prometheus")
     else:
-        kwokctl("stop", "cluster", "--name", args.component)
+        stop_apiserver(args.component.removesuffix("-apiserver"))
 
 
 def cmd_start(args: argparse.Namespace) -> None:
     if args.component == "prometheus":
         up_prometheus()
     else:
-        kwokctl("start", "cluster", "--name", args.component, "--wait", "90s")
+        start_apiserver(args.component.removesuffix("-apiserver"))
 
 
 def cmd_down(_: argparse.Namespace) -> None:
@@ -409,7 +451,7 @@ def main() -> None:
     st.add_argument("--json", action="store_true")
     for verb in ("stop", "start"):
         c = sub.add_parser(verb, help=f"{verb} one component (for failure tests)")
-        c.add_argument("component", choices=["prometheus", "primary", "secondary"])
+        c.add_argument("component", choices=["prometheus", "primary-apiserver", "secondary-apiserver"])
     args = p.parse_args()
     if args.cmd == "env":
         print("\n".join(env_lines()))

@@ -45,6 +45,7 @@ async def operator_startup(*, settings: kopf.OperatorSettings, memo: Any, logger
     settings.watching.server_timeout = 300
     settings.execution.max_workers = 32
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=32))
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)  # retries are ours to report
     memo["runtime"] = runtime.build()
     port = int(os.environ.get("OVERSPILL_METRICS_PORT", "9090"))
     if port:

@@ -45,7 +45,7 @@ class Lab:
 
     def set_queue(self, name: str, value: float) -> None:
         req = urllib.request.Request(f"{self.queue_url}/queues/{name}", data=str(value).encode(), method="PUT")
-        with urllib.request.urlopen(req, timeout=5) as r:  # noqa: S310 - the lab's loopback URL
+        with urllib.request.urlopen(req, timeout=5) as r:
             assert r.status == 200
 
     def control(self, verb: str, component: str) -> None:
@@ -85,7 +85,7 @@ def eventually(check: Callable[[], object], timeout: float, interval: float = 0.
         except Exception as err:
             last = err
         time.sleep(interval)
-    pytest.fail(f"timed out after {timeout}s waiting for {what or check}: last={last!r}")
+    pytest.fail(f"timed out after {timeout}s waiting for {what or check}: last={last!r}", pytrace=False)
 
 
 @pytest.fixture
@@ -101,3 +101,103 @@ def namespace(lab: Lab, request: pytest.FixtureRequest) -> Iterator[str]:
         except client.ApiException as err:
             if err.status != 404:
                 raise
+
+    def gone() -> bool:
+        # GPUs are freed only when the pods are gone: the next test needs the primary empty
+        return not client.CoreV1Api(lab.primary).list_namespaced_pod(name).items
+
+    eventually(gone, 90, what=f"namespace {name} emptied")
+
+
+class OperatorProcess:
+    """The operator as a real process against the lab's primary, as users run it (`overspill run`)."""
+
+    def __init__(self, lab: Lab, log_path: Path, extra_env: dict[str, str] | None = None) -> None:
+        self.lab = lab
+        self.log_path = log_path
+        self.extra_env = extra_env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "KUBECONFIG": self.lab.primary_kubeconfig,
+            "OVERSPILL_PROMETHEUS_URL": self.lab.prometheus_url,
+            **self.extra_env,
+        }
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
+        self.proc = subprocess.Popen(
+            [
+                str(ROOT / ".venv/bin/overspill"),
+                "run",
+                "--standalone",
+                "--all-namespaces",
+                "--metrics-port",
+                os.environ.get("OVERSPILL_E2E_METRICS_PORT", "19195"),
+                "--liveness",
+                "http://127.0.0.1:19196/healthz",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+        eventually(self._healthy, 30, what="the operator's liveness endpoint")
+
+    @staticmethod
+    def _healthy() -> bool:
+        with urllib.request.urlopen("http://127.0.0.1:19196/healthz", timeout=2) as r:
+            return bool(r.status == 200)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()  # SIGKILL: no clean shutdown, as a crashed pod
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def log_tail(self, n: int = 60) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+
+
+@pytest.fixture(scope="session")
+def installed(lab: Lab) -> Lab:
+    """CRDs and the lab's BurstTarget applied to the primary, as a user would with kubectl."""
+    kubectl = os.environ.get("OVERSPILL_LAB_KUBECTL", "kubectl")
+    for path in ("crds", "manifests/examples/lab-bursttarget.yaml"):
+        subprocess.run(
+            [kubectl, "--kubeconfig", lab.primary_kubeconfig, "apply", "-f", str(ROOT / path)],
+            check=True,
+            capture_output=True,
+        )
+    subprocess.run(
+        [
+            kubectl,
+            "--kubeconfig",
+            lab.primary_kubeconfig,
+            "wait",
+            "--for=condition=Established",
+            "crd/burstpolicies.overspill.dev",
+            "crd/bursttargets.overspill.dev",
+            "--timeout=30s",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return lab
+
+
+@pytest.fixture(scope="session")
+def operator(installed: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    op = OperatorProcess(installed, tmp_path_factory.mktemp("operator") / "operator.log")
+    op.start()
+    yield op
+    op.stop()
+    print(op.log_tail(30))

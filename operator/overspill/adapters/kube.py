@@ -37,6 +37,8 @@ def client_from_kubeconfig_text(text: str) -> ApiClient:
     if not isinstance(data, dict) or not data.get("clusters"):
         raise ValueError("the Secret's kubeconfig has no clusters")
     api: ApiClient = config.new_client_from_config_dict(data)  # type: ignore[no-untyped-call]
+    # fail fast on an unreachable target: the loop retries on its own schedule, urllib3 need not
+    api.configuration.retries = 0
     return api
 
 

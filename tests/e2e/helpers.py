@@ -1,0 +1,102 @@
+"""Reading the clusters the way a user would check them: replicas, Running pods, conditions, Events."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from kubernetes import client, utils
+
+from tests.e2e.conftest import Lab
+from tests.e2e.workloads import gpu_deployment
+
+GROUP, VERSION, PLURAL = "overspill.dev", "v1alpha1", "burstpolicies"
+
+
+def policy_body(name: str, queue: str, **spec: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+        "metric": {
+            "prometheus": {"query": f'sum(overspill_lab_queue_depth{{queue="{queue}"}})'},
+            "targetPerReplica": 10,
+        },
+        "minReplicas": 1,
+        "maxReplicas": 20,
+        "primary": {"pendingGracePeriodSeconds": 2},
+        "targets": [{"name": "secondary"}],
+        "behavior": {"pollIntervalSeconds": 2, "scaleDownStabilizationSeconds": 4, "minBurstDurationSeconds": 0},
+    }
+    base.update(spec)
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "BurstPolicy", "metadata": {"name": name}, "spec": base}
+
+
+def deploy_with_policy(lab: Lab, ns: str, name: str, queue: str, **spec: Any) -> None:
+    utils.create_from_dict(lab.primary, gpu_deployment(name, 1), namespace=ns)
+    client.CustomObjectsApi(lab.primary).create_namespaced_custom_object(
+        GROUP, VERSION, ns, PLURAL, policy_body(name, queue, **spec)
+    )
+
+
+def running(api: client.ApiClient, ns: str, app: str) -> int:
+    pods = client.CoreV1Api(api).list_namespaced_pod(ns, label_selector=f"app={app}").items
+    return sum(1 for p in pods if p.status.phase == "Running" and p.metadata.deletion_timestamp is None)
+
+
+def spec_replicas(api: client.ApiClient, ns: str, name: str) -> int | None:
+    try:
+        return client.AppsV1Api(api).read_namespaced_deployment(name, ns).spec.replicas
+    except client.ApiException as err:
+        if err.status == 404:
+            return None
+        raise
+
+
+def placement(lab: Lab, ns: str, name: str) -> tuple[int, int]:
+    """(Running pods in the primary, Running pods in the secondary)."""
+    return running(lab.primary, ns, name), running(lab.secondary, ns, name)
+
+
+def wait_placement(lab: Lab, ns: str, name: str, want: tuple[int, int], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    seen = placement(lab, ns, name)
+    while seen != want:
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"Running pods (primary, secondary) never reached {want} in {timeout}s; last {seen}", pytrace=False
+            )
+        time.sleep(0.5)
+        seen = placement(lab, ns, name)
+
+
+def policy(lab: Lab, ns: str, name: str) -> dict[str, Any]:
+    obj: dict[str, Any] = client.CustomObjectsApi(lab.primary).get_namespaced_custom_object(
+        GROUP, VERSION, ns, PLURAL, name
+    )
+    return obj
+
+
+def condition(lab: Lab, ns: str, name: str, ctype: str) -> dict[str, Any]:
+    for c in policy(lab, ns, name).get("status", {}).get("conditions", []):
+        if c["type"] == ctype:
+            return dict(c)
+    return {}
+
+
+def events(lab: Lab, ns: str, name: str) -> list[tuple[str, str, str]]:
+    items = (
+        client.CoreV1Api(lab.primary)
+        .list_namespaced_event(ns, field_selector=f"involvedObject.kind=BurstPolicy,involvedObject.name={name}")
+        .items
+    )
+    return [(e.type, e.reason, e.message) for e in items]
+
+
+def hold(check: Any, seconds: float, interval: float = 1.0) -> list[Any]:
+    """Sample `check` for `seconds`; return every value seen (for 'nothing changes' assertions)."""
+    seen = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        seen.append(check())
+        time.sleep(interval)
+    return seen

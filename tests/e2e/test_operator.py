@@ -1,0 +1,175 @@
+"""The operator on real clusters: burst, return, failures, restart, modes, deletion, bad input (issue 4)."""
+
+from __future__ import annotations
+
+import pytest
+from kubernetes import client
+
+from tests.cases.bad_input import CASES, UNKNOWN_FIELD, BadCase
+from tests.e2e.conftest import Lab, OperatorProcess, eventually
+from tests.e2e.helpers import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    condition,
+    deploy_with_policy,
+    events,
+    hold,
+    placement,
+    policy,
+    policy_body,
+    spec_replicas,
+    wait_placement,
+)
+
+
+def test_burst_to_secondary_and_return_secondaries_first(lab: Lab, operator: OperatorProcess, namespace: str) -> None:
+    deploy_with_policy(lab, namespace, "vllm", namespace)
+    lab.set_queue(namespace, 150)
+    wait_placement(lab, namespace, "vllm", (8, 7), timeout=60)
+    st = policy(lab, namespace, "vllm")["status"]
+    assert st["desiredReplicas"] == 15
+    assert st["primary"]["atCapacity"] is True
+    assert condition(lab, namespace, "vllm", "Bursting")["status"] == "True"
+    assert any(r == "BurstUp" for _, r, _ in events(lab, namespace, "vllm"))
+
+    lab.set_queue(namespace, 20)
+    seen: list[tuple[int | None, int | None]] = []
+
+    def settled() -> bool:
+        p = spec_replicas(lab.primary, namespace, "vllm"), spec_replicas(lab.secondary, namespace, "vllm")
+        seen.append(p)
+        return p == (2, 0)
+
+    eventually(settled, 60, interval=0.3, what="primary 2, secondary 0")
+    # the secondary reached 0 while the primary still had its 8: secondaries drain first
+    first_secondary_zero = next(i for i, (_, s) in enumerate(seen) if s == 0)
+    assert seen[first_secondary_zero][0] == 8, seen
+    wait_placement(lab, namespace, "vllm", (2, 0))
+
+
+def test_prometheus_down_holds_placement_then_resumes(lab: Lab, operator: OperatorProcess, namespace: str) -> None:
+    deploy_with_policy(lab, namespace, "vllm", namespace)
+    lab.set_queue(namespace, 150)
+    wait_placement(lab, namespace, "vllm", (8, 7))
+    lab.control("stop", "prometheus")
+    try:
+        eventually(
+            lambda: condition(lab, namespace, "vllm", "MetricAvailable").get("status") == "False",
+            30,
+            what="MetricAvailable=False",
+        )
+        assert any(t == "Warning" and r == "MetricUnavailable" for t, r, _ in events(lab, namespace, "vllm"))
+        lab.set_queue(namespace, 0)  # the operator cannot see this: it must hold, not scale in
+        samples = hold(
+            lambda: (spec_replicas(lab.primary, namespace, "vllm"), spec_replicas(lab.secondary, namespace, "vllm")), 8
+        )
+        assert set(samples) == {(8, 7)}, samples
+    finally:
+        lab.control("start", "prometheus")
+    eventually(
+        lambda: condition(lab, namespace, "vllm", "MetricAvailable").get("status") == "True",
+        60,
+        what="MetricAvailable=True",
+    )
+    eventually(lambda: spec_replicas(lab.secondary, namespace, "vllm") == 0, 60, what="scale-in resumed")
+
+
+def test_secondary_down_never_scales_primary_down(lab: Lab, operator: OperatorProcess, namespace: str) -> None:
+    deploy_with_policy(lab, namespace, "vllm", namespace)
+    lab.set_queue(namespace, 150)
+    wait_placement(lab, namespace, "vllm", (8, 7))
+    lab.control("stop", "secondary-apiserver")
+    try:
+        eventually(
+            lambda: condition(lab, namespace, "vllm", "TargetsAvailable").get("status") == "False",
+            30,
+            what="TargetsAvailable=False",
+        )
+        assert any(t == "Warning" and r == "TargetUnavailable" for t, r, _ in events(lab, namespace, "vllm"))
+        samples = hold(lambda: spec_replicas(lab.primary, namespace, "vllm"), 8)
+        assert set(samples) == {8}, samples
+    finally:
+        lab.control("start", "secondary-apiserver")
+    eventually(
+        lambda: condition(lab, namespace, "vllm", "TargetsAvailable").get("status") == "True",
+        60,
+        what="TargetsAvailable=True",
+    )
+    wait_placement(lab, namespace, "vllm", (8, 7), timeout=90)
+
+    def schedulable() -> bool:
+        # the restarted secondary's nodes carry unreachable taints for a while; later tests need them gone
+        nodes = client.CoreV1Api(lab.secondary).list_node().items
+        return all(not (n.spec.taints or []) for n in nodes)
+
+    eventually(schedulable, 120, what="secondary nodes schedulable again")
+
+
+def test_sigkill_mid_burst_restarts_to_the_same_placement(lab: Lab, operator: OperatorProcess, namespace: str) -> None:
+    deploy_with_policy(lab, namespace, "vllm", namespace)
+    lab.set_queue(namespace, 150)
+    wait_placement(lab, namespace, "vllm", (8, 7))
+    operator.kill()
+    operator.start()
+    samples = hold(lambda: placement(lab, namespace, "vllm"), 10)
+    assert set(samples) == {(8, 7)}, samples
+    mirrors = client.AppsV1Api(lab.secondary).list_namespaced_deployment(namespace).items
+    assert [d.metadata.name for d in mirrors] == ["vllm"]  # no duplicate
+    assert mirrors[0].metadata.labels["app.kubernetes.io/managed-by"] == "overspill"
+    pods = client.CoreV1Api(lab.secondary).list_namespaced_pod(namespace).items
+    assert len(pods) == 7  # no orphan
+
+
+def test_dry_run_changes_nothing(lab: Lab, operator: OperatorProcess, namespace: str) -> None:
+    deploy_with_policy(lab, namespace, "vllm", namespace, mode="DryRun")
+    lab.set_queue(namespace, 150)
+    eventually(
+        lambda: policy(lab, namespace, "vllm").get("status", {}).get("desiredReplicas") == 15,
+        30,
+        what="DryRun decision in status",
+    )
+    samples = hold(
+        lambda: (spec_replicas(lab.primary, namespace, "vllm"), spec_replicas(lab.secondary, namespace, "vllm")), 6
+    )
+    assert set(samples) == {(1, None)}, samples
+    msg = policy(lab, namespace, "vllm")["status"]["lastDecision"]["message"]
+    assert msg.startswith("DryRun, not applied:")
+
+
+def test_deleting_the_policy_removes_its_mirror(lab: Lab, operator: OperatorProcess, namespace: str) -> None:
+    deploy_with_policy(lab, namespace, "vllm", namespace)
+    lab.set_queue(namespace, 150)
+    wait_placement(lab, namespace, "vllm", (8, 7))
+    client.CustomObjectsApi(lab.primary).delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "vllm")
+    eventually(lambda: spec_replicas(lab.secondary, namespace, "vllm") is None, 30, what="mirror deleted")
+
+
+def test_second_policy_for_the_same_workload_is_refused(lab: Lab, operator: OperatorProcess, namespace: str) -> None:
+    deploy_with_policy(lab, namespace, "vllm", namespace)
+    other = policy_body("vllm-again", namespace)
+    other["spec"]["workloadRef"]["name"] = "vllm"
+    client.CustomObjectsApi(lab.primary).create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, other)
+    eventually(
+        lambda: condition(lab, namespace, "vllm-again", "Ready").get("reason") == "Conflict",
+        30,
+        what="Conflict condition",
+    )
+    assert any(r == "Conflict" and t == "Warning" for t, r, _ in events(lab, namespace, "vllm-again"))
+    assert condition(lab, namespace, "vllm", "Ready").get("status") == "True"
+
+
+@pytest.mark.parametrize("case", [*CASES, UNKNOWN_FIELD], ids=lambda c: c.id)
+def test_api_server_rejects_bad_input(installed: Lab, case: BadCase) -> None:
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "BurstPolicy",
+        "metadata": {"name": f"bad-{case.id}"},
+        "spec": case.spec(),
+    }
+    with pytest.raises(client.ApiException) as info:
+        client.CustomObjectsApi(installed.primary).create_namespaced_custom_object(
+            GROUP, VERSION, "default", PLURAL, body, field_validation="Strict"
+        )
+    assert info.value.status == 422 or (case is UNKNOWN_FIELD and info.value.status == 400)
+    assert case.expect in (info.value.body or ""), info.value.body
