@@ -146,12 +146,15 @@ class MirrorClient:
                 raise
 
     def create(self, body: dict[str, Any]) -> None:
-        self.ensure_namespace(body["metadata"]["namespace"])
-        self.cluster.apps.create_namespaced_deployment(
-            body["metadata"]["namespace"],
-            body,  # type: ignore[arg-type]
-            _request_timeout=TIMEOUT,
-        )
+        """Create the mirror; create its namespace only when the API says it is missing (one call when it exists)."""
+        ns = body["metadata"]["namespace"]
+        try:
+            self.cluster.apps.create_namespaced_deployment(ns, body, _request_timeout=TIMEOUT)  # type: ignore[arg-type]
+        except ApiException as err:
+            if err.status != 404:
+                raise
+            self.ensure_namespace(ns)
+            self.cluster.apps.create_namespaced_deployment(ns, body, _request_timeout=TIMEOUT)  # type: ignore[arg-type]
 
     def replace_template(self, body: dict[str, Any]) -> None:
         meta = body["metadata"]

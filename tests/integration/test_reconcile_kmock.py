@@ -1,0 +1,197 @@
+"""The reconciler against kmock: real HTTP, real client, in-memory API. Fast, no cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from overspill.adapters.kube import Cluster
+from overspill.api import BurstPolicySpec, parse_policy_spec, parse_target_spec
+from overspill.api.policy import BurstPolicyStatus
+from overspill.reconcile import BUSY_COST, Outcome, PolicyRef, Reconciler
+from overspill.targets import TargetRegistry
+from tests.integration.conftest import FakeMetrics, deployment, pod
+
+NOW = 1_800_000_000.0
+REF = PolicyRef(namespace="ml", name="vllm", uid="uid-1")
+pytestmark = pytest.mark.integration
+
+
+def spec(**over: Any) -> BurstPolicySpec:
+    raw: dict[str, Any] = {
+        "workloadRef": {"name": "vllm"},
+        "metric": {"prometheus": {"url": "http://prom:9090", "query": "sum(q)"}, "targetPerReplica": 10},
+        "maxReplicas": 20,
+        "primary": {"maxReplicas": 8},
+        "targets": [{"name": "aws", "overrides": {"namespace": "mirror", "nodeSelector": {"gpu": "a10"}}}],
+        "behavior": {"scaleDownStabilizationSeconds": 0, "minBurstDurationSeconds": 0},
+    }
+    raw.update(over)
+    return parse_policy_spec(raw)
+
+
+def reconciler(cluster: Cluster, metrics: FakeMetrics, healthy: bool = True) -> Reconciler:
+    registry = TargetRegistry()
+    registry.upsert(
+        "aws", parse_target_spec({"kubeconfigSecretRef": {"name": "s", "namespace": "ops"}, "costPerReplicaHour": 2.5})
+    )
+    registry.set_health("aws", cluster=cluster if healthy else None, healthy=healthy, message="probe failed")
+    return Reconciler(
+        primary=cluster,
+        targets=registry,
+        metrics_source=metrics,
+        default_prometheus_url=None,
+        origin_cluster="primary",
+        clock=lambda: NOW,
+    )
+
+
+def writes(emulator: Any) -> list[str]:
+    return [f"{r.method.value} {r.url.path}" for r in emulator if r.method.value not in ("GET",)]
+
+
+async def run(r: Reconciler, s: BurstPolicySpec, prev: BurstPolicyStatus | None = None) -> Outcome:
+    return await asyncio.to_thread(r.reconcile, REF, s, prev or BurstPolicyStatus(), 1)
+
+
+async def test_burst_scales_primary_and_creates_the_mirror(emulator: Any, cluster: Cluster) -> None:
+    emulator.objects["apps/v1/deployments", "ml", "vllm"] = deployment("vllm", "ml", 2)
+    out = await run(reconciler(cluster, FakeMetrics(150)), spec())
+    assert out.decision is not None and out.decision.reason.value == "BurstUp"
+    assert emulator.objects["apps/v1/deployments", "ml", "vllm"]["spec"]["replicas"] == 8
+    mirror = emulator.objects["apps/v1/deployments", "mirror", "vllm"]
+    assert mirror["spec"]["replicas"] == 7
+    assert mirror["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "overspill"
+    assert mirror["metadata"]["labels"]["overspill.dev/policy-uid"] == "uid-1"
+    assert mirror["metadata"]["annotations"]["overspill.dev/origin-namespace"] == "ml"
+    assert mirror["spec"]["template"]["spec"]["nodeSelector"] == {"gpu": "a10"}
+    st = out.status
+    assert (st["desiredReplicas"], st["primary"]["replicas"], st["secondaryReplicas"]) == (15, 8, 7)
+    assert st["estimatedCostPerHour"] == 17.5
+    assert st["targets"] == [{"name": "aws", "replicas": 7, "readyReplicas": 0, "state": "Active"}]
+    assert ("Normal", "BurstUp") in [(t, r) for t, r, _ in out.events]
+    conds = {c["type"]: c["status"] for c in st["conditions"]}
+    assert conds == {
+        "Ready": "True",
+        "MetricAvailable": "True",
+        "TargetsAvailable": "True",
+        "PrimaryAtCapacity": "True",
+        "Bursting": "True",
+    }
+
+
+async def test_steady_state_makes_no_writes(emulator: Any, cluster: Cluster) -> None:
+    emulator.objects["apps/v1/deployments", "ml", "vllm"] = deployment("vllm", "ml", 2)
+    r = reconciler(cluster, FakeMetrics(150))
+    first = await run(r, spec())
+    before = len(writes(emulator))
+    second = await run(r, spec(), BurstPolicyStatus.model_validate(first.status))
+    third = await run(r, spec(), BurstPolicyStatus.model_validate(second.status))
+    assert len(writes(emulator)) == before, writes(emulator)[before:]
+    assert second.writes == third.writes == 0
+    assert third.status == second.status  # so the handler writes no status either
+    assert third.events == []
+
+
+async def test_metric_outage_holds_and_warns(emulator: Any, cluster: Cluster) -> None:
+    emulator.objects["apps/v1/deployments", "ml", "vllm"] = deployment("vllm", "ml", 5)
+    out = await run(reconciler(cluster, FakeMetrics(None)), spec())
+    assert writes(emulator) == []
+    assert out.decision is not None and out.decision.reason.value == "MetricUnavailableHold"
+    cond = next(c for c in out.status["conditions"] if c["type"] == "MetricAvailable")
+    assert cond["status"] == "False" and "ConnectionError" in cond["message"]
+    assert ("Warning", "MetricUnavailable") in [(t, r) for t, r, _ in out.events]
+
+
+async def test_unhealthy_target_never_scales_the_primary_down(emulator: Any, cluster: Cluster) -> None:
+    emulator.objects["apps/v1/deployments", "ml", "vllm"] = deployment("vllm", "ml", 8)
+    prev = BurstPolicyStatus.model_validate({"targets": [{"name": "aws", "replicas": 7}]})
+    out = await run(reconciler(cluster, FakeMetrics(150), healthy=False), spec(), prev)
+    assert emulator.objects["apps/v1/deployments", "ml", "vllm"]["spec"]["replicas"] == 8
+    assert writes(emulator) == []
+    assert out.status["targets"][0]["state"] == "Unavailable"
+    assert ("Warning", "TargetUnavailable") in [(t, r) for t, r, _ in out.events]
+
+
+async def test_object_not_created_by_overspill_is_never_touched(emulator: Any, cluster: Cluster) -> None:
+    emulator.objects["apps/v1/deployments", "ml", "vllm"] = deployment("vllm", "ml", 8)
+    foreign = deployment("vllm", "mirror", 1, labels={"team": "someone-else"})
+    emulator.objects["apps/v1/deployments", "mirror", "vllm"] = foreign
+    out = await run(reconciler(cluster, FakeMetrics(150)), spec())
+    assert emulator.objects["apps/v1/deployments", "mirror", "vllm"]["spec"]["replicas"] == 1
+    assert not [w for w in writes(emulator) if "/mirror/" in w]
+    cond = next(c for c in out.status["conditions"] if c["type"] == "TargetsAvailable")
+    assert cond["status"] == "False" and "not managed by this policy" in cond["message"]
+
+
+async def test_missing_workload_is_reported_and_nothing_scaled(emulator: Any, cluster: Cluster) -> None:
+    out = await run(reconciler(cluster, FakeMetrics(150)), spec())
+    assert out.decision is None
+    assert writes(emulator) == []
+    ready = next(c for c in out.status["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "WorkloadUnavailable" and "Deployment ml/vllm not found" in ready["message"]
+
+
+async def test_ci_runner_busy_pods_get_top_deletion_cost(emulator: Any, cluster: Cluster) -> None:
+    emulator.objects["apps/v1/deployments", "ml", "vllm"] = deployment("vllm", "ml", 3)
+    for name, busy in (("r-1", "true"), ("r-2", "false"), ("r-3", "true")):
+        emulator.objects["v1/pods", "ml", name] = pod(name, "ml", annotations={"ci/busy": busy})
+    s = spec(workloadClass="CIRunner", busy={"podAnnotation": "ci/busy"}, minReplicas=0, targets=[])
+    out = await run(reconciler(cluster, FakeMetrics(0)), s)
+    costs = {
+        n: emulator.objects["v1/pods", "ml", n]["metadata"]["annotations"].get(
+            "controller.kubernetes.io/pod-deletion-cost"
+        )
+        for n in ("r-1", "r-2", "r-3")
+    }
+    assert costs == {"r-1": str(BUSY_COST), "r-2": None, "r-3": str(BUSY_COST)}  # idle stays at the default 0
+    assert emulator.objects["apps/v1/deployments", "ml", "vllm"]["spec"]["replicas"] == 2  # never below busy
+    assert out.decision is not None and out.decision.placement.primary == 2
+
+
+async def test_inference_deletion_cost_follows_in_flight_requests(emulator: Any, cluster: Cluster) -> None:
+    emulator.objects["apps/v1/deployments", "ml", "vllm"] = deployment("vllm", "ml", 2)
+    emulator.objects["v1/pods", "ml", "a"] = pod("a", "ml")
+    emulator.objects["v1/pods", "ml", "b"] = pod("b", "ml")
+    metrics = FakeMetrics(15)
+    metrics.per_pod_values = {"a": 7.0, "b": 0.0}
+    await run(reconciler(cluster, metrics), spec(busy={"query": "sum by (pod) (running)"}, targets=[]))
+    assert (
+        emulator.objects["v1/pods", "ml", "a"]["metadata"]["annotations"]["controller.kubernetes.io/pod-deletion-cost"]
+        == "700"
+    )
+    assert "controller.kubernetes.io/pod-deletion-cost" not in emulator.objects["v1/pods", "ml", "b"]["metadata"].get(
+        "annotations", {}
+    )
+
+
+async def test_kubeconfig_secret_content_never_reaches_status_or_messages(emulator: Any, cluster: Cluster) -> None:
+    from overspill import handlers, runtime
+
+    token = "s3cr3t-token-do-not-leak"  # noqa: S105 - a canary, not a credential
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:1"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+        "users": [{"name": "u", "user": {"token": token}}],
+    }
+    emulator.objects["v1/secrets", "ops", "s"] = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "s", "namespace": "ops", "resourceVersion": "1"},
+        "data": {"kubeconfig": base64.b64encode(json.dumps(kubeconfig).encode()).decode()},
+    }
+    rtm = runtime.Runtime(primary=cluster, targets=TargetRegistry(), reconciler=reconciler(cluster, FakeMetrics(0)))
+    target = parse_target_spec({"kubeconfigSecretRef": {"name": "s", "namespace": "ops"}})
+    ok, message, _, _ = await asyncio.to_thread(handlers._probe, rtm, "aws", target, {})
+    assert not ok and "did not answer" in message
+    assert token not in message
+    bad = parse_target_spec({"kubeconfigSecretRef": {"name": "s", "namespace": "ops", "key": "missing"}})
+    ok, message, _, _ = await asyncio.to_thread(handlers._probe, rtm, "aws", bad, {})
+    assert not ok and "has no key 'missing'" in message and token not in message
