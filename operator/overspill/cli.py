@@ -144,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p_crds = sub.add_parser("crds", help="write crds/*.yaml from the API models")
     p_crds.add_argument("--output-dir", default="crds")
+    p_ref = sub.add_parser("reference", help="write the field reference (docs/reference.md) from the API models")
+    p_ref.add_argument("--output", default="docs/reference.md")
 
     p_sim = sub.add_parser("simulate", help="replay a trace through the decision engine")
     p_sim.add_argument("--policy", required=True, help="YAML with a BurstPolicy (and optional BurstTargets)")
@@ -178,6 +180,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "crds":
             for p in write_crds(Path(args.output_dir)):
                 print(p)
+            return 0
+        if args.command == "reference":
+            from overspill.api.reference import render
+
+            Path(args.output).write_text(render())
+            print(args.output)
             return 0
         if args.command == "simulate":
             return _simulate(args)

@@ -47,10 +47,23 @@ async def operator_startup(*, settings: kopf.OperatorSettings, memo: Any, logger
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=32))
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)  # retries are ours to report
     memo["runtime"] = runtime.build()
+    peering = os.environ.get("OVERSPILL_PEERING")
+    if peering:
+        await asyncio.to_thread(_ensure_peering, memo["runtime"], peering)
     port = int(os.environ.get("OVERSPILL_METRICS_PORT", "9090"))
     if port:
         start_http_server(port, addr=os.environ.get("OVERSPILL_METRICS_ADDRESS", "0.0.0.0"))  # noqa: S104
     logger.info("Overspill started; metrics on :%s", port)
+
+
+def _ensure_peering(rtm: runtime.Runtime, name: str) -> None:
+    """Kopf only patches its peering object: create it once, so standby replicas can coordinate."""
+    body = {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": name}}
+    try:
+        rtm.primary.custom.create_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", body)
+    except ApiException as err:
+        if err.status != 409:
+            raise
 
 
 # ---- BurstTarget ---------------------------------------------------------------------------------------------

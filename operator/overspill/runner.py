@@ -22,6 +22,8 @@ def run_operator(
         os.environ["OVERSPILL_PROMETHEUS_URL"] = prometheus_url
     os.environ["OVERSPILL_METRICS_PORT"] = str(metrics_port)
     kopf.configure(verbose=False)
+    if not standalone:
+        os.environ["OVERSPILL_PEERING"] = peering
     importlib.import_module("overspill.handlers")  # registers the handlers in Kopf's default registry
     kopf.run(
         clusterwide=all_namespaces or not namespaces,

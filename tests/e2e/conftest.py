@@ -112,23 +112,21 @@ def namespace(lab: Lab, request: pytest.FixtureRequest) -> Iterator[str]:
 class OperatorProcess:
     """The operator as a real process against the lab's primary, as users run it (`overspill run`)."""
 
-    def __init__(self, lab: Lab, log_path: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, lab: Lab, log_path: Path, *, kubeconfig: str | None = None, executable: Path | None = None
+    ) -> None:
         self.lab = lab
         self.log_path = log_path
-        self.extra_env = extra_env or {}
+        self.kubeconfig = kubeconfig or lab.primary_kubeconfig
+        self.executable = executable or ROOT / ".venv/bin/overspill"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {
-            **os.environ,
-            "KUBECONFIG": self.lab.primary_kubeconfig,
-            "OVERSPILL_PROMETHEUS_URL": self.lab.prometheus_url,
-            **self.extra_env,
-        }
+        env = {**os.environ, "KUBECONFIG": self.kubeconfig, "OVERSPILL_PROMETHEUS_URL": self.lab.prometheus_url}
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
         self.proc = subprocess.Popen(
             [
-                str(ROOT / ".venv/bin/overspill"),
+                str(self.executable),
                 "run",
                 "--standalone",
                 "--all-namespaces",
@@ -194,8 +192,9 @@ def installed(lab: Lab) -> Lab:
     return lab
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def operator(installed: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    """An operator with the admin kubeconfig, for one test module (two operators never run at once)."""
     op = OperatorProcess(installed, tmp_path_factory.mktemp("operator") / "operator.log")
     op.start()
     yield op

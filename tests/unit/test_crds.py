@@ -54,3 +54,9 @@ def test_policy_crd_has_columns_short_names_and_cel() -> None:
     rules = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-validations"]
     assert any(r["rule"] == "self.minReplicas <= self.maxReplicas" for r in rules)
     assert all_crds()["overspill.dev_bursttargets.yaml"]["spec"]["scope"] == "Cluster"
+
+
+def test_reference_doc_matches_models() -> None:
+    from overspill.api.reference import render
+
+    assert (ROOT / "docs" / "reference.md").read_text() == render(), "docs/reference.md is stale: overspill reference"

@@ -30,6 +30,8 @@ class FallbackAction(StrEnum):
 
 
 class WorkloadRef(ApiModel):
+    """The workload in the primary cluster that this policy scales (through its scale subresource)."""
+
     api_version: str = Field(
         default="apps/v1", min_length=1, pattern=r"^([a-z0-9.-]+/)?v[0-9a-z]+$", description="e.g. apps/v1."
     )
@@ -42,6 +44,8 @@ class WorkloadRef(ApiModel):
 
 
 class PrometheusSource(ApiModel):
+    """Where the queue metric comes from."""
+
     url: str | None = Field(
         default=None,
         pattern=r"^https?://",
@@ -51,6 +55,8 @@ class PrometheusSource(ApiModel):
 
 
 class Metric(ApiModel):
+    """The queue metric and how it maps to replicas: desired = ceil(value / targetPerReplica)."""
+
     prometheus: PrometheusSource
     target_per_replica: float = Field(gt=0, description="Queue items one replica is expected to absorb.")
     activation_threshold: float = Field(
@@ -59,6 +65,8 @@ class Metric(ApiModel):
 
 
 class Primary(ApiModel):
+    """The primary cluster's capacity: explicit, or learned from pods the scheduler cannot place."""
+
     max_replicas: int | None = Field(
         default=None, ge=0, description="Explicit capacity of the primary; unset means: learn it from the scheduler."
     )
@@ -77,6 +85,8 @@ class Primary(ApiModel):
 
 
 class TargetOverrides(ApiModel):
+    """Changes applied to the pod template of the mirror in this target."""
+
     image: str | None = Field(default=None, description="Image for every container in the mirror.")
     node_selector: dict[str, str] | None = Field(default=None, description="Replaces the pod nodeSelector.")
     tolerations: list[dict[str, Any]] | None = Field(default=None, description="Replaces the pod tolerations.")
@@ -89,6 +99,8 @@ class TargetOverrides(ApiModel):
 
 
 class PolicyTarget(ApiModel):
+    """A BurstTarget this policy may spill to, with its order and cap."""
+
     name: str = Field(min_length=1, max_length=253, pattern=DNS_LABEL, description="Name of a BurstTarget.")
     priority: int = Field(default=0, ge=0, le=1000, description="Lower spills first; ties go to the cheaper target.")
     max_replicas: int | None = Field(default=None, ge=0, description="Cap for this policy in this target.")
@@ -96,11 +108,15 @@ class PolicyTarget(ApiModel):
 
 
 class Predictive(ApiModel):
+    """Optional lead time: burst early when the queue's trend will cross the threshold soon."""
+
     enabled: bool = Field(default=False, description="Burst early when the queue's trend crosses within leadSeconds.")
     lead_seconds: int = Field(default=60, ge=1, le=3600, description="How far ahead to project the queue's trend.")
 
 
 class Behavior(ApiModel):
+    """Timing: poll interval, stabilization windows, and the minimum life of a burst."""
+
     poll_interval_seconds: int = Field(default=10, ge=1, le=3600, description="How often the policy is evaluated.")
     scale_up_stabilization_seconds: int = Field(
         default=0, ge=0, le=3600, description="Scale up to the lowest recommendation in this window."
@@ -115,6 +131,8 @@ class Behavior(ApiModel):
 
 
 class Fallback(ApiModel):
+    """What to do while the metric cannot be read. Overspill never scales in on a missing metric."""
+
     on_metric_unavailable: FallbackAction = Field(
         default=FallbackAction.HOLD, description="Hold keeps the placement; UseReplicas scales up to `replicas`."
     )
@@ -122,6 +140,8 @@ class Fallback(ApiModel):
 
 
 class Busy(ApiModel):
+    """How to tell a busy pod from an idle one, so scale-in removes idle pods first."""
+
     pod_annotation: str | None = Field(
         default=None, description="Pod annotation whose value 'true' (or a number > 0) marks the pod busy."
     )

@@ -12,6 +12,8 @@ DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
 class SecretRef(ApiModel):
+    """A key of a Secret in the primary cluster."""
+
     name: str = Field(min_length=1, max_length=253, description="Name of the Secret holding the kubeconfig.")
     namespace: str = Field(
         min_length=1, max_length=63, pattern=DNS_LABEL, description="Namespace of the Secret (in the primary)."

@@ -1,0 +1,128 @@
+"""Install as a platform engineer would: `kubectl apply -k manifests/`, the operator built as the Dockerfile
+builds it (a wheel in a clean virtualenv), running with its own ServiceAccount's token, not an admin's."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.e2e.conftest import ROOT, Lab, OperatorProcess
+from tests.e2e.helpers import deploy_with_policy, events, wait_placement
+
+KUBECTL = os.environ.get("OVERSPILL_LAB_KUBECTL", "kubectl")
+
+
+def kubectl(lab: Lab, *args: str) -> str:
+    out = subprocess.run(
+        [KUBECTL, "--kubeconfig", lab.primary_kubeconfig, *args], capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+@pytest.fixture(scope="module")
+def wheel_operator(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Build the wheel and install it into a clean virtualenv: the Dockerfile's two stages, without Docker."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp / "dist"), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    wheels = list((tmp / "dist").glob("overspill-*.whl"))
+    assert len(wheels) == 1
+    venv.create(tmp / "venv", with_pip=True)
+    pip = tmp / "venv/bin/pip"
+    subprocess.run([str(pip), "install", "-q", str(wheels[0])], check=True, capture_output=True)
+    exe = tmp / "venv/bin/overspill"
+    assert subprocess.run([str(exe), "--help"], capture_output=True, check=False).returncode == 0
+    return exe
+
+
+@pytest.fixture(scope="module")
+def sa_operator(
+    installed: Lab, wheel_operator: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    kubectl(installed, "apply", "-k", str(ROOT / "manifests"))
+    token = kubectl(installed, "create", "token", "overspill", "-n", "overspill-system", "--duration=2h").strip()
+    admin = yaml.safe_load(Path(installed.primary_kubeconfig).read_text())
+    cluster = admin["clusters"][0]["cluster"]
+    kc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "sa",
+        "clusters": [{"name": "lab", "cluster": cluster}],
+        "contexts": [{"name": "sa", "context": {"cluster": "lab", "user": "overspill"}}],
+        "users": [{"name": "overspill", "user": {"token": token}}],
+    }
+    path = tmp_path_factory.mktemp("sa") / "kubeconfig.yaml"
+    path.write_text(yaml.safe_dump(kc))
+    path.chmod(0o600)
+    op = OperatorProcess(installed, path.parent / "operator.log", kubeconfig=str(path), executable=wheel_operator)
+    op.start()
+    yield op
+    op.stop()
+    log = op.log_path.read_text()
+    assert " 403" not in log and "Forbidden" not in log, "the operator hit RBAC denials:\n" + op.log_tail(40)
+
+
+def test_service_account_token_is_not_admin(installed: Lab) -> None:
+    denied = subprocess.run(
+        [
+            KUBECTL,
+            "--kubeconfig",
+            installed.primary_kubeconfig,
+            "auth",
+            "can-i",
+            "get",
+            "secrets",
+            "-n",
+            "default",
+            "--as=system:serviceaccount:overspill-system:overspill",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert denied.stdout.strip() == "no"
+    own = subprocess.run(
+        [
+            KUBECTL,
+            "--kubeconfig",
+            installed.primary_kubeconfig,
+            "auth",
+            "can-i",
+            "get",
+            "secrets",
+            "-n",
+            "overspill-system",
+            "--as=system:serviceaccount:overspill-system:overspill",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert own.stdout.strip() == "yes"
+
+
+def test_burst_with_the_operators_own_rbac(lab: Lab, sa_operator: OperatorProcess, namespace: str) -> None:
+    deploy_with_policy(lab, namespace, "vllm", namespace)
+    lab.set_queue(namespace, 150)
+    wait_placement(lab, namespace, "vllm", (8, 7), timeout=90)
+    lab.set_queue(namespace, 20)
+    wait_placement(lab, namespace, "vllm", (2, 0), timeout=90)
+    assert {"BurstUp", "BurstDown"} <= {r for _, r, _ in events(lab, namespace, "vllm")}
+
+    table = kubectl(lab, "get", "bp", "-n", namespace)
+    header = table.splitlines()[0].split()
+    assert header == ["NAME", "DESIRED", "PRIMARY", "SECONDARY", "MODE", "REASON", "AGE"]
+    described = kubectl(lab, "describe", "bp", "-n", namespace, "vllm")
+    for text in ("Conditions:", "MetricAvailable", "TargetsAvailable", "Events:", "BurstUp"):
+        assert text in described, described
