@@ -13,7 +13,7 @@ from pathlib import Path
 from kubernetes import client, config
 
 sys.path.insert(0, str(Path(__file__).parent))
-import lab  # noqa: E402 - the lab module next to this script
+import lab  # the lab module next to this script
 
 ROOT = Path(__file__).resolve().parents[1]
 NS = "demo"
@@ -29,7 +29,7 @@ def set_queue(value: float) -> None:
     req = urllib.request.Request(
         f"http://127.0.0.1:{lab.QUEUE_PORT}/queues/{NS}", data=str(value).encode(), method="PUT"
     )
-    urllib.request.urlopen(req, timeout=5).close()  # noqa: S310 - the lab's loopback exporter
+    urllib.request.urlopen(req, timeout=5).close()  # the lab's loopback exporter
 
 
 def main() -> None:
@@ -37,7 +37,7 @@ def main() -> None:
     kubectl = str(lab.assets() / "kubectl")
     primary_kc, secondary_kc = str(lab.kubeconfig("primary")), str(lab.kubeconfig("secondary"))
     lab.say("installing the CRDs and the lab's BurstTarget (kubectl apply)")
-    sh(kubectl, "--kubeconfig", primary_kc, "apply", "-f", str(ROOT / "crds"))
+    sh(kubectl, "--kubeconfig", primary_kc, "apply", "-k", str(ROOT / "crds"))
     sh(
         kubectl,
         "--kubeconfig",
@@ -85,7 +85,7 @@ def main() -> None:
         "-n",
         NS,
         "-f",
-        str(ROOT / "manifests/examples/vllm-deployment.yaml"),
+        str(ROOT / "manifests/examples/lab-vllm-deployment.yaml"),
     )
     sh(
         kubectl,

@@ -75,9 +75,15 @@ def kubeconfig(cluster: str) -> Path:
     return STATE / "kubeconfigs" / f"{cluster}.yaml"
 
 
+def kubectl_bin() -> str:
+    """The lab's own kubectl, else the user's (the kind path)."""
+    own = assets() / "kubectl"
+    return str(own) if own.exists() else (shutil.which("kubectl") or "kubectl")
+
+
 def kubectl(cluster: str, *args: str, stdin: str | None = None) -> str:
     out = subprocess.run(
-        [str(assets() / "kubectl"), "--kubeconfig", str(kubeconfig(cluster)), *args],
+        [kubectl_bin(), "--kubeconfig", str(kubeconfig(cluster)), *args],
         input=stdin,
         capture_output=True,
         text=True,
@@ -324,7 +330,7 @@ def env_lines() -> list[str]:
         f"export OVERSPILL_LAB_SECONDARY_KUBECONFIG={kubeconfig('secondary')}",
         f"export OVERSPILL_LAB_PROMETHEUS_URL=http://127.0.0.1:{PROM_PORT}",
         f"export OVERSPILL_LAB_QUEUE_URL=http://127.0.0.1:{QUEUE_PORT}",
-        f"export OVERSPILL_LAB_KUBECTL={assets() / 'kubectl'}",
+        f"export OVERSPILL_LAB_KUBECTL={kubectl_bin()}",
         f"export OVERSPILL_LAB_SECRET={SECRET_NS}/{SECRET_NAME}",
     ]
 
@@ -339,6 +345,18 @@ def cmd_up(_: argparse.Namespace) -> None:
     up_prometheus()
     (STATE / "env").write_text("\n".join(env_lines()) + "\n")
     say(f"lab is up in {time.time() - start:.1f}s; `hack/lab env` prints its variables, `hack/lab down` stops it")
+
+
+def cmd_attach(_: argparse.Namespace) -> None:
+    """Clusters already exist (kind): add the Secret, the queue exporter and Prometheus."""
+    STATE.mkdir(parents=True, exist_ok=True)
+    for name in CLUSTERS:
+        if not kubeconfig(name).exists():
+            die(f"{kubeconfig(name)} is missing: create the clusters first (hack/lab up --kind)")
+    up_secret()
+    up_prometheus()
+    (STATE / "env").write_text("\n".join(env_lines()) + "\n")
+    say("lab attached; `hack/lab env` prints its variables, `hack/lab down` stops it")
 
 
 def rss_mib(pid: int) -> float:
@@ -437,6 +455,10 @@ def cmd_down(_: argparse.Namespace) -> None:
     if assets().joinpath("kwokctl").exists() and (STATE / "kwok").exists():
         for cluster in CLUSTERS:
             kwokctl("delete", "cluster", "--name", cluster, check=False)
+    kind_list = STATE / "kind-clusters"
+    if kind_list.exists() and shutil.which("kind"):
+        for name in kind_list.read_text().split():
+            subprocess.run(["kind", "delete", "cluster", "--name", name], check=False)
     shutil.rmtree(STATE, ignore_errors=True)
     say(f"lab is down in {time.time() - start:.1f}s")
 
@@ -446,6 +468,7 @@ def main() -> None:
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("up", help="bring up both clusters, the queue exporter and Prometheus (idempotent)")
     sub.add_parser("down", help="stop everything the lab started and remove its state")
+    sub.add_parser("attach", help="(kind path) add Secret, exporter and Prometheus to existing clusters")
     sub.add_parser("env", help="print export lines for the lab's variables")
     st = sub.add_parser("status", help="what runs, with memory")
     st.add_argument("--json", action="store_true")
@@ -456,7 +479,15 @@ def main() -> None:
     if args.cmd == "env":
         print("\n".join(env_lines()))
         return
-    {"up": cmd_up, "down": cmd_down, "status": cmd_status, "stop": cmd_stop, "start": cmd_start}[args.cmd](args)
+    commands = {
+        "up": cmd_up,
+        "down": cmd_down,
+        "status": cmd_status,
+        "stop": cmd_stop,
+        "start": cmd_start,
+        "attach": cmd_attach,
+    }
+    commands[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -169,9 +169,9 @@ class OperatorProcess:
 def installed(lab: Lab) -> Lab:
     """CRDs and the lab's BurstTarget applied to the primary, as a user would with kubectl."""
     kubectl = os.environ.get("OVERSPILL_LAB_KUBECTL", "kubectl")
-    for path in ("crds", "manifests/examples/lab-bursttarget.yaml"):
+    for flag, path in (("-k", "crds"), ("-f", "manifests/examples/lab-bursttarget.yaml")):
         subprocess.run(
-            [kubectl, "--kubeconfig", lab.primary_kubeconfig, "apply", "-f", str(ROOT / path)],
+            [kubectl, "--kubeconfig", lab.primary_kubeconfig, "apply", flag, str(ROOT / path)],
             check=True,
             capture_output=True,
         )

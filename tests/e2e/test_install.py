@@ -47,10 +47,17 @@ def wheel_operator(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def sa_operator(
-    installed: Lab, wheel_operator: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
+def applied(installed: Lab) -> Lab:
+    """`kubectl apply -k manifests/` on the primary, as the install docs say."""
     kubectl(installed, "apply", "-k", str(ROOT / "manifests"))
+    return installed
+
+
+@pytest.fixture(scope="module")
+def sa_operator(
+    applied: Lab, wheel_operator: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    installed = applied
     token = kubectl(installed, "create", "token", "overspill", "-n", "overspill-system", "--duration=2h").strip()
     admin = yaml.safe_load(Path(installed.primary_kubeconfig).read_text())
     cluster = admin["clusters"][0]["cluster"]
@@ -73,7 +80,8 @@ def sa_operator(
     assert " 403" not in log and "Forbidden" not in log, "the operator hit RBAC denials:\n" + op.log_tail(40)
 
 
-def test_service_account_token_is_not_admin(installed: Lab) -> None:
+def test_service_account_token_is_not_admin(applied: Lab) -> None:
+    installed = applied
     denied = subprocess.run(
         [
             KUBECTL,

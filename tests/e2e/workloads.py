@@ -21,7 +21,7 @@ def gpu_deployment(name: str, replicas: int, gpus: int = 1, labels: dict[str, st
                     "containers": [
                         {
                             "name": "server",
-                            "image": "vllm/vllm-openai:fake",
+                            "image": "registry.k8s.io/pause:3.10",  # runs on kind too; KWOK never pulls it
                             "resources": {"limits": {"nvidia.com/gpu": str(gpus)}, "requests": {"cpu": "100m"}},
                         }
                     ],
