@@ -114,7 +114,10 @@ def ours(entry: dict[str, Any]) -> bool:
         cmdline = Path(f"/proc/{entry['pid']}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return [c.decode() for c in cmdline if c] == entry["cmd"]
+    actual = [c.decode() for c in cmdline if c]
+    cmd = entry["cmd"]
+    # a script started through its shebang shows the interpreter first: python3 /path/script args...
+    return actual == cmd or (len(actual) == len(cmd) + 1 and actual[1:] == cmd)
 
 
 def spawn(name: str, cmd: list[str]) -> None:

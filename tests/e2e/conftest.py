@@ -113,8 +113,15 @@ class OperatorProcess:
     """The operator as a real process against the lab's primary, as users run it (`overspill run`)."""
 
     def __init__(
-        self, lab: Lab, log_path: Path, *, kubeconfig: str | None = None, executable: Path | None = None
+        self,
+        lab: Lab,
+        log_path: Path,
+        *,
+        kubeconfig: str | None = None,
+        executable: Path | None = None,
+        standalone: bool = True,
     ) -> None:
+        self.standalone = standalone
         self.lab = lab
         self.log_path = log_path
         self.kubeconfig = kubeconfig or lab.primary_kubeconfig
@@ -128,7 +135,7 @@ class OperatorProcess:
             [
                 str(self.executable),
                 "run",
-                "--standalone",
+                *(["--standalone"] if self.standalone else ["--peering", "overspill"]),
                 "--all-namespaces",
                 "--metrics-port",
                 os.environ.get("OVERSPILL_E2E_METRICS_PORT", "19195"),

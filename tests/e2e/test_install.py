@@ -72,7 +72,10 @@ def sa_operator(
     path = tmp_path_factory.mktemp("sa") / "kubeconfig.yaml"
     path.write_text(yaml.safe_dump(kc))
     path.chmod(0o600)
-    op = OperatorProcess(installed, path.parent / "operator.log", kubeconfig=str(path), executable=wheel_operator)
+    # as deployed: with Kopf peering (standby replicas), which needs its own RBAC and its ClusterKopfPeering
+    op = OperatorProcess(
+        installed, path.parent / "operator.log", kubeconfig=str(path), executable=wheel_operator, standalone=False
+    )
     op.start()
     yield op
     op.stop()
@@ -118,6 +121,11 @@ def test_service_account_token_is_not_admin(applied: Lab) -> None:
         check=False,
     )
     assert own.stdout.strip() == "yes"
+
+
+def test_peering_object_created_by_the_operator(lab: Lab, sa_operator: OperatorProcess) -> None:
+    out = kubectl(lab, "get", "clusterkopfpeering", "overspill", "-o", "jsonpath={.status}")
+    assert out.strip() not in ("", "{}"), "the active operator keeps itself alive in the peering object"
 
 
 def test_burst_with_the_operators_own_rbac(lab: Lab, sa_operator: OperatorProcess, namespace: str) -> None:

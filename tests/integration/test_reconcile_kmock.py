@@ -195,3 +195,45 @@ async def test_kubeconfig_secret_content_never_reaches_status_or_messages(emulat
     bad = parse_target_spec({"kubeconfigSecretRef": {"name": "s", "namespace": "ops", "key": "missing"}})
     ok, message, _, _ = await asyncio.to_thread(handlers._probe, rtm, "aws", bad, {})
     assert not ok and "has no key 'missing'" in message and token not in message
+
+
+async def test_any_kind_with_a_scale_subresource_is_scaled(emulator: Any, cluster: Cluster) -> None:
+    """actions-runner-controller's RunnerDeployment: found through discovery, scaled through /scale."""
+    emulator.resources["actions.summerwind.dev/v1alpha1/runnerdeployments"] = {
+        "kind": "RunnerDeployment",
+        "namespaced": True,
+        "subresources": ["scale"],
+        "verbs": ["get", "patch"],
+    }
+    emulator.objects["actions.summerwind.dev/v1alpha1/runnerdeployments", "ml", "runners"] = {
+        "apiVersion": "actions.summerwind.dev/v1alpha1",
+        "kind": "RunnerDeployment",
+        "metadata": {"name": "runners", "namespace": "ml"},
+        "spec": {"replicas": 2},
+    }
+
+    def scale(request: Any) -> dict[str, Any]:
+        obj = emulator.objects["actions.summerwind.dev/v1alpha1/runnerdeployments", request.namespace, request.name]
+        return {"spec": {"replicas": obj["spec"]["replicas"]}, "status": {"selector": "app=runners"}}
+
+    (
+        emulator[
+            "get", emulator.resource("actions.summerwind.dev/v1alpha1/runnerdeployments"), emulator.subresource("scale")
+        ]
+        << scale
+    )
+    s = spec(
+        workloadRef={"apiVersion": "actions.summerwind.dev/v1alpha1", "kind": "RunnerDeployment", "name": "runners"},
+        workloadClass="CIRunner",
+        busy={"podLabel": "busy"},
+        metric={"prometheus": {"url": "http://prom:9090", "query": "sum(jobs)"}, "targetPerReplica": 1},
+        targets=[],
+    )
+    out = await run(reconciler(cluster, FakeMetrics(6)), s)
+    assert out.decision is not None and out.decision.placement.primary == 6
+    assert (
+        emulator.objects["actions.summerwind.dev/v1alpha1/runnerdeployments", "ml", "runners"]["spec"]["replicas"] == 6
+    )
+    assert "PATCH /apis/actions.summerwind.dev/v1alpha1/namespaces/ml/runnerdeployments/runners/scale" in writes(
+        emulator
+    )

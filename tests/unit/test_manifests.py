@@ -82,3 +82,18 @@ def test_grafana_dashboard_queries_only_metrics_the_operator_exports() -> None:
     base = {re.sub(r"_(total|bucket|count|sum)$", "", u) for u in used}
     assert base <= exported | {e.removesuffix("_total") for e in exported}, base - exported
     assert {"overspill_replicas", "overspill_decisions", "overspill_target_up", "overspill_metric_query_errors"} <= base
+
+
+def test_every_example_policy_and_target_is_valid() -> None:
+    from overspill.api import parse_policy_spec, parse_target_spec
+
+    seen = 0
+    for path in sorted((ROOT / "manifests/examples").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc.get("kind") == "BurstPolicy":
+                parse_policy_spec(doc["spec"])
+                seen += 1
+            elif doc and doc.get("kind") == "BurstTarget":
+                parse_target_spec(doc["spec"])
+                seen += 1
+    assert seen >= 5
