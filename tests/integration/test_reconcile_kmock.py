@@ -34,6 +34,17 @@ def spec(**over: Any) -> BurstPolicySpec:
     return parse_policy_spec(raw)
 
 
+class Clock:
+    """Advances by one poll interval per reading, as the operator's clock does between polls."""
+
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> float:
+        self.now += 10.0
+        return self.now
+
+
 def reconciler(cluster: Cluster, metrics: FakeMetrics, healthy: bool = True) -> Reconciler:
     registry = TargetRegistry()
     registry.upsert(
@@ -46,7 +57,7 @@ def reconciler(cluster: Cluster, metrics: FakeMetrics, healthy: bool = True) -> 
         metrics_source=metrics,
         default_prometheus_url=None,
         origin_cluster="primary",
-        clock=lambda: NOW,
+        clock=Clock(),
     )
 
 

@@ -287,6 +287,13 @@ def test_predictive_bursts_early_on_a_rising_queue() -> None:
     assert plain.desired == 8
 
 
+def test_memory_does_not_change_while_the_queue_holds_still() -> None:
+    spec = policy()
+    first = decide(spec, snap(150, cs(15), now=0.0))
+    later = decide(spec, snap(150, cs(15), now=500.0, memory=first.memory))
+    assert later.memory == first.memory  # so the operator writes no status
+
+
 def test_recommendation_history_is_run_length_encoded() -> None:
     spec = policy(behavior={"scaleDownStabilizationSeconds": 300})
     mem = Memory()

@@ -47,7 +47,14 @@ def _desired(spec: BurstPolicySpec, snap: Snapshot, mem: Memory) -> tuple[int, M
     b = spec.behavior
     keep = max(b.scale_up_stabilization_seconds, b.scale_down_stabilization_seconds)
     recs = stabilize.record(mem.recommendations, snap.now, raw, keep)
-    mem = replace(mem, recommendations=recs, last_metric=(snap.now, snap.metric))
+    # keep the sample where the value last changed: the trend for predictive bursting, and no status write
+    # while the queue holds still
+    last = (
+        mem.last_metric
+        if mem.last_metric is not None and mem.last_metric[1] == snap.metric
+        else (snap.now, snap.metric)
+    )
+    mem = replace(mem, recommendations=recs, last_metric=last)
     stable = stabilize.stabilize(
         recs, snap.now, current, b.scale_up_stabilization_seconds, b.scale_down_stabilization_seconds
     )
