@@ -113,6 +113,8 @@ class Lab:
                 "-A",
                 "--metrics-port",
                 "19395",
+                "--metrics-address",
+                "127.0.0.1",
                 "--liveness",
                 "http://127.0.0.1:19396/healthz",
             ],

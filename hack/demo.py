@@ -73,6 +73,8 @@ def main() -> None:
             f"http://127.0.0.1:{lab.PROM_PORT}",
             "--metrics-port",
             "19295",
+            "--metrics-address",
+            "127.0.0.1",
             "--liveness",
             "http://127.0.0.1:19296/healthz",
         ],

@@ -133,6 +133,7 @@ def _run(args: argparse.Namespace) -> int:
         all_namespaces=args.all_namespaces,
         liveness=args.liveness,
         metrics_port=args.metrics_port,
+        metrics_address=args.metrics_address,
         standalone=args.standalone,
         peering=args.peering,
     )
@@ -171,7 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     scope.add_argument("--namespace", "-n", action="append", default=None)
     scope.add_argument("--all-namespaces", "-A", action="store_true")
     p_run.add_argument("--liveness", default="http://0.0.0.0:8080/healthz")
-    p_run.add_argument("--metrics-port", type=int, default=9090)
+    p_run.add_argument("--metrics-port", type=int, default=9090, help="0 disables /metrics")
+    p_run.add_argument(
+        "--metrics-address",
+        default="0.0.0.0",  # noqa: S104 - in a pod, Prometheus scrapes from outside
+        help="interface for /metrics (127.0.0.1 locally)",
+    )
     p_run.add_argument("--standalone", action="store_true", help="no peering (single replica, no leader election)")
     p_run.add_argument("--peering", default="overspill", help="KopfPeering name for standby replicas")
 

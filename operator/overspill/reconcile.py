@@ -194,7 +194,7 @@ class Reconciler:
                 obs = mc.observe(mref, with_pods=spec.busy is not None)
             except MirrorConflict as err:
                 problem = str(err)
-            except (ApiException, OSError, Exception) as err:  # urllib3 errors: the target is unreachable
+            except Exception as err:  # API errors and urllib3 connection errors: the target is unreachable
                 problem = f"BurstTarget {pt.name} is unreachable: {type(err).__name__}"
             else:
                 levels = {p.name: busy_level(p, spec.busy, levels_src) for p in obs.pods} if spec.busy else {}

@@ -15,12 +15,14 @@ def run_operator(
     all_namespaces: bool,
     liveness: str | None,
     metrics_port: int,
+    metrics_address: str = "0.0.0.0",  # noqa: S104 - in a pod, Prometheus scrapes from outside
     standalone: bool,
     peering: str,
 ) -> int:
     if prometheus_url:
         os.environ["OVERSPILL_PROMETHEUS_URL"] = prometheus_url
     os.environ["OVERSPILL_METRICS_PORT"] = str(metrics_port)
+    os.environ["OVERSPILL_METRICS_ADDRESS"] = metrics_address
     kopf.configure(verbose=False)
     if not standalone:
         os.environ["OVERSPILL_PEERING"] = peering

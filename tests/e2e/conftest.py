@@ -139,6 +139,8 @@ class OperatorProcess:
                 "--all-namespaces",
                 "--metrics-port",
                 os.environ.get("OVERSPILL_E2E_METRICS_PORT", "19195"),
+                "--metrics-address",
+                "127.0.0.1",
                 "--liveness",
                 "http://127.0.0.1:19196/healthz",
             ],

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from kubernetes import client, utils
 
-from tests.e2e.conftest import Lab
+from tests.e2e.conftest import Lab, eventually
 from tests.e2e.workloads import gpu_deployment
 
 GROUP, VERSION, PLURAL = "overspill.dev", "v1alpha1", "burstpolicies"
@@ -81,6 +81,10 @@ def condition(lab: Lab, ns: str, name: str, ctype: str) -> dict[str, Any]:
         if c["type"] == ctype:
             return dict(c)
     return {}
+
+
+def wait_condition(lab: Lab, ns: str, name: str, ctype: str, status: str, timeout: float) -> None:
+    eventually(lambda: condition(lab, ns, name, ctype).get("status") == status, timeout, what=f"{ctype}={status}")
 
 
 def events(lab: Lab, ns: str, name: str) -> list[tuple[str, str, str]]:

@@ -83,44 +83,31 @@ def sa_operator(
     assert " 403" not in log and "Forbidden" not in log, "the operator hit RBAC denials:\n" + op.log_tail(40)
 
 
+def can_i(lab: Lab, verb: str, resource: str, namespace: str) -> str:
+    out = subprocess.run(
+        [
+            KUBECTL,
+            "--kubeconfig",
+            lab.primary_kubeconfig,
+            "auth",
+            "can-i",
+            verb,
+            resource,
+            "-n",
+            namespace,
+            "--as=system:serviceaccount:overspill-system:overspill",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return out.stdout.strip()
+
+
 def test_service_account_token_is_not_admin(applied: Lab) -> None:
-    installed = applied
-    denied = subprocess.run(
-        [
-            KUBECTL,
-            "--kubeconfig",
-            installed.primary_kubeconfig,
-            "auth",
-            "can-i",
-            "get",
-            "secrets",
-            "-n",
-            "default",
-            "--as=system:serviceaccount:overspill-system:overspill",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert denied.stdout.strip() == "no"
-    own = subprocess.run(
-        [
-            KUBECTL,
-            "--kubeconfig",
-            installed.primary_kubeconfig,
-            "auth",
-            "can-i",
-            "get",
-            "secrets",
-            "-n",
-            "overspill-system",
-            "--as=system:serviceaccount:overspill-system:overspill",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert own.stdout.strip() == "yes"
+    assert can_i(applied, "get", "secrets", "default") == "no"
+    assert can_i(applied, "get", "secrets", "overspill-system") == "yes"  # the kubeconfigs live there, only there
+    assert can_i(applied, "delete", "deployments", "default") == "no"
 
 
 def test_peering_object_created_by_the_operator(lab: Lab, sa_operator: OperatorProcess) -> None:

@@ -19,6 +19,7 @@ from tests.e2e.helpers import (
     policy,
     policy_body,
     spec_replicas,
+    wait_condition,
     wait_placement,
 )
 
@@ -54,11 +55,7 @@ def test_prometheus_down_holds_placement_then_resumes(lab: Lab, operator: Operat
     wait_placement(lab, namespace, "vllm", (8, 7))
     lab.control("stop", "prometheus")
     try:
-        eventually(
-            lambda: condition(lab, namespace, "vllm", "MetricAvailable").get("status") == "False",
-            30,
-            what="MetricAvailable=False",
-        )
+        wait_condition(lab, namespace, "vllm", "MetricAvailable", "False", 30)
         assert any(t == "Warning" and r == "MetricUnavailable" for t, r, _ in events(lab, namespace, "vllm"))
         lab.set_queue(namespace, 0)  # the operator cannot see this: it must hold, not scale in
         samples = hold(
@@ -67,11 +64,7 @@ def test_prometheus_down_holds_placement_then_resumes(lab: Lab, operator: Operat
         assert set(samples) == {(8, 7)}, samples
     finally:
         lab.control("start", "prometheus")
-    eventually(
-        lambda: condition(lab, namespace, "vllm", "MetricAvailable").get("status") == "True",
-        60,
-        what="MetricAvailable=True",
-    )
+    wait_condition(lab, namespace, "vllm", "MetricAvailable", "True", 60)
     eventually(lambda: spec_replicas(lab.secondary, namespace, "vllm") == 0, 60, what="scale-in resumed")
 
 
@@ -81,21 +74,13 @@ def test_secondary_down_never_scales_primary_down(lab: Lab, operator: OperatorPr
     wait_placement(lab, namespace, "vllm", (8, 7))
     lab.control("stop", "secondary-apiserver")
     try:
-        eventually(
-            lambda: condition(lab, namespace, "vllm", "TargetsAvailable").get("status") == "False",
-            30,
-            what="TargetsAvailable=False",
-        )
+        wait_condition(lab, namespace, "vllm", "TargetsAvailable", "False", 30)
         assert any(t == "Warning" and r == "TargetUnavailable" for t, r, _ in events(lab, namespace, "vllm"))
         samples = hold(lambda: spec_replicas(lab.primary, namespace, "vllm"), 8)
         assert set(samples) == {8}, samples
     finally:
         lab.control("start", "secondary-apiserver")
-    eventually(
-        lambda: condition(lab, namespace, "vllm", "TargetsAvailable").get("status") == "True",
-        60,
-        what="TargetsAvailable=True",
-    )
+    wait_condition(lab, namespace, "vllm", "TargetsAvailable", "True", 60)
     wait_placement(lab, namespace, "vllm", (8, 7), timeout=90)
 
     def schedulable() -> bool:
