@@ -136,6 +136,7 @@ def _run(args: argparse.Namespace) -> int:
         metrics_address=args.metrics_address,
         standalone=args.standalone,
         peering=args.peering,
+        priority=args.priority,
     )
 
 
@@ -180,6 +181,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_run.add_argument("--standalone", action="store_true", help="no peering (single replica, no leader election)")
     p_run.add_argument("--peering", default="overspill", help="KopfPeering name for standby replicas")
+    p_run.add_argument(
+        "--priority",
+        type=int,
+        default=None,
+        help="peering priority; the highest live replica acts (default: random per replica)",
+    )
 
     args = parser.parse_args(argv)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import secrets
 
 import kopf
 
@@ -18,6 +19,7 @@ def run_operator(
     metrics_address: str = "0.0.0.0",  # noqa: S104 - in a pod, Prometheus scrapes from outside
     standalone: bool,
     peering: str,
+    priority: int | None = None,
 ) -> int:
     if prometheus_url:
         os.environ["OVERSPILL_PROMETHEUS_URL"] = prometheus_url
@@ -33,5 +35,8 @@ def run_operator(
         liveness_endpoint=liveness,
         standalone=standalone,
         peering_name=None if standalone else peering,
+        # Kopf pauses every operator that shares the highest priority: give each replica its own, so one is
+        # active and the others stand by until its keep-alive expires
+        priority=priority if priority is not None else secrets.randbelow(2**30) + 1,
     )
     return 0

@@ -120,8 +120,12 @@ class OperatorProcess:
         kubeconfig: str | None = None,
         executable: Path | None = None,
         standalone: bool = True,
+        priority: int | None = None,
+        ports: tuple[int, int] = (19195, 19196),
     ) -> None:
         self.standalone = standalone
+        self.priority = priority
+        self.ports = ports
         self.lab = lab
         self.log_path = log_path
         self.kubeconfig = kubeconfig or lab.primary_kubeconfig
@@ -136,13 +140,14 @@ class OperatorProcess:
                 str(self.executable),
                 "run",
                 *(["--standalone"] if self.standalone else ["--peering", "overspill"]),
+                *(["--priority", str(self.priority)] if self.priority is not None else []),
                 "--all-namespaces",
                 "--metrics-port",
-                os.environ.get("OVERSPILL_E2E_METRICS_PORT", "19195"),
+                str(self.ports[0]),
                 "--metrics-address",
                 "127.0.0.1",
                 "--liveness",
-                "http://127.0.0.1:19196/healthz",
+                f"http://127.0.0.1:{self.ports[1]}/healthz",
             ],
             env=env,
             stdout=log,
@@ -151,9 +156,8 @@ class OperatorProcess:
         )
         eventually(self._healthy, 30, what="the operator's liveness endpoint")
 
-    @staticmethod
-    def _healthy() -> bool:
-        with urllib.request.urlopen("http://127.0.0.1:19196/healthz", timeout=2) as r:
+    def _healthy(self) -> bool:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[1]}/healthz", timeout=2) as r:
             return bool(r.status == 200)
 
     def kill(self) -> None:
