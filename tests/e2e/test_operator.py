@@ -49,6 +49,7 @@ def test_burst_to_secondary_and_return_secondaries_first(lab: Lab, operator: Ope
     wait_placement(lab, namespace, "vllm", (2, 0))
 
 
+@pytest.mark.lab_faults
 def test_prometheus_down_holds_placement_then_resumes(lab: Lab, operator: OperatorProcess, namespace: str) -> None:
     deploy_with_policy(lab, namespace, "vllm", namespace)
     lab.set_queue(namespace, 150)
@@ -68,6 +69,7 @@ def test_prometheus_down_holds_placement_then_resumes(lab: Lab, operator: Operat
     eventually(lambda: spec_replicas(lab.secondary, namespace, "vllm") == 0, 60, what="scale-in resumed")
 
 
+@pytest.mark.lab_faults
 def test_secondary_down_never_scales_primary_down(lab: Lab, operator: OperatorProcess, namespace: str) -> None:
     deploy_with_policy(lab, namespace, "vllm", namespace)
     lab.set_queue(namespace, 150)
