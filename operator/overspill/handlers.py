@@ -24,6 +24,7 @@ from overspill.api import GROUP, VERSION, SpecError, parse_policy_spec, parse_ta
 from overspill.api.base import Condition
 from overspill.api.policy import BurstPolicyStatus
 from overspill.api.target import BurstTargetSpec, BurstTargetStatus
+from overspill.decide.reasons import Reason
 from overspill.reconcile import Outcome, PolicyRef
 
 POLICIES = "burstpolicies"
@@ -139,7 +140,7 @@ async def bursttarget_probe(*, name: str, body: kopf.Body, stopped: kopf.DaemonS
                 registry.remove(name)
                 msg = "; ".join(err.messages)
                 if last_state is not False:
-                    kopf.warn(body, reason="InvalidSpec", message=msg)
+                    kopf.warn(body, reason=Reason.INVALID_SPEC.value, message=msg)
                 last_state = False
                 await asyncio.to_thread(
                     _patch_status,
@@ -147,7 +148,11 @@ async def bursttarget_probe(*, name: str, body: kopf.Body, stopped: kopf.DaemonS
                     TARGETS,
                     None,
                     name,
-                    {"conditions": [{"type": "Ready", "status": "False", "reason": "InvalidSpec", "message": msg}]},
+                    {
+                        "conditions": [
+                            {"type": "Ready", "status": "False", "reason": Reason.INVALID_SPEC.value, "message": msg}
+                        ]
+                    },
                 )
                 await stopped.wait(30)
                 continue
@@ -228,11 +233,16 @@ async def _tick(
         spec = parse_policy_spec(raw)
     except SpecError as err:
         return reconciler.failure(
-            prev, generation, "InvalidSpec", "; ".join(err.messages) + " (nothing is scaled until the spec is fixed)"
+            prev,
+            generation,
+            Reason.INVALID_SPEC.value,
+            "; ".join(err.messages) + " (nothing is scaled until the spec is fixed)",
         ), 10
     conflict = _conflict(index, ref.namespace, raw, ref.uid)
     if conflict:
-        return reconciler.failure(prev, generation, "Conflict", conflict), spec.behavior.poll_interval_seconds
+        return reconciler.failure(
+            prev, generation, Reason.CONFLICT.value, conflict
+        ), spec.behavior.poll_interval_seconds
     outcome = await asyncio.to_thread(reconciler.reconcile, ref, spec, prev, generation)
     return outcome, spec.behavior.poll_interval_seconds
 
@@ -296,7 +306,14 @@ async def burstpolicy_delete(
         except Exception as err:  # unreachable: retry later, after the others are done
             failed.append(f"{t.get('name')} ({type(err).__name__})")
     if failed and retry < 5:
-        raise kopf.TemporaryError(f"mirrors not yet removed from: {', '.join(failed)}", delay=min(60, 5 * 2**retry))
+        delay = min(60, 5 * 2**retry)
+        kopf.warn(
+            body,
+            reason="MirrorCleanupPending",
+            message=f"mirrors not yet removed from {', '.join(failed)}; "
+            f"retrying in {delay}s (attempt {retry + 1} of 5)",
+        )
+        raise kopf.TemporaryError(f"mirrors not yet removed from: {', '.join(failed)}", delay=delay)
     if failed:
         kopf.warn(
             body,

@@ -6,37 +6,27 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes.client import ApiException
 
-from overspill import metrics
+from overspill import metrics, report
 from overspill.adapters.kube import DELETION_COST, Cluster, PodInfo
 from overspill.adapters.mirror import MirrorClient, MirrorConflict, MirrorObservation, MirrorRef, build_mirror
 from overspill.adapters.prometheus import MetricError, MetricSource
-from overspill.api.base import Condition
 from overspill.api.policy import (
     BurstPolicySpec,
     BurstPolicyStatus,
     Busy,
-    EngineMemory,
-    LastDecision,
     Mode,
     PolicyTarget,
-    PrimaryStatus,
-    TargetStatus,
     WorkloadClass,
 )
-from overspill.decide import ClusterState, Decision, Memory, Snapshot, TargetState, decide
-from overspill.decide.reasons import Reason
+from overspill.decide import ClusterState, Decision, Snapshot, TargetState, decide
+from overspill.report import TargetReport
 from overspill.targets import TargetRegistry
 
 BUSY_COST = 1_000_000  # a busy CI runner: effectively never chosen by the ReplicaSet
-
-
-class WorkloadError(Exception):
-    """The primary workload cannot be read (missing, no scale subresource, forbidden)."""
 
 
 @dataclass(frozen=True)
@@ -65,10 +55,6 @@ class _TargetView:
     probing: bool = False
 
 
-def _now_iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def busy_level(pod: PodInfo, busy: Busy, per_pod: dict[str, float]) -> float:
     """How busy a pod is: >0 means in-flight work. Annotation or label 'true' counts as 1, a number as itself."""
     for source, key in ((pod.annotations, busy.pod_annotation), (pod.labels, busy.pod_label)):
@@ -91,22 +77,6 @@ def _state(
         ready=sum(p.ready for p in live) if ready is None else ready,
         busy=sum(1 for p in live if levels.get(p.name, 0) > 0),
         unschedulable=unsched,
-    )
-
-
-def _condition(
-    prev: list[Condition], ctype: str, truth: bool, reason: str, message: str, now: str, generation: int | None
-) -> Condition:
-    status = "True" if truth else "False"
-    old = next((c for c in prev if c.type == ctype), None)
-    since = old.last_transition_time if old is not None and old.status == status else now
-    return Condition(
-        type=ctype,
-        status=status,
-        reason=reason,
-        message=message,
-        last_transition_time=since,
-        observed_generation=generation,
     )
 
 
@@ -295,14 +265,7 @@ class Reconciler:
         levels = {p.name: busy_level(p, spec.busy, per_pod) for p in workload.pods} if spec.busy else {}
         primary_state = _state(workload.replicas, workload.pods, levels, spec.primary.pending_grace_period_seconds, now)
         views = [self._target(ref, spec, pt, prev, per_pod, now) for pt in spec.targets]
-        m = prev.memory
-        memory = Memory(
-            recommendations=tuple((float(t), int(v)) for t, v in m.recommendations),
-            burst_started_at=m.burst_started_at,
-            primary_capacity=m.primary_capacity,
-            primary_capacity_observed_at=m.primary_capacity_observed_at,
-            last_metric=(m.last_metric[0], m.last_metric[1]) if m.last_metric else None,
-        )
+        memory = report.memory_from_status(prev.memory)
         snapshot = Snapshot(
             now=now, metric=metric, primary=primary_state, targets=tuple(v.state for v in views), memory=memory
         )
@@ -316,9 +279,16 @@ class Reconciler:
         for v in views:
             self.targets.record_usage(v.spec.name, ref.uid, decision.placement.targets.get(v.spec.name, 0))
         self._observe_metrics(ref, decision)
-        return self._report(
-            ref, spec, prev, generation, now, metric, metric_problem, primary_state, views, decision, problems, writes
+        targets = [TargetReport(v.spec.name, v.state, v.problem) for v in views]
+        status, events = report.policy_status(
+            spec, prev, generation, now, metric, metric_problem, primary_state, targets, decision, problems
         )
+        return Outcome(decision, status, events, writes)
+
+    def failure(self, prev: BurstPolicyStatus, generation: int | None, reason: str, message: str) -> Outcome:
+        """A status that says why nothing was done (invalid spec, missing workload, conflict)."""
+        status, events = report.failure_status(prev, generation, reason, message, self.clock())
+        return Outcome(None, status, events)
 
     def _act(
         self,
@@ -386,149 +356,3 @@ class Reconciler:
         metrics.BURST_ACTIVE.labels(ref.namespace, ref.name).set(1 if decision.placement.secondary else 0)
 
     # ---- report --------------------------------------------------------------------------------------------
-    def failure(self, prev: BurstPolicyStatus, generation: int | None, reason: str, message: str) -> Outcome:
-        """A status that says why nothing was done (invalid spec, missing workload, conflict)."""
-        now = _now_iso(self.clock())
-        status = prev.model_copy(deep=True)
-        status.observed_generation = generation
-        status.conditions = [_condition(prev.conditions, "Ready", False, reason, message, now, generation)] + [
-            c for c in prev.conditions if c.type != "Ready"
-        ]
-        changed = prev.last_decision.reason != reason or prev.last_decision.message != message
-        if changed:
-            status.last_decision = LastDecision(time=now, reason=reason, message=message)
-        events = [("Warning", reason, message)] if changed else []
-        return Outcome(None, status.model_dump(by_alias=True, mode="json"), events)
-
-    def _report(
-        self,
-        ref: PolicyRef,
-        spec: BurstPolicySpec,
-        prev: BurstPolicyStatus,
-        generation: int | None,
-        now_ts: float,
-        metric: float | None,
-        metric_problem: str,
-        primary: ClusterState,
-        views: list[_TargetView],
-        d: Decision,
-        problems: dict[str, str],
-        writes: int,
-    ) -> Outcome:
-        now = _now_iso(now_ts)
-        dry = spec.mode == Mode.DRY_RUN
-        events: list[tuple[str, str, str]] = []
-        prefix = "DryRun, not applied: " if dry else ""
-        observed = (primary.replicas, tuple(v.state.state.replicas for v in views))
-        planned = (d.placement.primary, tuple(d.placement.targets.get(v.spec.name, 0) for v in views))
-        changed = observed != planned
-        last = prev.last_decision
-        if changed or last.reason != d.reason.value:
-            last = LastDecision(time=now, reason=d.reason.value, message=prefix + d.message)
-        if changed and (not dry or prev.last_decision.message != prefix + d.message):
-            events.append(("Normal", d.reason.value, prefix + d.message))
-        cost = sum(d.placement.targets.get(v.spec.name, 0) * (v.state.cost_per_replica_hour or 0) for v in views)
-        metric_ok = metric is not None
-        targets_ok = not problems
-        conds = [
-            _condition(prev.conditions, "Ready", True, "Reconciled", f"mode {spec.mode.value}", now, generation),
-            _condition(
-                prev.conditions,
-                "MetricAvailable",
-                metric_ok,
-                "QueryOK" if metric_ok else "QueryFailed",
-                "" if metric_ok else f"{metric_problem}; {d.message}",
-                now,
-                generation,
-            ),
-            _condition(
-                prev.conditions,
-                "TargetsAvailable",
-                targets_ok,
-                "AllReachable" if targets_ok else "TargetUnavailable",
-                "; ".join(sorted(problems.values())),
-                now,
-                generation,
-            ),
-            _condition(
-                prev.conditions,
-                "PrimaryAtCapacity",
-                d.primary_at_capacity,
-                "Full" if d.primary_at_capacity else "HasRoom",
-                f"primary capacity {d.primary_capacity}"
-                if d.primary_capacity is not None
-                else "capacity unknown: no pod is Unschedulable",
-                now,
-                generation,
-            ),
-            _condition(
-                prev.conditions,
-                "Bursting",
-                d.placement.secondary > 0,
-                "Bursting" if d.placement.secondary else "AllInPrimary",
-                f"{d.placement.secondary} replicas in secondaries",
-                now,
-                generation,
-            ),
-        ]
-        old = {c.type: c for c in prev.conditions}
-        for c in conds:
-            before = old.get(c.type)
-            if c.type == "MetricAvailable" and c.status == "False" and (before is None or before.status == "True"):
-                events.append(("Warning", "MetricUnavailable", c.message))
-            if c.type == "MetricAvailable" and c.status == "True" and before is not None and before.status == "False":
-                events.append(("Normal", "MetricAvailable", "the queue metric answers again; scaling resumes"))
-            if c.type == "TargetsAvailable" and c.status == "False" and (before is None or before.message != c.message):
-                events.append(
-                    (
-                        "Warning",
-                        "TargetUnavailable",
-                        c.message + "; nothing in the primary is scaled down because of it",
-                    )
-                )
-            if c.type == "TargetsAvailable" and c.status == "True" and before is not None and before.status == "False":
-                events.append(("Normal", "TargetsAvailable", "all targets reachable again; mirrors reconciled"))
-        if d.reason == Reason.CAPACITY_EXHAUSTED and prev.last_decision.reason != d.reason.value:
-            events.append(("Warning", d.reason.value, d.message))
-        status = BurstPolicyStatus(
-            observed_generation=generation,
-            desired_replicas=d.desired,
-            metric_value=metric,
-            primary=PrimaryStatus(
-                replicas=d.placement.primary if not dry else primary.replicas,
-                ready_replicas=primary.ready,
-                pending_replicas=primary.unschedulable,
-                at_capacity=d.primary_at_capacity,
-                capacity=d.primary_capacity,
-            ),
-            targets=[
-                TargetStatus(
-                    name=v.spec.name,
-                    replicas=d.placement.targets.get(v.spec.name, 0) if not dry else v.state.state.replicas,
-                    ready_replicas=v.state.state.ready,
-                    state=_target_state(v, d),
-                )
-                for v in views
-            ],
-            conditions=conds,
-            last_decision=last,
-            unplaced_replicas=d.unplaced,
-            secondary_replicas=d.placement.secondary if not dry else sum(v.state.state.replicas for v in views),
-            estimated_cost_per_hour=round(cost, 4),
-            memory=EngineMemory(
-                recommendations=list(d.memory.recommendations),
-                burst_started_at=d.memory.burst_started_at,
-                primary_capacity=d.memory.primary_capacity,
-                primary_capacity_observed_at=d.memory.primary_capacity_observed_at,
-                last_metric=d.memory.last_metric,
-            ),
-        )
-        return Outcome(d, status.model_dump(by_alias=True, mode="json"), events, writes)
-
-
-def _target_state(v: _TargetView, d: Decision) -> str:
-    if v.problem:
-        return "Unavailable"
-    if not v.state.allowed:
-        return "NotAllowed"
-    return "Active" if d.placement.targets.get(v.spec.name, 0) > 0 else "Idle"

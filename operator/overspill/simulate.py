@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import json
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any
 
 from overspill.api.policy import BurstPolicySpec
 from overspill.api.target import BurstTargetSpec
@@ -206,8 +205,3 @@ def strategy_spec(spec: BurstPolicySpec, strategy: str) -> BurstPolicySpec:
         behavior = spec.behavior.model_copy(update={"min_burst_duration_seconds": 10**9})
         return spec.model_copy(update={"behavior": behavior})
     raise ValueError(f"unknown strategy {strategy!r}: use overspill, primary-only or static-overflow")
-
-
-def write_jsonl(steps: Iterator[dict[str, Any]], out: TextIO) -> None:
-    for s in steps:
-        out.write(json.dumps(s, separators=(",", ":")) + "\n")

@@ -132,6 +132,27 @@ def test_deleting_the_policy_removes_its_mirror(lab: Lab, operator: OperatorProc
     eventually(lambda: spec_replicas(lab.secondary, namespace, "vllm") is None, 30, what="mirror deleted")
 
 
+@pytest.mark.lab_faults
+def test_deletion_waits_for_an_unreachable_target_then_cleans_up(
+    lab: Lab, operator: OperatorProcess, namespace: str
+) -> None:
+    deploy_with_policy(lab, namespace, "vllm", namespace)
+    lab.set_queue(namespace, 150)
+    wait_placement(lab, namespace, "vllm", (8, 7))
+    lab.control("stop", "secondary-apiserver")
+    try:
+        client.CustomObjectsApi(lab.primary).delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "vllm")
+        eventually(
+            lambda: any(r == "MirrorCleanupPending" for _, r, _ in events(lab, namespace, "vllm")),
+            60,
+            what="a Warning that cleanup waits for the target",
+        )
+        assert policy(lab, namespace, "vllm")["metadata"]["finalizers"]  # held, not dropped: no orphan
+    finally:
+        lab.control("start", "secondary-apiserver")
+    eventually(lambda: spec_replicas(lab.secondary, namespace, "vllm") is None, 120, what="mirror removed")
+
+
 def test_second_policy_for_the_same_workload_is_refused(lab: Lab, operator: OperatorProcess, namespace: str) -> None:
     deploy_with_policy(lab, namespace, "vllm", namespace)
     other = policy_body("vllm-again", namespace)

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 from kubernetes import client, config
-from kubernetes.client import ApiClient, ApiException
+from kubernetes.client import ApiClient
 
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 TIMEOUT = (3, 10)  # connect, read: an unreachable server must not stall the loop
@@ -153,7 +153,3 @@ class Cluster:
         self.core.patch_namespaced_pod(
             pod, namespace, {"metadata": {"annotations": {DELETION_COST: str(cost)}}}, _request_timeout=TIMEOUT
         )
-
-
-def is_not_found(err: Exception) -> bool:
-    return isinstance(err, ApiException) and err.status == 404

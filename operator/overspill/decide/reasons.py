@@ -22,16 +22,3 @@ class Reason(StrEnum):
     PAUSED = "Paused"
     INVALID_SPEC = "InvalidSpec"
     CONFLICT = "Conflict"
-
-
-# Reasons that mean something is degraded: reported as Warning Events.
-WARNING_REASONS = frozenset(
-    {
-        Reason.CAPACITY_EXHAUSTED,
-        Reason.TARGET_UNAVAILABLE,
-        Reason.METRIC_UNAVAILABLE_HOLD,
-        Reason.METRIC_UNAVAILABLE_FALLBACK,
-        Reason.INVALID_SPEC,
-        Reason.CONFLICT,
-    }
-)

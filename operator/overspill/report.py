@@ -1,0 +1,211 @@
+"""Status, conditions and Events for a policy: what users read in `kubectl describe bp` and dashboards."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from overspill.api.base import Condition
+from overspill.api.policy import (
+    BurstPolicySpec,
+    BurstPolicyStatus,
+    EngineMemory,
+    LastDecision,
+    Mode,
+    PrimaryStatus,
+    TargetStatus,
+)
+from overspill.decide import ClusterState, Decision, Memory, TargetState
+from overspill.decide.reasons import Reason
+
+Event = tuple[str, str, str]  # (type, reason, message)
+
+
+@dataclass(frozen=True)
+class TargetReport:
+    name: str
+    state: TargetState
+    problem: str | None
+
+
+def _now_iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _condition(
+    prev: list[Condition], ctype: str, truth: bool, reason: str, message: str, now: str, generation: int | None
+) -> Condition:
+    status = "True" if truth else "False"
+    old = next((c for c in prev if c.type == ctype), None)
+    since = old.last_transition_time if old is not None and old.status == status else now
+    return Condition(
+        type=ctype,
+        status=status,
+        reason=reason,
+        message=message,
+        last_transition_time=since,
+        observed_generation=generation,
+    )
+
+
+def memory_from_status(m: EngineMemory) -> Memory:
+    return Memory(
+        recommendations=tuple((float(t), int(v)) for t, v in m.recommendations),
+        burst_started_at=m.burst_started_at,
+        primary_capacity=m.primary_capacity,
+        primary_capacity_observed_at=m.primary_capacity_observed_at,
+        last_metric=(m.last_metric[0], m.last_metric[1]) if m.last_metric else None,
+    )
+
+
+def memory_to_status(m: Memory) -> EngineMemory:
+    return EngineMemory(
+        recommendations=list(m.recommendations),
+        burst_started_at=m.burst_started_at,
+        primary_capacity=m.primary_capacity,
+        primary_capacity_observed_at=m.primary_capacity_observed_at,
+        last_metric=m.last_metric,
+    )
+
+
+def failure_status(
+    prev: BurstPolicyStatus, generation: int | None, reason: str, message: str, now_ts: float
+) -> tuple[dict[str, Any], list[Event]]:
+    """A status that says why nothing was done (invalid spec, missing workload, conflict)."""
+    now = _now_iso(now_ts)
+    status = prev.model_copy(deep=True)
+    status.observed_generation = generation
+    status.conditions = [_condition(prev.conditions, "Ready", False, reason, message, now, generation)] + [
+        c for c in prev.conditions if c.type != "Ready"
+    ]
+    changed = prev.last_decision.reason != reason or prev.last_decision.message != message
+    if changed:
+        status.last_decision = LastDecision(time=now, reason=reason, message=message)
+    events = [("Warning", reason, message)] if changed else []
+    return status.model_dump(by_alias=True, mode="json"), events
+
+
+def _target_state(t: TargetReport, d: Decision) -> str:
+    if t.problem:
+        return "Unavailable"
+    if not t.state.allowed:
+        return "NotAllowed"
+    return "Active" if d.placement.targets.get(t.name, 0) > 0 else "Idle"
+
+
+def policy_status(
+    spec: BurstPolicySpec,
+    prev: BurstPolicyStatus,
+    generation: int | None,
+    now_ts: float,
+    metric: float | None,
+    metric_problem: str,
+    primary: ClusterState,
+    targets: list[TargetReport],
+    d: Decision,
+    problems: dict[str, str],
+) -> tuple[dict[str, Any], list[Event]]:
+    now = _now_iso(now_ts)
+    dry = spec.mode == Mode.DRY_RUN
+    events: list[tuple[str, str, str]] = []
+    prefix = "DryRun, not applied: " if dry else ""
+    observed = (primary.replicas, tuple(v.state.state.replicas for v in targets))
+    planned = (d.placement.primary, tuple(d.placement.targets.get(v.name, 0) for v in targets))
+    changed = observed != planned
+    last = prev.last_decision
+    if changed or last.reason != d.reason.value:
+        last = LastDecision(time=now, reason=d.reason.value, message=prefix + d.message)
+    if changed and (not dry or prev.last_decision.message != prefix + d.message):
+        events.append(("Normal", d.reason.value, prefix + d.message))
+    cost = sum(d.placement.targets.get(v.name, 0) * (v.state.cost_per_replica_hour or 0) for v in targets)
+    metric_ok = metric is not None
+    targets_ok = not problems
+    conds = [
+        _condition(prev.conditions, "Ready", True, "Reconciled", f"mode {spec.mode.value}", now, generation),
+        _condition(
+            prev.conditions,
+            "MetricAvailable",
+            metric_ok,
+            "QueryOK" if metric_ok else "QueryFailed",
+            "" if metric_ok else f"{metric_problem}; {d.message}",
+            now,
+            generation,
+        ),
+        _condition(
+            prev.conditions,
+            "TargetsAvailable",
+            targets_ok,
+            "AllReachable" if targets_ok else "TargetUnavailable",
+            "; ".join(sorted(problems.values())),
+            now,
+            generation,
+        ),
+        _condition(
+            prev.conditions,
+            "PrimaryAtCapacity",
+            d.primary_at_capacity,
+            "Full" if d.primary_at_capacity else "HasRoom",
+            f"primary capacity {d.primary_capacity}"
+            if d.primary_capacity is not None
+            else "capacity unknown: no pod is Unschedulable",
+            now,
+            generation,
+        ),
+        _condition(
+            prev.conditions,
+            "Bursting",
+            d.placement.secondary > 0,
+            "Bursting" if d.placement.secondary else "AllInPrimary",
+            f"{d.placement.secondary} replicas in secondaries",
+            now,
+            generation,
+        ),
+    ]
+    old = {c.type: c for c in prev.conditions}
+    for c in conds:
+        before = old.get(c.type)
+        if c.type == "MetricAvailable" and c.status == "False" and (before is None or before.status == "True"):
+            events.append(("Warning", "MetricUnavailable", c.message))
+        if c.type == "MetricAvailable" and c.status == "True" and before is not None and before.status == "False":
+            events.append(("Normal", "MetricAvailable", "the queue metric answers again; scaling resumes"))
+        if c.type == "TargetsAvailable" and c.status == "False" and (before is None or before.message != c.message):
+            events.append(
+                (
+                    "Warning",
+                    "TargetUnavailable",
+                    c.message + "; nothing in the primary is scaled down because of it",
+                )
+            )
+        if c.type == "TargetsAvailable" and c.status == "True" and before is not None and before.status == "False":
+            events.append(("Normal", "TargetsAvailable", "all targets reachable again; mirrors reconciled"))
+    if d.reason == Reason.CAPACITY_EXHAUSTED and prev.last_decision.reason != d.reason.value:
+        events.append(("Warning", d.reason.value, d.message))
+    status = BurstPolicyStatus(
+        observed_generation=generation,
+        desired_replicas=d.desired,
+        metric_value=metric,
+        primary=PrimaryStatus(
+            replicas=d.placement.primary if not dry else primary.replicas,
+            ready_replicas=primary.ready,
+            pending_replicas=primary.unschedulable,
+            at_capacity=d.primary_at_capacity,
+            capacity=d.primary_capacity,
+        ),
+        targets=[
+            TargetStatus(
+                name=v.name,
+                replicas=d.placement.targets.get(v.name, 0) if not dry else v.state.state.replicas,
+                ready_replicas=v.state.state.ready,
+                state=_target_state(v, d),
+            )
+            for v in targets
+        ],
+        conditions=conds,
+        last_decision=last,
+        unplaced_replicas=d.unplaced,
+        secondary_replicas=d.placement.secondary if not dry else sum(v.state.state.replicas for v in targets),
+        estimated_cost_per_hour=round(cost, 4),
+        memory=memory_to_status(d.memory),
+    )
+    return status.model_dump(by_alias=True, mode="json"), events
