@@ -103,10 +103,10 @@ def namespace(lab: Lab, request: pytest.FixtureRequest) -> Iterator[str]:
                 raise
 
     def gone() -> bool:
-        # GPUs are freed only when the pods are gone: the next test needs the primary empty
-        return not client.CoreV1Api(lab.primary).list_namespaced_pod(name).items
+        # GPUs are freed only when the pods are gone: the next test needs both clusters' GPUs back
+        return not any(client.CoreV1Api(api).list_namespaced_pod(name).items for api in (lab.primary, lab.secondary))
 
-    eventually(gone, 90, what=f"namespace {name} emptied")
+    eventually(gone, 120, what=f"namespace {name} emptied in both clusters")
 
 
 class OperatorProcess:

@@ -79,8 +79,14 @@ def sa_operator(
     op.start()
     yield op
     op.stop()
-    log = op.log_path.read_text()
-    assert " 403" not in log and "Forbidden" not in log, "the operator hit RBAC denials:\n" + op.log_tail(40)
+    # an RBAC denial names the identity ("User ... cannot <verb> resource ..."); a 403 for posting into a namespace
+    # being deleted is not one
+    denials = [
+        line
+        for line in op.log_path.read_text().splitlines()
+        if "system:serviceaccount:overspill-system:overspill" in line and "cannot" in line
+    ]
+    assert denials == [], "the operator hit RBAC denials:\n" + "\n".join(denials[:5])
 
 
 def can_i(lab: Lab, verb: str, resource: str, namespace: str) -> str:
