@@ -265,26 +265,29 @@ async def burstpolicy_loop(
     ref = PolicyRef(namespace=ns, name=name, uid=uid)
     written: dict[str, Any] = dict(body.get("status") or {})
     prev = BurstPolicyStatus.model_validate(written)
-    while not stopped:
-        try:
-            outcome, interval = await _tick(rtm, ref, body, prev, index)
-        except Exception as err:  # keep the loop alive; the next tick retries
-            logger.exception("reconcile failed")
-            kopf.warn(body, reason="ReconcileError", message=f"{type(err).__name__}: {str(err)[:300]}")
-            await stopped.wait(10)
-            continue
-        for etype, reason, message in outcome.events:
-            kopf.event(body, type=etype, reason=reason, message=message)
-        if outcome.status != written:
+    try:
+        while not stopped:
             try:
-                await asyncio.to_thread(_patch_status, rtm, POLICIES, ns, name, outcome.status)
-                written = outcome.status
-            except ApiException as err:
-                if err.status == 404:
-                    return
-                logger.warning("status write failed: HTTP %s", err.status)
-        prev = BurstPolicyStatus.model_validate(outcome.status)
-        await stopped.wait(interval)
+                outcome, interval = await _tick(rtm, ref, body, prev, index)
+            except Exception as err:  # keep the loop alive; the next tick retries
+                logger.exception("reconcile failed")
+                kopf.warn(body, reason="ReconcileError", message=f"{type(err).__name__}: {str(err)[:300]}")
+                await stopped.wait(10)
+                continue
+            for etype, reason, message in outcome.events:
+                kopf.event(body, type=etype, reason=reason, message=message)
+            if outcome.status != written:
+                try:
+                    await asyncio.to_thread(_patch_status, rtm, POLICIES, ns, name, outcome.status)
+                    written = outcome.status
+                except ApiException as err:
+                    if err.status == 404:
+                        return
+                    logger.warning("status write failed: HTTP %s", err.status)
+            prev = BurstPolicyStatus.model_validate(outcome.status)
+            await stopped.wait(interval)
+    finally:
+        rtm.targets.forget_policy(uid)  # its replicas no longer count against the targets' caps
 
 
 @kopf.on.delete(GROUP, VERSION, POLICIES)

@@ -276,8 +276,7 @@ class Reconciler:
         if spec.mode == Mode.ACTIVE:
             writes, act_problems = self._act(ref, spec, workload, levels, views, decision)
             problems.update(act_problems)
-        for v in views:
-            self.targets.record_usage(v.spec.name, ref.uid, decision.placement.targets.get(v.spec.name, 0))
+        self.targets.set_usage(ref.uid, {v.spec.name: decision.placement.targets.get(v.spec.name, 0) for v in views})
         self._observe_metrics(ref, decision)
         targets = [TargetReport(v.spec.name, v.state, v.problem) for v in views]
         status, events = report.policy_status(

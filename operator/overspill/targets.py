@@ -53,11 +53,17 @@ class TargetRegistry:
         with self._lock:
             return self._targets.get(name)
 
-    def record_usage(self, name: str, policy_uid: str, replicas: int) -> None:
+    def set_usage(self, policy_uid: str, replicas: dict[str, int]) -> None:
+        """The policy's replicas per target; targets it no longer uses forget it (their room comes back)."""
         with self._lock:
-            handle = self._targets.get(name)
-            if handle is not None:
-                handle.usage[policy_uid] = replicas
+            for name, handle in self._targets.items():
+                if replicas.get(name):
+                    handle.usage[policy_uid] = replicas[name]
+                else:
+                    handle.usage.pop(policy_uid, None)
+
+    def forget_policy(self, policy_uid: str) -> None:
+        self.set_usage(policy_uid, {})
 
     def room_for(self, name: str, policy_uid: str) -> int | None:
         """What the target's own maxReplicas leaves for this policy after all other policies."""
