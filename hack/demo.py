@@ -79,26 +79,10 @@ def main() -> None:
             "http://127.0.0.1:19296/healthz",
         ],
     )
-    sh(
-        kubectl,
-        "--kubeconfig",
-        primary_kc,
-        "apply",
-        "-n",
-        NS,
-        "-f",
-        str(ROOT / "manifests/examples/lab-vllm-deployment.yaml"),
+    workload, policy = (
+        str(ROOT / "manifests/examples" / f) for f in ("lab-vllm-deployment.yaml", "lab-inference-policy.yaml")
     )
-    sh(
-        kubectl,
-        "--kubeconfig",
-        primary_kc,
-        "apply",
-        "-n",
-        NS,
-        "-f",
-        str(ROOT / "manifests/examples/lab-inference-policy.yaml"),
-    )
+    sh(kubectl, "--kubeconfig", primary_kc, "apply", "-n", NS, "-f", workload, "-f", policy)
     apps_p, core_s, custom = client.AppsV1Api(primary), client.CoreV1Api(secondary), client.CustomObjectsApi(primary)
     print(f"\n{'t':>4}  {'queue':>5}  {'desired':>7}  {'primary':>9}  {'secondary':>9}  reason")
     start = time.time()

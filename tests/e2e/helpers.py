@@ -38,6 +38,14 @@ def deploy_with_policy(lab: Lab, ns: str, name: str, queue: str, **spec: Any) ->
     )
 
 
+def burst(lab: Lab, ns: str, **spec: Any) -> None:
+    """The common start: a one-GPU Deployment with its policy, queue 150, 8 Running in the primary and 7 in the
+    secondary."""
+    deploy_with_policy(lab, ns, "vllm", ns, **spec)
+    lab.set_queue(ns, 150)
+    wait_placement(lab, ns, "vllm", (8, 7), timeout=90)
+
+
 def running(api: client.ApiClient, ns: str, app: str) -> int:
     pods = client.CoreV1Api(api).list_namespaced_pod(ns, label_selector=f"app={app}").items
     return sum(1 for p in pods if p.status.phase == "Running" and p.metadata.deletion_timestamp is None)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.e2e.conftest import ROOT, Lab, OperatorProcess
-from tests.e2e.helpers import deploy_with_policy, wait_placement
+from tests.e2e.helpers import burst, wait_placement
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +39,7 @@ def pair(installed: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[t
 
 def test_standby_takes_over_when_the_leader_dies(lab: Lab, pair: tuple[OperatorProcess, ...], namespace: str) -> None:
     leader, standby = pair
-    deploy_with_policy(lab, namespace, "vllm", namespace)
-    lab.set_queue(namespace, 150)
-    wait_placement(lab, namespace, "vllm", (8, 7), timeout=90)
+    burst(lab, namespace)
     # Kopf starts a peered operator paused; the standby stays so while the leader's keep-alive is fresh
     assert "Resuming operations" not in standby.log_path.read_text()
     leader.kill()  # SIGKILL: its keep-alive in the peering object expires, the standby resumes

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.e2e.conftest import ROOT, Lab, OperatorProcess
-from tests.e2e.helpers import deploy_with_policy, events, wait_placement
+from tests.e2e.helpers import burst, events, wait_placement
 
 KUBECTL = os.environ.get("OVERSPILL_LAB_KUBECTL", "kubectl")
 
@@ -122,9 +122,7 @@ def test_peering_object_created_by_the_operator(lab: Lab, sa_operator: OperatorP
 
 
 def test_burst_with_the_operators_own_rbac(lab: Lab, sa_operator: OperatorProcess, namespace: str) -> None:
-    deploy_with_policy(lab, namespace, "vllm", namespace)
-    lab.set_queue(namespace, 150)
-    wait_placement(lab, namespace, "vllm", (8, 7), timeout=90)
+    burst(lab, namespace)
     lab.set_queue(namespace, 20)
     wait_placement(lab, namespace, "vllm", (2, 0), timeout=90)
     assert {"BurstUp", "BurstDown"} <= {r for _, r, _ in events(lab, namespace, "vllm")}

@@ -11,6 +11,7 @@ from tests.e2e.helpers import (
     GROUP,
     PLURAL,
     VERSION,
+    burst,
     condition,
     deploy_with_policy,
     events,
@@ -25,9 +26,7 @@ from tests.e2e.helpers import (
 
 
 def test_burst_to_secondary_and_return_secondaries_first(lab: Lab, operator: OperatorProcess, namespace: str) -> None:
-    deploy_with_policy(lab, namespace, "vllm", namespace)
-    lab.set_queue(namespace, 150)
-    wait_placement(lab, namespace, "vllm", (8, 7), timeout=60)
+    burst(lab, namespace)
     st = policy(lab, namespace, "vllm")["status"]
     assert st["desiredReplicas"] == 15
     assert st["primary"]["atCapacity"] is True
@@ -51,9 +50,7 @@ def test_burst_to_secondary_and_return_secondaries_first(lab: Lab, operator: Ope
 
 @pytest.mark.lab_faults
 def test_prometheus_down_holds_placement_then_resumes(lab: Lab, operator: OperatorProcess, namespace: str) -> None:
-    deploy_with_policy(lab, namespace, "vllm", namespace)
-    lab.set_queue(namespace, 150)
-    wait_placement(lab, namespace, "vllm", (8, 7))
+    burst(lab, namespace)
     lab.control("stop", "prometheus")
     try:
         wait_condition(lab, namespace, "vllm", "MetricAvailable", "False", 30)
@@ -71,9 +68,7 @@ def test_prometheus_down_holds_placement_then_resumes(lab: Lab, operator: Operat
 
 @pytest.mark.lab_faults
 def test_secondary_down_never_scales_primary_down(lab: Lab, operator: OperatorProcess, namespace: str) -> None:
-    deploy_with_policy(lab, namespace, "vllm", namespace)
-    lab.set_queue(namespace, 150)
-    wait_placement(lab, namespace, "vllm", (8, 7))
+    burst(lab, namespace)
     lab.control("stop", "secondary-apiserver")
     try:
         wait_condition(lab, namespace, "vllm", "TargetsAvailable", "False", 30)
@@ -94,9 +89,7 @@ def test_secondary_down_never_scales_primary_down(lab: Lab, operator: OperatorPr
 
 
 def test_sigkill_mid_burst_restarts_to_the_same_placement(lab: Lab, operator: OperatorProcess, namespace: str) -> None:
-    deploy_with_policy(lab, namespace, "vllm", namespace)
-    lab.set_queue(namespace, 150)
-    wait_placement(lab, namespace, "vllm", (8, 7))
+    burst(lab, namespace)
     operator.kill()
     operator.start()
     samples = hold(lambda: placement(lab, namespace, "vllm"), 10)
@@ -125,9 +118,7 @@ def test_dry_run_changes_nothing(lab: Lab, operator: OperatorProcess, namespace:
 
 
 def test_deleting_the_policy_removes_its_mirror(lab: Lab, operator: OperatorProcess, namespace: str) -> None:
-    deploy_with_policy(lab, namespace, "vllm", namespace)
-    lab.set_queue(namespace, 150)
-    wait_placement(lab, namespace, "vllm", (8, 7))
+    burst(lab, namespace)
     client.CustomObjectsApi(lab.primary).delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "vllm")
     eventually(lambda: spec_replicas(lab.secondary, namespace, "vllm") is None, 30, what="mirror deleted")
 
@@ -136,9 +127,7 @@ def test_deleting_the_policy_removes_its_mirror(lab: Lab, operator: OperatorProc
 def test_deletion_waits_for_an_unreachable_target_then_cleans_up(
     lab: Lab, operator: OperatorProcess, namespace: str
 ) -> None:
-    deploy_with_policy(lab, namespace, "vllm", namespace)
-    lab.set_queue(namespace, 150)
-    wait_placement(lab, namespace, "vllm", (8, 7))
+    burst(lab, namespace)
     lab.control("stop", "secondary-apiserver")
     try:
         client.CustomObjectsApi(lab.primary).delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "vllm")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from kubernetes import client
 
 from tests.e2e.conftest import Lab, OperatorProcess, eventually
-from tests.e2e.helpers import deploy_with_policy, spec_replicas, wait_placement
+from tests.e2e.helpers import burst, deploy_with_policy, spec_replicas, wait_placement
 
 BUSY = "overspill.dev/in-flight"
 COST = "controller.kubernetes.io/pod-deletion-cost"
@@ -30,9 +30,7 @@ def costs_applied(api: client.ApiClient, ns: str, names: list[str]) -> bool:
 
 
 def test_inference_scale_in_keeps_busy_replicas(lab: Lab, operator: OperatorProcess, namespace: str) -> None:
-    deploy_with_policy(lab, namespace, "vllm", namespace, busy={"podAnnotation": BUSY})
-    lab.set_queue(namespace, 150)
-    wait_placement(lab, namespace, "vllm", (8, 7))
+    burst(lab, namespace, busy={"podAnnotation": BUSY})
     busy_secondary = [p.metadata.name for p in pods(lab.secondary, namespace)][:3]
     mark_busy(lab.secondary, namespace, busy_secondary, "4")  # 4 requests in flight each
     eventually(lambda: costs_applied(lab.secondary, namespace, busy_secondary), 30, what="deletion cost set")
