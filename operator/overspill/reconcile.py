@@ -53,6 +53,7 @@ class _TargetView:
     client: MirrorClient | None
     problem: str | None
     probing: bool = False
+    levels: dict[str, float] = field(default_factory=dict)  # busy level per mirror pod
 
 
 def busy_level(pod: PodInfo, busy: Busy, per_pod: dict[str, float]) -> float:
@@ -169,7 +170,7 @@ class Reconciler:
             else:
                 levels = {p.name: busy_level(p, spec.busy, levels_src) for p in obs.pods} if spec.busy else {}
                 state = _state(obs.replicas, obs.pods, levels, 0, now, ready=obs.ready)
-                return _TargetView(pt, replace(base, state=state, healthy=True), mref, obs, mc, None)
+                return _TargetView(pt, replace(base, state=state, healthy=True), mref, obs, mc, None, levels=levels)
         state = ClusterState(replicas=last, ready=0)
         probing = handle is not None and not handle.probed
         return _TargetView(pt, replace(base, state=state, healthy=False), mref, None, None, problem, probing)
@@ -326,8 +327,10 @@ class Reconciler:
                 continue
             want = decision.placement.targets.get(v.spec.name, 0)
             if spec.busy is not None and v.mirror.pods:
-                tl = {p.name: busy_level(p, spec.busy, {}) for p in v.mirror.pods}
-                writes += self._deletion_costs(spec, v.ref.namespace, v.mirror.pods, tl, v.client.set_deletion_cost)
+                cluster = v.client.cluster
+                writes += self._deletion_costs(
+                    spec, v.ref.namespace, v.mirror.pods, v.levels, cluster.set_deletion_cost
+                )
 
             def apply(v: _TargetView = v, want: int = want) -> int:
                 try:
@@ -353,5 +356,3 @@ class Reconciler:
         for name, n in decision.placement.targets.items():
             metrics.REPLICAS.labels(ref.namespace, ref.name, name).set(n)
         metrics.BURST_ACTIVE.labels(ref.namespace, ref.name).set(1 if decision.placement.secondary else 0)
-
-    # ---- report --------------------------------------------------------------------------------------------

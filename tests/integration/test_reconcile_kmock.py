@@ -248,3 +248,20 @@ async def test_any_kind_with_a_scale_subresource_is_scaled(emulator: Any, cluste
     assert "PATCH /apis/actions.summerwind.dev/v1alpha1/namespaces/ml/runnerdeployments/runners/scale" in writes(
         emulator
     )
+
+
+async def test_secondary_pods_get_deletion_cost_from_the_per_pod_query(emulator: Any, cluster: Cluster) -> None:
+    emulator.objects["apps/v1/deployments", "ml", "vllm"] = deployment("vllm", "ml", 8)
+    mirror = deployment(
+        "vllm", "mirror", 2, labels={"app.kubernetes.io/managed-by": "overspill", "overspill.dev/policy-uid": "uid-1"}
+    )
+    emulator.objects["apps/v1/deployments", "mirror", "vllm"] = mirror
+    emulator.objects["v1/pods", "mirror", "m-busy"] = pod("m-busy", "mirror")
+    emulator.objects["v1/pods", "mirror", "m-idle"] = pod("m-idle", "mirror")
+    metrics = FakeMetrics(100)
+    metrics.per_pod_values = {"m-busy": 3.0}
+    await run(reconciler(cluster, metrics), spec(busy={"query": "sum by (pod) (running)"}))
+    busy = emulator.objects["v1/pods", "mirror", "m-busy"]["metadata"]["annotations"]
+    assert busy["controller.kubernetes.io/pod-deletion-cost"] == "300"
+    idle = emulator.objects["v1/pods", "mirror", "m-idle"]["metadata"].get("annotations", {})
+    assert "controller.kubernetes.io/pod-deletion-cost" not in idle

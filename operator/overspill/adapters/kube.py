@@ -66,7 +66,7 @@ _PLURALS = {
 }
 
 
-def _pod_info(pod: Any) -> PodInfo:
+def pod_info(pod: Any) -> PodInfo:
     conds = pod.status.conditions or []
     ready = pod.status.phase == "Running" and any(c.type == "Ready" and c.status == "True" for c in conds)
     since = None
@@ -143,7 +143,7 @@ class Cluster:
         if not selector:
             return ()
         items = self.core.list_namespaced_pod(namespace, label_selector=selector, _request_timeout=TIMEOUT).items
-        return tuple(_pod_info(p) for p in items)
+        return tuple(pod_info(p) for p in items)
 
     def observe_workload(self, api_version: str, kind: str, namespace: str, name: str) -> WorkloadObservation:
         replicas, selector = self.read_scale(api_version, kind, namespace, name)

@@ -15,7 +15,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client import ApiException
 
-from overspill.adapters.kube import DELETION_COST, TIMEOUT, Cluster, PodInfo, _pod_info
+from overspill.adapters.kube import TIMEOUT, Cluster, PodInfo, pod_info
 from overspill.api.policy import TargetOverrides
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -124,7 +124,7 @@ class MirrorClient:
             items = self.cluster.core.list_namespaced_pod(
                 ref.namespace, label_selector=sel, _request_timeout=TIMEOUT
             ).items
-            pods = tuple(_pod_info(p) for p in items)
+            pods = tuple(pod_info(p) for p in items)
         ready = dep.status.ready_replicas if dep.status is not None else 0
         annotations = (dep.metadata.annotations if dep.metadata is not None else None) or {}
         return MirrorObservation(
@@ -166,22 +166,16 @@ class MirrorClient:
             ref.name, ref.namespace, {"spec": {"replicas": replicas}}, _request_timeout=TIMEOUT
         )
 
-    def delete(self, ref: MirrorRef) -> bool:
-        """Delete the mirror if it is ours; True when nothing of ours is left."""
+    def delete(self, ref: MirrorRef) -> None:
+        """Delete the mirror if it is ours; anything else with its name is left alone."""
         try:
             dep = self.cluster.apps.read_namespaced_deployment(ref.name, ref.namespace, _request_timeout=TIMEOUT)
         except ApiException as err:
             if err.status == 404:
-                return True
+                return
             raise
         if not _managed(dep, ref.policy_uid):
-            return True  # not ours: leave it
+            return  # not ours: leave it
         self.cluster.apps.delete_namespaced_deployment(
             ref.name, ref.namespace, propagation_policy="Background", _request_timeout=TIMEOUT
-        )
-        return True
-
-    def set_deletion_cost(self, namespace: str, pod: str, cost: int) -> None:
-        self.cluster.core.patch_namespaced_pod(
-            pod, namespace, {"metadata": {"annotations": {DELETION_COST: str(cost)}}}, _request_timeout=TIMEOUT
         )
