@@ -32,13 +32,15 @@ def _primary_capacity(spec: BurstPolicySpec, snap: Snapshot) -> tuple[int | None
     return (min(caps) if caps else None), mem
 
 
-def _desired(spec: BurstPolicySpec, snap: Snapshot, mem: Memory) -> tuple[int, Memory, Reason | None]:
+def _desired(spec: BurstPolicySpec, snap: Snapshot, mem: Memory) -> tuple[int, Memory, Reason | None, int | None]:
+    """The stabilized total, the memory to keep, a metric-fallback reason, and the raw recommendation when the
+    scale-down window kept the total above it (None otherwise)."""
     current = snap.current_total
     if snap.metric is None:
         if spec.fallback.on_metric_unavailable == FallbackAction.USE_REPLICAS and spec.fallback.replicas is not None:
             # never scale in on a missing metric
-            return max(current, spec.fallback.replicas), mem, Reason.METRIC_UNAVAILABLE_FALLBACK
-        return current, mem, Reason.METRIC_UNAVAILABLE_HOLD
+            return max(current, spec.fallback.replicas), mem, Reason.METRIC_UNAVAILABLE_FALLBACK, None
+        return current, mem, Reason.METRIC_UNAVAILABLE_HOLD, None
     value = snap.metric
     pred = spec.behavior.predictive
     if pred is not None and pred.enabled:
@@ -59,7 +61,7 @@ def _desired(spec: BurstPolicySpec, snap: Snapshot, mem: Memory) -> tuple[int, M
         recs, snap.now, current, b.scale_up_stabilization_seconds, b.scale_down_stabilization_seconds
     )
     stable = max(spec.min_replicas, min(spec.max_replicas, stable))
-    return stable, mem, (Reason.STABILIZATION_HOLD if stable > raw and stable > 0 and raw < current else None)
+    return stable, mem, None, (raw if stable > raw and raw < current else None)
 
 
 def _reason(before: Placement, after: Placement) -> Reason | None:
@@ -84,6 +86,8 @@ def _describe(
     cap: int | None,
     unplaced: int,
     unavailable: tuple[str, ...],
+    held: Reason | None = None,
+    window_raw: int | None = None,
 ) -> str:
     metric = "unavailable" if snap.metric is None else f"{snap.metric:g}"
     where = ", ".join([f"primary={after.primary}"] + [f"{k}={v}" for k, v in sorted(after.targets.items()) if v])
@@ -104,7 +108,16 @@ def _describe(
         Reason.AWAITING_READY_REPLACEMENT: "; waiting for replacements to become Ready before removing replicas",
         Reason.BUSY_REPLICAS_HOLD: "; busy replicas are not removed",
     }
-    return text + hints.get(reason, "")
+    text += hints.get(reason, "")
+    if held is not None and held != reason:
+        # the action went ahead, but part of it was held back: say which part and why
+        text += hints.get(held, "")
+    if window_raw is not None and reason != Reason.STABILIZATION_HOLD:
+        text += (
+            f"; scale-down partly held by the {spec.behavior.scale_down_stabilization_seconds}s stabilization window"
+            f" ({window_raw} recommended now)"
+        )
+    return text
 
 
 def decide(spec: BurstPolicySpec, snap: Snapshot) -> Decision:
@@ -118,7 +131,7 @@ def decide(spec: BurstPolicySpec, snap: Snapshot) -> Decision:
             memory=snap.memory,
         )
     cap, mem = _primary_capacity(spec, snap)
-    desired, mem, desired_reason = _desired(spec, snap, mem)
+    desired, mem, desired_reason, window_raw = _desired(spec, snap, mem)
     unavailable = tuple(t.name for t in snap.targets if not t.healthy)
     if desired_reason == Reason.METRIC_UNAVAILABLE_HOLD:
         return Decision(
@@ -160,9 +173,12 @@ def decide(spec: BurstPolicySpec, snap: Snapshot) -> Decision:
         mem = replace(mem, burst_started_at=snap.now)
     elif healthy_secondary == 0 and not unavailable:
         mem = replace(mem, burst_started_at=None)
+    # precedence: the metric fallback, then the action taken, then what prevented every change
     reason = desired_reason or _reason(before, after) or held
     if reason is None:
-        if plan.unplaced:
+        if window_raw is not None:
+            reason = Reason.STABILIZATION_HOLD
+        elif plan.unplaced:
             reason = Reason.CAPACITY_EXHAUSTED
         elif unavailable and any(before.targets.get(n) for n in unavailable):
             reason = Reason.TARGET_UNAVAILABLE
@@ -184,6 +200,8 @@ def decide(spec: BurstPolicySpec, snap: Snapshot) -> Decision:
             cap=cap,
             unplaced=plan.unplaced,
             unavailable=unavailable,
+            held=held,
+            window_raw=window_raw,
         ),
         memory=mem,
         unplaced=plan.unplaced,
