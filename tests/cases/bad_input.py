@@ -109,6 +109,29 @@ CASES: list[BadCase] = [
     BadCase("busy-empty", _set("busy", {}), "spec.busy needs one of podAnnotation, podLabel or query"),
     BadCase("target-per-replica-string", _set("metric.targetPerReplica", "ten"), "targetPerReplica"),
     BadCase("min-replicas-string", _set("minReplicas", "one"), "minReplicas"),
+    BadCase(
+        "override-volume-without-name",
+        _set("targets", [{"name": "secondary", "overrides": {"volumes": [{"emptyDir": {}}]}}]),
+        "volumes",
+    ),
+    BadCase(
+        "traffic-on-ci-runner",
+        lambda s: s.update(
+            workloadClass="CIRunner", busy={"podLabel": "busy"}, traffic={"serviceRef": {"name": "runner"}}
+        ),
+        "spec.traffic is for workloadClass Inference",
+    ),
+    BadCase(
+        "traffic-service-name-too-long-for-burst-suffix",
+        _set("traffic", {"serviceRef": {"name": "s" * 60}}),
+        "set spec.traffic.exportName",
+    ),
+    BadCase(
+        "traffic-export-name-invalid",
+        _set("traffic", {"serviceRef": {"name": "vllm"}, "exportName": "Bad_Name"}),
+        "exportName",
+    ),
+    BadCase("traffic-without-service", _set("traffic", {"httpRouteRef": {"name": "vllm"}}), "serviceRef"),
     BadCase("predictive-lead-zero", _set("behavior.predictive", {"enabled": True, "leadSeconds": 0}), "leadSeconds"),
 ]
 

@@ -37,3 +37,15 @@ def test_target_spec_errors_name_the_field() -> None:
         parse_target_spec({"kubeconfigSecretRef": {"name": "s", "namespace": "ns"}, "costPerReplicaHour": -1})
     ok = parse_target_spec({"kubeconfigSecretRef": {"name": "s", "namespace": "ns"}})
     assert ok.kubeconfig_secret_ref.key == "kubeconfig"
+
+
+def test_propagation_defaults_copy_configmaps_and_serviceaccount_never_secrets() -> None:
+    p = parse_policy_spec(valid_spec()).propagation
+    assert (p.config_maps, p.service_account, p.secrets) == (True, True, False)
+
+
+def test_traffic_burst_service_name_defaults_to_service_burst() -> None:
+    spec = parse_policy_spec({**valid_spec(), "traffic": {"serviceRef": {"name": "vllm"}}})
+    assert spec.traffic is not None and spec.traffic.service_name == "vllm-burst"
+    named = parse_policy_spec({**valid_spec(), "traffic": {"serviceRef": {"name": "vllm"}, "exportName": "llm"}})
+    assert named.traffic is not None and named.traffic.service_name == "llm"

@@ -146,6 +146,9 @@ def _targets_list_map(spec: dict[str, Any]) -> dict[str, Any]:
 def burst_policy_crd() -> dict[str, Any]:
     spec = schema_of(BurstPolicySpec, BurstPolicySpec.rules)
     spec["properties"]["targets"]["items"].setdefault("required", ["name"])
+    # override volumes are pod volumes (any source): keep every field, but a name is what they replace by
+    volumes = spec["properties"]["targets"]["items"]["properties"]["overrides"]["properties"]["volumes"]["items"]
+    volumes.update({"required": ["name"], "properties": {"name": {"type": "string", "minLength": 1}}})
     cols: list[dict[str, Any]] = [
         {"name": "Desired", "type": "integer", "jsonPath": ".status.desiredReplicas"},
         {"name": "Primary", "type": "integer", "jsonPath": ".status.primary.replicas"},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from overspill.api.base import ApiModel, Condition, CrossFieldRule, StatusModel
 from overspill.api.target import DNS_LABEL
@@ -96,6 +96,19 @@ class TargetOverrides(ApiModel):
     namespace: str | None = Field(
         default=None, pattern=DNS_LABEL, description="Namespace in the target; defaults to the policy's namespace."
     )
+    volumes: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="Pod volumes that replace the template's volumes of the same name in this target (e.g. an "
+        "emptyDir or a target-local PVC instead of a primary-only PersistentVolumeClaim); new names are added.",
+    )
+
+    @field_validator("volumes")
+    @classmethod
+    def _volumes_named(cls, v: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        for i, vol in enumerate(v or []):
+            if not isinstance(vol.get("name"), str) or not vol["name"]:
+                raise ValueError(f"volumes[{i}] needs a name: it replaces the template's volume of that name")
+        return v
 
 
 class PolicyTarget(ApiModel):
@@ -152,6 +165,49 @@ class Busy(ApiModel):
     )
 
 
+class Propagation(ApiModel):
+    """Which objects the pod template references are copied to the targets that hold replicas."""
+
+    config_maps: bool = Field(default=True, description="Copy referenced ConfigMaps to targets holding replicas.")
+    service_account: bool = Field(
+        default=True, description="Copy the pod's ServiceAccount (not its tokens) and its imagePullSecrets' names."
+    )
+    secrets: bool = Field(
+        default=False,
+        description="Copy referenced Secrets (env, volumes, imagePullSecrets) to targets holding replicas. Off by "
+        "default: copying credentials into another cloud is the policy owner's decision.",
+    )
+
+
+class LocalObjectRef(ApiModel):
+    name: str = Field(min_length=1, max_length=253, description="Name of an object in the policy's namespace.")
+
+
+class Traffic(ApiModel):
+    """How requests reach burst replicas: a Service per target, its ServiceExport, and the HTTPRoute's weights."""
+
+    service_ref: LocalObjectRef = Field(description="The Service in front of the workload in the primary.")
+    http_route_ref: LocalObjectRef | None = Field(
+        default=None,
+        description="A Gateway API HTTPRoute in the primary whose backendRef weights Overspill keeps proportional "
+        "to Ready replicas: the local Service and the imported burst service (ServiceImport).",
+    )
+    export_name: str | None = Field(
+        default=None,
+        max_length=63,
+        pattern=DNS_LABEL,
+        description="Name of the Service (and ServiceExport) created in each target; defaults to <service>-burst.",
+    )
+    service_annotations: dict[str, str] | None = Field(
+        default=None,
+        description="Annotations on the Service in each target, e.g. service.cilium.io/global for Cilium ClusterMesh.",
+    )
+
+    @property
+    def service_name(self) -> str:
+        return self.export_name or f"{self.service_ref.name}-burst"
+
+
 def _fallback_needs_replicas(s: BurstPolicySpec) -> bool:
     return s.fallback.on_metric_unavailable != FallbackAction.USE_REPLICAS or s.fallback.replicas is not None
 
@@ -182,6 +238,12 @@ class BurstPolicySpec(ApiModel):
     behavior: Behavior = Field(default_factory=Behavior)
     fallback: Fallback = Field(default_factory=Fallback)
     busy: Busy | None = Field(default=None, description="How to tell a busy pod (in-flight work) from an idle one.")
+    propagation: Propagation = Field(
+        default_factory=Propagation, description="What the mirror takes along: ConfigMaps, ServiceAccount, Secrets."
+    )
+    traffic: Traffic | None = Field(
+        default=None, description="Inference: make burst replicas reachable (Service, ServiceExport, route weights)."
+    )
     mode: Mode = Field(default=Mode.ACTIVE, description="Active acts; DryRun decides and reports only; Paused holds.")
 
     rules: ClassVar[tuple[CrossFieldRule, ...]] = (
@@ -232,6 +294,20 @@ class BurstPolicySpec(ApiModel):
                 s.busy is None or any(x is not None for x in (s.busy.pod_annotation, s.busy.pod_label, s.busy.query))
             ),
         ),
+        CrossFieldRule(
+            cel="!has(self.traffic) || self.workloadClass != 'CIRunner'",
+            message="spec.traffic is for workloadClass Inference: CI runners pull their work and need no Service; "
+            "remove spec.traffic",
+            field_path=".traffic",
+            check=lambda s: s.traffic is None or s.workload_class != WorkloadClass.CI_RUNNER,
+        ),
+        CrossFieldRule(
+            cel="!has(self.traffic) || has(self.traffic.exportName) || size(self.traffic.serviceRef.name) <= 57",
+            message="spec.traffic.serviceRef.name is longer than 57 characters, so <name>-burst is not a valid "
+            "Service name: set spec.traffic.exportName",
+            field_path=".traffic",
+            check=lambda s: s.traffic is None or bool(s.traffic.export_name) or len(s.traffic.service_ref.name) <= 57,
+        ),
     )
 
     @model_validator(mode="after")
@@ -255,6 +331,23 @@ class TargetStatus(StatusModel):
     replicas: int = 0
     ready_replicas: int = 0
     state: str = "Idle"
+
+
+class ExportStatus(StatusModel):
+    """The burst Service and its ServiceExport in one target, as last read back."""
+
+    target: str
+    service: str = ""
+    state: str = "Pending"  # Exported | Pending | Conflict | Unsupported | ServiceOnly | Unavailable
+    message: str = ""
+
+
+class TrafficStatus(StatusModel):
+    service: str | None = None
+    route: str | None = None
+    local_weight: int | None = None
+    burst_weight: int | None = None
+    exports: list[ExportStatus] = Field(default_factory=list)
 
 
 class LastDecision(StatusModel):
@@ -284,6 +377,7 @@ class BurstPolicyStatus(StatusModel):
     unplaced_replicas: int = 0
     secondary_replicas: int = 0
     estimated_cost_per_hour: float | None = None
+    traffic: TrafficStatus | None = None
     memory: EngineMemory = Field(default_factory=EngineMemory)
 
 

@@ -1,0 +1,332 @@
+"""What a burst carries: a PURE function from a pod template to the objects it references, and the plan that
+says, per target, what to copy, what to update and what is missing.
+
+No I/O here (import-linter contract "pure"): the act step reads the sources and the target's objects, hands them
+in as plain dicts, and executes the plan this module returns. Every place a pod spec can name a ConfigMap,
+Secret, ServiceAccount or PersistentVolumeClaim is listed below, so one table of tests covers them all.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from overspill.api.policy import Propagation
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGER = "overspill"
+POLICY_UID = "overspill.dev/policy-uid"
+ORIGIN = "overspill.dev/origin"  # <cluster>/<namespace>/<name> of the source object
+SOURCE_HASH = "overspill.dev/source-hash"
+DEFAULT_SERVICE_ACCOUNT = "default"  # every namespace has one, created by the cluster itself: never copied
+
+
+class Kind(StrEnum):
+    CONFIG_MAP = "ConfigMap"
+    SECRET = "Secret"  # noqa: S105 - a kind name, not a password
+    SERVICE_ACCOUNT = "ServiceAccount"
+    PVC = "PersistentVolumeClaim"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One object the pod needs. `where` is the first place that names it (for messages a person can follow)."""
+
+    kind: Kind
+    name: str
+    where: str
+    optional: bool = False
+
+    @property
+    def key(self) -> tuple[Kind, str]:
+        return (self.kind, self.name)
+
+
+# volume sources that name a Secret through a nested secretRef (CSI drivers, storage plugins)
+_SECRET_REF_VOLUMES = ("cephfs", "cinder", "flexVolume", "iscsi", "rbd", "scaleIO", "storageos")
+
+
+def _containers(pod: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    for group in ("initContainers", "containers", "ephemeralContainers"):
+        for i, c in enumerate(pod.get(group) or []):
+            yield f"spec.{group}[{c.get('name') or i}]", c
+
+
+def _container_refs(path: str, c: Mapping[str, Any]) -> Iterator[Reference]:
+    for env in c.get("env") or []:
+        src = env.get("valueFrom") or {}
+        at = f"{path}.env[{env.get('name')}].valueFrom"
+        for key, kind in (("configMapKeyRef", Kind.CONFIG_MAP), ("secretKeyRef", Kind.SECRET)):
+            ref = src.get(key)
+            if ref and ref.get("name"):
+                yield Reference(kind, ref["name"], f"{at}.{key}", bool(ref.get("optional")))
+    for i, env_from in enumerate(c.get("envFrom") or []):
+        for key, kind in (("configMapRef", Kind.CONFIG_MAP), ("secretRef", Kind.SECRET)):
+            ref = env_from.get(key)
+            if ref and ref.get("name"):
+                yield Reference(kind, ref["name"], f"{path}.envFrom[{i}].{key}", bool(ref.get("optional")))
+
+
+def _volume_refs(vol: Mapping[str, Any]) -> Iterator[Reference]:
+    at = f"spec.volumes[{vol.get('name')}]"
+    cm = vol.get("configMap")
+    if cm and cm.get("name"):
+        yield Reference(Kind.CONFIG_MAP, cm["name"], f"{at}.configMap", bool(cm.get("optional")))
+    sec = vol.get("secret")
+    if sec and sec.get("secretName"):
+        yield Reference(Kind.SECRET, sec["secretName"], f"{at}.secret", bool(sec.get("optional")))
+    for i, source in enumerate((vol.get("projected") or {}).get("sources") or []):
+        for key, kind in (("configMap", Kind.CONFIG_MAP), ("secret", Kind.SECRET)):
+            ref = source.get(key)
+            if ref and ref.get("name"):
+                yield Reference(kind, ref["name"], f"{at}.projected.sources[{i}].{key}", bool(ref.get("optional")))
+    pvc = vol.get("persistentVolumeClaim")
+    if pvc and pvc.get("claimName"):
+        yield Reference(Kind.PVC, pvc["claimName"], f"{at}.persistentVolumeClaim")
+    csi = (vol.get("csi") or {}).get("nodePublishSecretRef")
+    if csi and csi.get("name"):
+        yield Reference(Kind.SECRET, csi["name"], f"{at}.csi.nodePublishSecretRef")
+    azure = vol.get("azureFile")
+    if azure and azure.get("secretName"):
+        yield Reference(Kind.SECRET, azure["secretName"], f"{at}.azureFile")
+    for plugin in _SECRET_REF_VOLUMES:
+        ref = (vol.get(plugin) or {}).get("secretRef")
+        if ref and ref.get("name"):
+            yield Reference(Kind.SECRET, ref["name"], f"{at}.{plugin}.secretRef")
+
+
+def _all_refs(pod: Mapping[str, Any]) -> Iterator[Reference]:
+    sa = pod.get("serviceAccountName") or pod.get("serviceAccount")
+    if sa and sa != DEFAULT_SERVICE_ACCOUNT:
+        yield Reference(Kind.SERVICE_ACCOUNT, sa, "spec.serviceAccountName")
+    for i, ips in enumerate(pod.get("imagePullSecrets") or []):
+        if ips.get("name"):
+            yield Reference(Kind.SECRET, ips["name"], f"spec.imagePullSecrets[{i}]")
+    for path, c in _containers(pod):
+        yield from _container_refs(path, c)
+    for vol in pod.get("volumes") or []:
+        yield from _volume_refs(vol)
+
+
+def _merge(refs: Iterator[Reference]) -> tuple[Reference, ...]:
+    """One entry per object, first place kept; optional only if every place that names it says optional."""
+    out: dict[tuple[Kind, str], Reference] = {}
+    for r in refs:
+        seen = out.get(r.key)
+        if seen is None:
+            out[r.key] = r
+        elif seen.optional and not r.optional:
+            out[r.key] = Reference(r.kind, r.name, seen.where, optional=False)
+    return tuple(sorted(out.values(), key=lambda r: (r.kind.value, r.name)))
+
+
+def references(pod_spec: Mapping[str, Any]) -> tuple[Reference, ...]:
+    """Every ConfigMap, Secret, ServiceAccount and PVC a pod spec names (containers, init and ephemeral
+    containers, env valueFrom, envFrom, volumes, projected volumes, CSI/plugin secrets, imagePullSecrets)."""
+    return _merge(_all_refs(pod_spec))
+
+
+def service_account_references(sa: Mapping[str, Any]) -> tuple[Reference, ...]:
+    """The pull secrets a ServiceAccount hands to its pods. Its token Secrets are cluster-specific: never carried."""
+    name = (sa.get("metadata") or {}).get("name", "")
+    return _merge(
+        Reference(Kind.SECRET, ips["name"], f"ServiceAccount {name} imagePullSecrets[{i}]")
+        for i, ips in enumerate(sa.get("imagePullSecrets") or [])
+        if ips.get("name")
+    )
+
+
+def with_volume_overrides(pod_spec: Mapping[str, Any], volumes: Sequence[Mapping[str, Any]] | None) -> dict[str, Any]:
+    """The pod spec with `overrides.volumes` applied: same name replaces, a new name is added."""
+    out = copy.deepcopy(dict(pod_spec))
+    if not volumes:
+        return out
+    by_name = {v["name"]: copy.deepcopy(dict(v)) for v in volumes}
+    kept = [by_name.pop(v.get("name"), v) for v in out.get("volumes") or []]
+    out["volumes"] = kept + list(by_name.values())
+    return out
+
+
+# ---- copies ------------------------------------------------------------------------------------------------
+
+# what a copy keeps from its source, per kind: content, never identity (uid, resourceVersion, tokens)
+_CONTENT = {
+    Kind.CONFIG_MAP: ("data", "binaryData", "immutable"),
+    Kind.SECRET: ("data", "type", "immutable"),
+    Kind.SERVICE_ACCOUNT: ("imagePullSecrets", "automountServiceAccountToken"),
+}
+_API_VERSION = "v1"
+
+
+def propagated(kind: Kind, propagation: Propagation) -> bool:
+    return {
+        Kind.CONFIG_MAP: propagation.config_maps,
+        Kind.SECRET: propagation.secrets,
+        Kind.SERVICE_ACCOUNT: propagation.service_account,
+        Kind.PVC: False,  # data does not move between clouds
+    }[kind]
+
+
+def content_hash(kind: Kind, source: Mapping[str, Any]) -> str:
+    body = {k: source.get(k) for k in _CONTENT[kind]}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def origin_of(cluster: str, namespace: str, name: str) -> str:
+    return f"{cluster}/{namespace}/{name}"
+
+
+def copy_of(kind: Kind, source: Mapping[str, Any], *, namespace: str, policy_uid: str, origin: str) -> dict[str, Any]:
+    """The object to write in the target: the source's content and labels, plus Overspill's ownership marks."""
+    meta = source.get("metadata") or {}
+    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k not in (MANAGED_BY, POLICY_UID)}
+    body: dict[str, Any] = {
+        "apiVersion": _API_VERSION,
+        "kind": kind.value,
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": namespace,
+            "labels": {**labels, MANAGED_BY: MANAGER, POLICY_UID: policy_uid},
+            "annotations": {ORIGIN: origin, SOURCE_HASH: content_hash(kind, source)},
+        },
+    }
+    for key in _CONTENT[kind]:
+        if source.get(key) is not None:
+            body[key] = copy.deepcopy(source[key])
+    return body
+
+
+def is_copy_for(obj: Mapping[str, Any], policy_uid: str, origin: str) -> bool:
+    """Ours to update: created by Overspill for this policy, or by Overspill from the same source object (two
+    policies whose templates share a ConfigMap share its copy instead of fighting over it)."""
+    meta = obj.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    if labels.get(MANAGED_BY) != MANAGER:
+        return False
+    return labels.get(POLICY_UID) == policy_uid or (meta.get("annotations") or {}).get(ORIGIN) == origin
+
+
+# ---- the plan for one target -----------------------------------------------------------------------------
+
+
+class State(StrEnum):
+    CARRIED = "Carried"  # our copy is there and current
+    TO_COPY = "ToCopy"  # will be created or updated now
+    PROVIDED = "Provided"  # not carried, but an object of that name is in the target
+    MISSING = "Missing"  # required, not carried, not in the target
+    CONFLICT = "Conflict"  # carried kind, but the target holds an object Overspill did not create
+    NO_SOURCE = "NoSource"  # carried kind, but the primary does not have it
+    SKIPPED = "Skipped"  # optional and absent: the pod starts without it
+
+
+BLOCKING = frozenset({State.MISSING, State.CONFLICT, State.NO_SOURCE})
+
+
+@dataclass(frozen=True)
+class Item:
+    ref: Reference
+    state: State
+    body: dict[str, Any] | None = None  # the copy to write, for TO_COPY
+
+
+@dataclass(frozen=True)
+class CarryPlan:
+    items: tuple[Item, ...] = ()
+
+    @property
+    def writes(self) -> tuple[Item, ...]:
+        return tuple(i for i in self.items if i.state == State.TO_COPY)
+
+    @property
+    def blocking(self) -> tuple[Item, ...]:
+        return tuple(i for i in self.items if i.state in BLOCKING)
+
+    @property
+    def ready(self) -> bool:
+        """Ready once the writes are done: nothing blocks the mirror from scaling up."""
+        return not self.blocking
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Objects read for one plan: the primary's sources and the target's same-named objects (None = absent)."""
+
+    primary: Mapping[tuple[Kind, str], Mapping[str, Any] | None] = field(default_factory=dict)
+    target: Mapping[tuple[Kind, str], Mapping[str, Any] | None] = field(default_factory=dict)
+
+
+def plan(
+    refs: Sequence[Reference],
+    propagation: Propagation,
+    found: Sources,
+    *,
+    namespace: str,
+    policy_uid: str,
+    origin_cluster: str,
+    origin_namespace: str,
+) -> CarryPlan:
+    """What to do in one target's namespace so that every reference resolves there."""
+    items: list[Item] = []
+    for ref in refs:
+        there = found.target.get(ref.key)
+        if not propagated(ref.kind, propagation):
+            state = State.PROVIDED if there is not None else (State.SKIPPED if ref.optional else State.MISSING)
+            items.append(Item(ref, state))
+            continue
+        origin = origin_of(origin_cluster, origin_namespace, ref.name)
+        if there is not None and not is_copy_for(there, policy_uid, origin):
+            items.append(Item(ref, State.CONFLICT))
+            continue
+        source = found.primary.get(ref.key)
+        if source is None:
+            if there is not None:
+                items.append(Item(ref, State.CARRIED))  # the source went away: keep serving the last copy
+            else:
+                items.append(Item(ref, State.SKIPPED if ref.optional else State.NO_SOURCE))
+            continue
+        current = ((there or {}).get("metadata") or {}).get("annotations", {}).get(SOURCE_HASH)
+        if there is not None and current == content_hash(ref.kind, source):
+            items.append(Item(ref, State.CARRIED))
+            continue
+        body = copy_of(ref.kind, source, namespace=namespace, policy_uid=policy_uid, origin=origin)
+        items.append(Item(ref, State.TO_COPY, body))
+    return CarryPlan(tuple(items))
+
+
+_FIX = {
+    State.MISSING: "not carried",
+    State.CONFLICT: "exists there and was not created by Overspill: left untouched",
+    State.NO_SOURCE: "does not exist in the primary",
+}
+
+
+def _fix(item: Item) -> str:
+    kind = item.ref.kind
+    if item.state == State.CONFLICT:
+        return "delete or rename it there so Overspill can copy it, or turn its propagation off to use it as is"
+    if item.state == State.NO_SOURCE:
+        return "create it in the primary"
+    if kind == Kind.SECRET:
+        return "set spec.propagation.secrets: true, or create it in the target"
+    if kind == Kind.PVC:
+        return (
+            "data does not move between clouds: create the claim in the target, or replace the volume with "
+            "spec.targets[].overrides.volumes"
+        )
+    field_name = {Kind.CONFIG_MAP: "configMaps", Kind.SERVICE_ACCOUNT: "serviceAccount"}[kind]
+    return f"set spec.propagation.{field_name}: true, or create it in the target"
+
+
+def describe(target: str, namespace: str, blocking: Sequence[Item]) -> str:
+    """One sentence per blocking item: what, where it is named, why, and the fix. Names only, never content."""
+    parts = [
+        f"{i.ref.kind.value} {namespace}/{i.ref.name} ({i.ref.where}) {_FIX[i.state]} in BurstTarget {target}: "
+        f"{_fix(i)}"
+        for i in blocking
+    ]
+    return "; ".join(parts)

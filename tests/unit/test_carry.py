@@ -1,0 +1,259 @@
+"""Reference discovery and the carry plan: every place a pod spec can name a ConfigMap, Secret, ServiceAccount or
+PVC, and what a target needs for the mirror's pods to start there."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from overspill.api.policy import Propagation
+from overspill.carry import (
+    MANAGED_BY,
+    ORIGIN,
+    POLICY_UID,
+    SOURCE_HASH,
+    Kind,
+    Reference,
+    Sources,
+    State,
+    copy_of,
+    describe,
+    plan,
+    references,
+    service_account_references,
+    with_volume_overrides,
+)
+
+CM, SEC, SA, PVC = Kind.CONFIG_MAP, Kind.SECRET, Kind.SERVICE_ACCOUNT, Kind.PVC
+
+
+def c(**fields: Any) -> dict[str, Any]:
+    return {"name": "c", "image": "x", **fields}
+
+
+# (pod spec, the (kind, name) it must reveal) — one row per place a reference can hide
+CASES: list[tuple[str, dict[str, Any], set[tuple[Kind, str]]]] = [
+    (
+        "env configMapKeyRef",
+        {"containers": [c(env=[{"name": "A", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "k"}}}])]},
+        {(CM, "cm")},
+    ),
+    (
+        "env secretKeyRef",
+        {"containers": [c(env=[{"name": "T", "valueFrom": {"secretKeyRef": {"name": "tok", "key": "k"}}}])]},
+        {(SEC, "tok")},
+    ),
+    (
+        "env fieldRef names nothing",
+        {"containers": [c(env=[{"name": "P", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}])]},
+        set(),
+    ),
+    ("envFrom configMapRef", {"containers": [c(envFrom=[{"configMapRef": {"name": "cm2"}}])]}, {(CM, "cm2")}),
+    ("envFrom secretRef", {"containers": [c(envFrom=[{"prefix": "X_", "secretRef": {"name": "s2"}}])]}, {(SEC, "s2")}),
+    (
+        "init container env",
+        {
+            "initContainers": [c(env=[{"name": "A", "valueFrom": {"secretKeyRef": {"name": "init-s", "key": "k"}}}])],
+            "containers": [c()],
+        },
+        {(SEC, "init-s")},
+    ),
+    (
+        "ephemeral container envFrom",
+        {"containers": [c()], "ephemeralContainers": [c(envFrom=[{"configMapRef": {"name": "dbg"}}])]},
+        {(CM, "dbg")},
+    ),
+    (
+        "volume configMap",
+        {"containers": [c()], "volumes": [{"name": "v", "configMap": {"name": "vcm"}}]},
+        {(CM, "vcm")},
+    ),
+    ("volume secret", {"containers": [c()], "volumes": [{"name": "v", "secret": {"secretName": "vs"}}]}, {(SEC, "vs")}),
+    (
+        "projected configMap + secret",
+        {
+            "containers": [c()],
+            "volumes": [
+                {
+                    "name": "p",
+                    "projected": {
+                        "sources": [
+                            {"configMap": {"name": "pc"}},
+                            {"secret": {"name": "ps"}},
+                            {"serviceAccountToken": {"path": "t"}},
+                            {"downwardAPI": {"items": []}},
+                        ]
+                    },
+                }
+            ],
+        },
+        {(CM, "pc"), (SEC, "ps")},
+    ),
+    (
+        "persistentVolumeClaim",
+        {"containers": [c()], "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "models"}}]},
+        {(PVC, "models")},
+    ),
+    (
+        "csi nodePublishSecretRef",
+        {
+            "containers": [c()],
+            "volumes": [{"name": "d", "csi": {"driver": "x", "nodePublishSecretRef": {"name": "csi-s"}}}],
+        },
+        {(SEC, "csi-s")},
+    ),
+    (
+        "cephfs secretRef",
+        {"containers": [c()], "volumes": [{"name": "d", "cephfs": {"monitors": ["m"], "secretRef": {"name": "ceph"}}}]},
+        {(SEC, "ceph")},
+    ),
+    (
+        "azureFile secretName",
+        {"containers": [c()], "volumes": [{"name": "d", "azureFile": {"secretName": "az", "shareName": "s"}}]},
+        {(SEC, "az")},
+    ),
+    ("emptyDir names nothing", {"containers": [c()], "volumes": [{"name": "e", "emptyDir": {}}]}, set()),
+    ("serviceAccountName", {"serviceAccountName": "runner", "containers": [c()]}, {(SA, "runner")}),
+    ("deprecated serviceAccount", {"serviceAccount": "old", "containers": [c()]}, {(SA, "old")}),
+    ("default ServiceAccount exists everywhere", {"serviceAccountName": "default", "containers": [c()]}, set()),
+    ("imagePullSecrets", {"imagePullSecrets": [{"name": "regcred"}], "containers": [c()]}, {(SEC, "regcred")}),
+]
+
+
+@pytest.mark.parametrize(("pod", "want"), [(p, w) for _, p, w in CASES], ids=[n for n, _, _ in CASES])
+def test_every_place_a_pod_names_an_object(pod: dict[str, Any], want: set[tuple[Kind, str]]) -> None:
+    assert {r.key for r in references(pod)} == want
+
+
+def test_one_entry_per_object_first_place_kept_and_required_wins() -> None:
+    pod = {
+        "containers": [
+            c(env=[{"name": "A", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "a", "optional": True}}}]),
+            c(envFrom=[{"configMapRef": {"name": "cm"}}]),
+        ]
+    }
+    (ref,) = references(pod)
+    assert ref == Reference(CM, "cm", "spec.containers[c].env[A].valueFrom.configMapKeyRef", optional=False)
+
+
+def test_service_account_pull_secrets_are_carried_not_its_tokens() -> None:
+    sa = {"metadata": {"name": "runner"}, "imagePullSecrets": [{"name": "regcred"}], "secrets": [{"name": "tok"}]}
+    assert [r.key for r in service_account_references(sa)] == [(SEC, "regcred")]
+
+
+def test_volume_overrides_replace_by_name_and_add_new_names() -> None:
+    pod = {
+        "volumes": [
+            {"name": "models", "persistentVolumeClaim": {"claimName": "models"}},
+            {"name": "cfg", "configMap": {"name": "c"}},
+        ]
+    }
+    out = with_volume_overrides(pod, [{"name": "models", "emptyDir": {}}, {"name": "scratch", "emptyDir": {}}])
+    assert out["volumes"] == [
+        {"name": "models", "emptyDir": {}},
+        {"name": "cfg", "configMap": {"name": "c"}},
+        {"name": "scratch", "emptyDir": {}},
+    ]
+    assert {r.kind for r in references(out)} == {CM}
+    assert pod["volumes"][0]["persistentVolumeClaim"] == {"claimName": "models"}  # the input is not changed
+
+
+def source(kind: Kind, name: str, **content: Any) -> dict[str, Any]:
+    return {
+        "kind": kind.value,
+        "metadata": {"name": name, "namespace": "ml", "uid": "u", "resourceVersion": "9", "labels": {"app": "vllm"}},
+        **content,
+    }
+
+
+def run_plan(
+    refs: list[Reference], prim: dict[Any, Any], there: dict[Any, Any], prop: Propagation | None = None
+) -> Any:
+    return plan(
+        refs,
+        prop or Propagation(),
+        Sources(primary=prim, target=there),
+        namespace="ml",
+        policy_uid="uid-1",
+        origin_cluster="primary",
+        origin_namespace="ml",
+    )
+
+
+def test_copy_carries_content_and_ownership_never_identity() -> None:
+    src = source(SEC, "tok", data={"k": "dmFs"}, type="Opaque")
+    body = copy_of(SEC, src, namespace="mirror", policy_uid="uid-1", origin="primary/ml/tok")
+    assert body["data"] == {"k": "dmFs"} and body["type"] == "Opaque"
+    meta = body["metadata"]
+    assert meta["namespace"] == "mirror" and "uid" not in meta and "resourceVersion" not in meta
+    assert meta["labels"] == {"app": "vllm", MANAGED_BY: "overspill", POLICY_UID: "uid-1"}
+    assert meta["annotations"][ORIGIN] == "primary/ml/tok"
+
+
+def test_plan_defaults_copy_configmaps_and_serviceaccount_but_not_secrets() -> None:
+    refs = [Reference(CM, "cm", "w"), Reference(SA, "sa", "w"), Reference(SEC, "tok", "w")]
+    prim = {
+        (CM, "cm"): source(CM, "cm", data={"a": "1"}),
+        (SA, "sa"): source(SA, "sa"),
+        (SEC, "tok"): source(SEC, "tok", data={}),
+    }
+    p = run_plan(refs, prim, {})
+    assert {(i.ref.name, i.state) for i in p.items} == {
+        ("cm", State.TO_COPY),
+        ("sa", State.TO_COPY),
+        ("tok", State.MISSING),
+    }
+    assert not p.ready
+    msg = describe("aws", "ml", p.blocking)
+    assert "Secret ml/tok" in msg and "spec.propagation.secrets: true" in msg and "dmFs" not in msg
+
+
+def test_plan_with_secrets_on_copies_them() -> None:
+    p = run_plan(
+        [Reference(SEC, "tok", "w")], {(SEC, "tok"): source(SEC, "tok", data={"k": "v"})}, {}, Propagation(secrets=True)
+    )
+    assert p.ready and [i.state for i in p.items] == [State.TO_COPY]
+
+
+def test_plan_current_copy_is_left_alone_and_a_changed_source_is_updated() -> None:
+    src = source(CM, "cm", data={"a": "1"})
+    copy_now = copy_of(CM, src, namespace="ml", policy_uid="uid-1", origin="primary/ml/cm")
+    assert [i.state for i in run_plan([Reference(CM, "cm", "w")], {(CM, "cm"): src}, {(CM, "cm"): copy_now}).items] == [
+        State.CARRIED
+    ]
+    edited = source(CM, "cm", data={"a": "2"})
+    (item,) = run_plan([Reference(CM, "cm", "w")], {(CM, "cm"): edited}, {(CM, "cm"): copy_now}).items
+    assert item.state == State.TO_COPY and item.body is not None and item.body["data"] == {"a": "2"}
+    assert item.body["metadata"]["annotations"][SOURCE_HASH] != copy_now["metadata"]["annotations"][SOURCE_HASH]
+
+
+def test_plan_never_takes_over_an_object_overspill_did_not_create() -> None:
+    theirs = {"kind": "ConfigMap", "metadata": {"name": "cm", "labels": {"team": "x"}}, "data": {"a": "theirs"}}
+    p = run_plan([Reference(CM, "cm", "w")], {(CM, "cm"): source(CM, "cm", data={"a": "1"})}, {(CM, "cm"): theirs})
+    assert [i.state for i in p.items] == [State.CONFLICT] and p.writes == () and not p.ready
+    assert "not created by Overspill" in describe("aws", "ml", p.blocking)
+
+
+def test_plan_shares_a_copy_made_for_another_policy_from_the_same_source() -> None:
+    src = source(CM, "cm", data={"a": "1"})
+    other = copy_of(CM, src, namespace="ml", policy_uid="uid-2", origin="primary/ml/cm")
+    assert [i.state for i in run_plan([Reference(CM, "cm", "w")], {(CM, "cm"): src}, {(CM, "cm"): other}).items] == [
+        State.CARRIED
+    ]
+
+
+def test_plan_pvc_is_missing_unless_provided_in_the_target() -> None:
+    ref = Reference(PVC, "models", "spec.volumes[models].persistentVolumeClaim")
+    p = run_plan([ref], {}, {})
+    assert [i.state for i in p.items] == [State.MISSING]
+    assert "overrides.volumes" in describe("aws", "ml", p.blocking)
+    assert run_plan([ref], {}, {(PVC, "models"): {"metadata": {"name": "models"}}}).ready
+
+
+def test_plan_optional_absent_reference_does_not_block_and_missing_source_does() -> None:
+    assert run_plan([Reference(CM, "opt", "w", optional=True)], {}, {}).ready
+    p = run_plan([Reference(CM, "gone", "w")], {}, {})
+    assert [i.state for i in p.items] == [State.NO_SOURCE] and "create it in the primary" in describe(
+        "t", "ml", p.blocking
+    )
