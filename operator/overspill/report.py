@@ -55,7 +55,7 @@ def memory_from_status(m: EngineMemory) -> Memory:
         burst_started_at=m.burst_started_at,
         primary_capacity=m.primary_capacity,
         primary_capacity_observed_at=m.primary_capacity_observed_at,
-        last_metric=(m.last_metric[0], m.last_metric[1]) if m.last_metric else None,
+        samples=tuple((float(t), float(v)) for t, v in m.samples),
     )
 
 
@@ -65,7 +65,7 @@ def memory_to_status(m: Memory) -> EngineMemory:
         burst_started_at=m.burst_started_at,
         primary_capacity=m.primary_capacity,
         primary_capacity_observed_at=m.primary_capacity_observed_at,
-        last_metric=m.last_metric,
+        samples=list(m.samples),
     )
 
 

@@ -26,8 +26,15 @@ def policy(**overrides: Any) -> BurstPolicySpec:
     return parse_policy_spec(raw)
 
 
-def cs(replicas: int, ready: int | None = None, *, busy: int = 0, unsched: int = 0) -> ClusterState:
-    return ClusterState(replicas=replicas, ready=replicas if ready is None else ready, busy=busy, unschedulable=unsched)
+def cs(replicas: int, ready: int | None = None, *, busy: int = 0, unsched: int = 0, unknown: int = 0) -> ClusterState:
+    """`unknown`: pods whose busy level could not be read (they count as busy)."""
+    return ClusterState(
+        replicas=replicas,
+        ready=replicas if ready is None else ready,
+        busy=busy,
+        unschedulable=unsched,
+        busy_unknown=unknown,
+    )
 
 
 def snap(

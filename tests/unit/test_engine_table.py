@@ -23,6 +23,7 @@ class Case:
 
 
 LEARNED_8 = Memory(primary_capacity=8, primary_capacity_observed_at=990.0)
+CI = {"workloadClass": "CIRunner", "busy": {"podAnnotation": "overspill.dev/busy"}}
 
 CASES = [
     Case("queue empty sits at min", snap(0, cs(1)), 1, 1, {"aws": 0, "gcp": 0}, Reason.STEADY),
@@ -196,12 +197,57 @@ CASES = [
         Reason.BURST_DOWN,
     ),
     Case(
-        "max replicas bounds the surge home",
+        "at maxReplicas the return home surges by returnSurge (1) instead of holding forever",
+        snap(400, cs(30), tgt("aws", cs(10))),
+        40,
+        31,
+        {"aws": 10, "gcp": 0},
+        Reason.SCALE_UP,
+    ),
+    Case(
+        "returnSurge 0 keeps the total at maxReplicas (and the return waits)",
         snap(400, cs(30), tgt("aws", cs(10))),
         40,
         30,
         {"aws": 10, "gcp": 0},
         Reason.AWAITING_READY_REPLACEMENT,
+        {"behavior": {"returnSurge": 0, "scaleDownStabilizationSeconds": 0, "minBurstDurationSeconds": 0}},
+    ),
+    Case(
+        "CI runners: unknown busy in the primary holds every runner",
+        snap(0, cs(5, unknown=5)),
+        1,
+        5,
+        {"aws": 0, "gcp": 0},
+        Reason.BUSY_UNKNOWN_HOLD,
+        CI,
+    ),
+    Case(
+        "CI runners: a secondary whose busy level is unknown is not drained",
+        snap(0, cs(4), tgt("aws", cs(6, busy=1, unknown=5))),
+        1,
+        4,
+        {"aws": 6, "gcp": 0},
+        Reason.BUSY_UNKNOWN_HOLD,
+        CI,
+    ),
+    Case(
+        "inference: unknown busy holds scale-in too (deletion costs cannot be trusted)",
+        snap(20, cs(8), tgt("aws", cs(7, unknown=7)), memory=LEARNED_8),
+        2,
+        8,
+        {"aws": 7, "gcp": 0},
+        Reason.BUSY_UNKNOWN_HOLD,
+        {"busy": {"query": "sum by (pod) (inflight)"}},
+    ),
+    Case(
+        "unknown busy never blocks growth",
+        snap(150, cs(8, unknown=8), memory=LEARNED_8),
+        15,
+        8,
+        {"aws": 7, "gcp": 0},
+        Reason.BURST_UP,
+        CI,
     ),
     Case(
         "CI runners: busy runners in a secondary survive scale-in",
@@ -210,7 +256,7 @@ CASES = [
         4,
         {"aws": 4, "gcp": 0},
         Reason.BURST_DOWN,
-        {"workloadClass": "CIRunner", "busy": {"podAnnotation": "overspill.dev/busy"}},
+        CI,
     ),
     Case(
         "CI runners: primary never goes below its busy runners",
@@ -219,7 +265,7 @@ CASES = [
         3,
         {"aws": 0, "gcp": 0},
         Reason.SCALE_DOWN,
-        {"workloadClass": "CIRunner", "busy": {"podAnnotation": "overspill.dev/busy"}},
+        CI,
     ),
     Case(
         "inference: starting replicas are not capacity, and no reason to burst again",
@@ -278,13 +324,44 @@ def test_learned_capacity_expires_so_replicas_can_come_home() -> None:
     assert stale.placement.targets["aws"] == 7  # held until the primary's new replicas are Ready
 
 
+def _feed(spec: Any, series: list[float], replicas: int = 5) -> Any:
+    mem, d = Memory(), None
+    for i, value in enumerate(series):
+        d = decide(spec, snap(value, cs(replicas), now=i * 10.0, memory=mem))
+        mem = d.memory
+    return d
+
+
 def test_predictive_bursts_early_on_a_rising_queue() -> None:
     spec = policy(behavior={"predictive": {"enabled": True, "leadSeconds": 30}})
-    d1 = decide(spec, snap(50, cs(5), now=0))
-    d2 = decide(spec, snap(80, cs(5), now=10, memory=d1.memory))
-    assert d2.desired == 17  # 80 + 3/s * 30 s = 170 -> 17 replicas, not 8
-    plain = decide(policy(), snap(80, cs(5), now=10, memory=d1.memory))
-    assert plain.desired == 8
+    d = _feed(spec, [50, 60, 70, 80])
+    assert d.desired == 11  # 80 + 1/s * 30 s = 110 -> 11 replicas, not 8
+    assert _feed(policy(), [50, 60, 70, 80]).desired == 8
+
+
+def test_predictive_ignores_a_single_noisy_sample() -> None:
+    """The reproduced case: a flat 50 with one 60 blip and a 60 s lead sent replicas to a secondary."""
+    spec = policy(behavior={"predictive": {"enabled": True, "leadSeconds": 60}})
+    assert _feed(spec, [50, 50, 50, 50, 50, 60]).desired == 6  # the blip itself, not a projected 120
+    assert _feed(spec, [50, 50, 50, 90, 50, 50]).desired == 5  # a spike in the middle changes nothing
+
+
+def test_predictive_needs_several_samples_before_projecting() -> None:
+    spec = policy(behavior={"predictive": {"enabled": True, "leadSeconds": 60}})
+    assert _feed(spec, [50, 60]).desired == 6
+
+
+def test_return_home_at_max_replicas_completes() -> None:
+    """Make-before-break at maxReplicas: each step surges the primary by one, then drains one secondary."""
+    spec = policy(primary={"capacityRecheckSeconds": 60})
+    primary, aws, mem = 30, 10, Memory()
+    for step in range(60):
+        d = decide(spec, snap(400, cs(primary), tgt("aws", cs(aws)), now=1000.0 + step, memory=mem))
+        primary, aws, mem = d.placement.primary, d.placement.targets["aws"], d.memory
+        assert primary + aws <= 40 + 1  # maxReplicas + returnSurge
+        if (primary, aws) == (40, 0):
+            break
+    assert (primary, aws) == (40, 0)
 
 
 def test_memory_does_not_change_while_the_queue_holds_still() -> None:

@@ -1,9 +1,19 @@
-"""The queue metric source: one PromQL query -> one number, behind a narrow interface (as KEDA's scalers)."""
+"""The queue metric source: one PromQL query -> one number, behind a narrow interface (as KEDA's scalers).
+
+Two guards, because a policy's URL is chosen by whoever may edit BurstPolicies in their namespace:
+- only URLs under the operator's allowed prefixes are queried (`--allowed-prometheus-url`; by default only the
+  operator-wide `--prometheus-url`), so a policy cannot point the operator at an arbitrary host;
+- messages (which reach status and Events in the policy's namespace) never carry the URL's user-info nor any
+  part of a response body: only the error's kind and the HTTP status code.
+"""
 
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Sequence
 from typing import Protocol
+from urllib.parse import SplitResult, urlsplit
 
 from prometheus_api_client import PrometheusConnect
 
@@ -18,27 +28,87 @@ class MetricSource(Protocol):
     def per_pod(self, url: str, query: str, timeout: float) -> dict[str, float]: ...
 
 
+def redact_url(url: str) -> str:
+    """The URL without its user-info (user:password@), for messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"***@{host}").geturl()
+
+
+def _origin(parts: SplitResult) -> tuple[str, str, int | None]:
+    port = parts.port
+    if port is None:
+        port = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
+
+
+def url_allowed(url: str, prefixes: Sequence[str]) -> bool:
+    """`url` is under one of `prefixes`: same scheme, host and port, and a path below the prefix's path at a
+    segment boundary (http://prom/a allows http://prom/a/b, not http://prom/ab). User-info is ignored; it
+    cannot move the host (http://prom:9090@evil is evil)."""
+    try:
+        target = urlsplit(url)
+        origin = _origin(target)
+    except ValueError:
+        return False
+    for prefix in prefixes:
+        try:
+            allowed = urlsplit(prefix)
+            allowed_origin = _origin(allowed)
+        except ValueError:
+            continue
+        if origin != allowed_origin or not origin[1]:
+            continue
+        base = allowed.path.rstrip("/")
+        path = target.path or "/"
+        if not base or path == base or path.startswith(base + "/"):
+            return True
+    return False
+
+
+def _failure(err: Exception) -> str:
+    """The kind of failure, and the HTTP status when there is one; never the response body."""
+    found = re.search(r"HTTP Status Code (\d{3})|too many (\d{3}) error responses", str(err))
+    return f"HTTP {found.group(1) or found.group(2)}" if found else type(err).__name__
+
+
 class PrometheusSource:
     """prometheus-api-client, one connection per URL. An empty result counts as 0 (a queue with no series is
     empty, like KEDA's ignoreNullValues); more than one series is an error, since summing silently could
-    double-count replicas' own samples."""
+    double-count replicas' own samples.
 
-    def __init__(self) -> None:
+    `allowed_prefixes`: URLs that may be queried; None allows any (the simulator and tests), the operator
+    always passes a list."""
+
+    def __init__(self, allowed_prefixes: Sequence[str] | None = None) -> None:
         self._conns: dict[str, PrometheusConnect] = {}
+        self.allowed_prefixes = None if allowed_prefixes is None else tuple(allowed_prefixes)
 
     def _conn(self, url: str) -> PrometheusConnect:
+        if self.allowed_prefixes is not None and not url_allowed(url, self.allowed_prefixes):
+            shown = ", ".join(redact_url(p) for p in self.allowed_prefixes) or "none"
+            raise MetricError(
+                f"Prometheus URL {redact_url(url)} is not allowed by the operator (--allowed-prometheus-url: "
+                f"{shown}); use an allowed URL or ask the operator's administrator to add it"
+            )
         if url not in self._conns:
             self._conns[url] = PrometheusConnect(url=url, disable_ssl=False)
         return self._conns[url]
 
     def _query(self, url: str, query: str, timeout: float) -> list[dict[str, object]]:
+        conn = self._conn(url)
         try:
-            result = self._conn(url).custom_query(
-                query, params={"timeout": f"{int(timeout * 1000)}ms"}, timeout=timeout
-            )
+            result = conn.custom_query(query, params={"timeout": f"{int(timeout * 1000)}ms"}, timeout=timeout)
         except Exception as err:  # the client raises requests' and its own errors; all mean "unavailable"
-            raise MetricError(f"query to {url} failed: {type(err).__name__}: {str(err)[:200]}") from err
-        return list(result)
+            raise MetricError(f"query to {redact_url(url)} failed: {_failure(err)}") from err
+        if not isinstance(result, list):
+            raise MetricError(f"query to {redact_url(url)} returned no result list")
+        return result
 
     def value(self, url: str, query: str, timeout: float) -> float:
         result = self._query(url, query, timeout)
@@ -50,18 +120,23 @@ class PrometheusSource:
         try:
             value = float(sample[1])  # type: ignore[index]
         except (TypeError, ValueError, IndexError) as err:
-            raise MetricError(f"query returned no number: {sample!r}") from err
+            raise MetricError("query returned a sample that is not a number") from err
         if math.isnan(value) or math.isinf(value) or value < 0:
             raise MetricError(f"query returned {value}; the queue depth must be a finite number >= 0")
         return value
 
     def per_pod(self, url: str, query: str, timeout: float) -> dict[str, float]:
+        """Level per pod name. A pod missing from the result is unknown to the caller, not idle."""
         out: dict[str, float] = {}
         for sample in self._query(url, query, timeout):
             metric = sample.get("metric") or {}
             pod = metric.get("pod") if isinstance(metric, dict) else None
+            if not pod:
+                continue
             try:
-                out[str(pod)] = float(sample["value"][1])  # type: ignore[index]
+                level = float(sample["value"][1])  # type: ignore[index]
             except (KeyError, TypeError, ValueError, IndexError):
                 continue
+            if not math.isnan(level):
+                out[str(pod)] = level
         return out

@@ -16,11 +16,19 @@ from overspill.api.policy import (
     PrometheusSource,
     Propagation,
     TargetOverrides,
+    TemplateUpdate,
     Traffic,
     WorkloadClass,
     WorkloadRef,
 )
-from overspill.api.target import BurstTarget, BurstTargetSpec, BurstTargetStatus, SecretRef
+from overspill.api.target import (
+    BurstTarget,
+    BurstTargetSpec,
+    BurstTargetStatus,
+    PodSecurityLevel,
+    SecretRef,
+    TargetPrometheus,
+)
 from overspill.api.validation import SpecError, format_errors, parse_policy_spec, parse_target_spec
 
 GROUP = "overspill.dev"
@@ -41,6 +49,7 @@ __all__ = [
     "FallbackAction",
     "Metric",
     "Mode",
+    "PodSecurityLevel",
     "PolicyTarget",
     "Predictive",
     "Primary",
@@ -49,6 +58,8 @@ __all__ = [
     "SecretRef",
     "SpecError",
     "TargetOverrides",
+    "TargetPrometheus",
+    "TemplateUpdate",
     "Traffic",
     "WorkloadClass",
     "WorkloadRef",

@@ -29,6 +29,11 @@ class FallbackAction(StrEnum):
     USE_REPLICAS = "UseReplicas"
 
 
+class TemplateUpdate(StrEnum):
+    WAIT_FOR_IDLE = "WaitForIdle"
+    IMMEDIATE = "Immediate"
+
+
 class WorkloadRef(ApiModel):
     """The workload in the primary cluster that this policy scales (through its scale subresource)."""
 
@@ -125,6 +130,13 @@ class Predictive(ApiModel):
 
     enabled: bool = Field(default=False, description="Burst early when the queue's trend crosses within leadSeconds.")
     lead_seconds: int = Field(default=60, ge=1, le=3600, description="How far ahead to project the queue's trend.")
+    window_seconds: int = Field(
+        default=60,
+        ge=10,
+        le=3600,
+        description="The trend is fitted (repeated-median slope) over the samples of this window; at least 4 "
+        "samples are needed, so one outlier cannot swing it.",
+    )
 
 
 class Behavior(ApiModel):
@@ -139,6 +151,14 @@ class Behavior(ApiModel):
     )
     min_burst_duration_seconds: int = Field(
         default=120, ge=0, le=86400, description="Secondary replicas live at least this long once a burst starts."
+    )
+    return_surge: int = Field(
+        default=1,
+        ge=0,
+        le=100,
+        description="Replicas the total may exceed maxReplicas by while replicas come home (like a Deployment's "
+        "maxSurge): without it, make-before-break at maxReplicas could neither add a primary replica nor remove "
+        "a secondary one.",
     )
     predictive: Predictive | None = None
 
@@ -161,7 +181,14 @@ class Busy(ApiModel):
     pod_label: str | None = Field(default=None, description="Pod label with the same meaning as podAnnotation.")
     query: str | None = Field(
         default=None,
-        description="Per-pod PromQL; each sample's `pod` label names the pod and its value is its in-flight work.",
+        description="Per-pod PromQL; each sample's `pod` label names the pod and its value is its in-flight work. "
+        "Pods in a target are queried on the BurstTarget's spec.prometheus.url; without one, only podAnnotation "
+        "or podLabel can say a mirror pod is idle. A pod whose level is unknown counts as busy.",
+    )
+    template_update: TemplateUpdate = Field(
+        default=TemplateUpdate.WAIT_FOR_IDLE,
+        description="CIRunner: WaitForIdle holds a change of the mirror's pod template while any of its pods is "
+        "busy (or unknown), reported as TemplateUpdatePending; Immediate rolls it at once.",
     )
 
 
@@ -363,7 +390,7 @@ class EngineMemory(StatusModel):
     burst_started_at: float | None = None
     primary_capacity: int | None = None
     primary_capacity_observed_at: float | None = None
-    last_metric: tuple[float, float] | None = None
+    samples: list[tuple[float, float]] = Field(default_factory=list)
 
 
 class BurstPolicyStatus(StatusModel):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from enum import StrEnum
+from typing import Annotated, ClassVar
 
 from pydantic import Field
 
@@ -19,6 +20,23 @@ class SecretRef(ApiModel):
         min_length=1, max_length=63, pattern=DNS_LABEL, description="Namespace of the Secret (in the primary)."
     )
     key: str = Field(default="kubeconfig", min_length=1, description="Key in the Secret's data.")
+
+
+class PodSecurityLevel(StrEnum):
+    PRIVILEGED = "privileged"
+    BASELINE = "baseline"
+    RESTRICTED = "restricted"
+
+
+class TargetPrometheus(ApiModel):
+    """The target's own Prometheus, which sees its pods (the primary's does not)."""
+
+    url: str = Field(
+        pattern=r"^https?://",
+        max_length=2048,
+        description="Base URL for per-pod busy queries of mirror pods in this target; must be allowed by the "
+        "operator's --allowed-prometheus-url.",
+    )
 
 
 class BurstTargetSpec(ApiModel):
@@ -40,6 +58,26 @@ class BurstTargetSpec(ApiModel):
         default=None,
         max_length=256,
         description="When set, only policies in these namespaces may spill here.",
+    )
+    allowed_target_namespaces: list[Annotated[str, Field(max_length=63, pattern=DNS_LABEL)]] | None = Field(
+        default=None,
+        max_length=256,
+        description="Namespaces in this cluster that mirrors may land in (overrides.namespace included). Unset: "
+        "only the namespace with the policy's own namespace name. A refused placement creates nothing.",
+    )
+    pod_security: PodSecurityLevel = Field(
+        default=PodSecurityLevel.BASELINE,
+        description="Pod Security Standard enforced (pod-security.kubernetes.io/enforce) on namespaces Overspill "
+        "creates in this cluster.",
+    )
+    prometheus: TargetPrometheus | None = Field(
+        default=None, description="Prometheus of this cluster, for busy queries of mirror pods."
+    )
+    allow_exec_auth: bool = Field(
+        default=False,
+        description="Allow kubeconfig users that run exec plugins or auth providers, and file references "
+        "(client-certificate, client-key, tokenFile, certificate-authority paths). Refused by default: they run "
+        "commands or read files on the operator's host.",
     )
     probe_interval_seconds: int = Field(
         default=15, ge=1, le=3600, description="How often the operator checks the target's API server."

@@ -43,20 +43,16 @@ def _desired(spec: BurstPolicySpec, snap: Snapshot, mem: Memory) -> tuple[int, M
         return current, mem, Reason.METRIC_UNAVAILABLE_HOLD, None
     value = snap.metric
     pred = spec.behavior.predictive
+    samples: tuple[tuple[float, float], ...] = ()
     if pred is not None and pred.enabled:
-        value = replicas.projected_metric(value, mem.last_metric, snap.now, pred.lead_seconds)
+        samples = replicas.record_sample(mem.samples, snap.now, value, pred.window_seconds)
+        value = replicas.projected_metric(value, samples, pred.lead_seconds)
     raw = replicas.recommend(spec, value)
     b = spec.behavior
     keep = max(b.scale_up_stabilization_seconds, b.scale_down_stabilization_seconds)
     recs = stabilize.record(mem.recommendations, snap.now, raw, keep)
-    # keep the sample where the value last changed: the trend for predictive bursting, and no status write
-    # while the queue holds still
-    last = (
-        mem.last_metric
-        if mem.last_metric is not None and mem.last_metric[1] == snap.metric
-        else (snap.now, snap.metric)
-    )
-    mem = replace(mem, recommendations=recs, last_metric=last)
+    # samples are kept only for predictive policies: others write no status while the queue holds still
+    mem = replace(mem, recommendations=recs, samples=samples)
     stable = stabilize.stabilize(
         recs, snap.now, current, b.scale_up_stabilization_seconds, b.scale_down_stabilization_seconds
     )
@@ -107,6 +103,7 @@ def _describe(
         f"({spec.behavior.min_burst_duration_seconds}s)",
         Reason.AWAITING_READY_REPLACEMENT: "; waiting for replacements to become Ready before removing replicas",
         Reason.BUSY_REPLICAS_HOLD: "; busy replicas are not removed",
+        Reason.BUSY_UNKNOWN_HOLD: "; busy levels unknown: nothing is scaled in until they can be read",
     }
     text += hints.get(reason, "")
     if held is not None and held != reason:
@@ -166,6 +163,7 @@ def decide(spec: BurstPolicySpec, snap: Snapshot) -> Decision:
         protect_busy=spec.workload_class == WorkloadClass.CI_RUNNER,
         make_before_break=spec.workload_class == WorkloadClass.INFERENCE,
         max_total=spec.max_replicas,
+        return_surge=spec.behavior.return_surge,
     )
     after = Placement(primary=new_primary, targets=new_targets)
     healthy_secondary = sum(v for k, v in new_targets.items() if k not in unavailable)

@@ -46,6 +46,14 @@ def ideal(desired: int, primary_cap: int | None, targets: tuple[TargetState, ...
     return Ideal(primary=primary, targets=alloc, unplaced=remaining)
 
 
+def _busy_floor(state: ClusterState, new: int, protect_busy: bool, held: Reason | None) -> tuple[int, Reason | None]:
+    """Never below the busy pods (CI runners) nor below pods whose busy level is unknown (any class)."""
+    floor = min(state.replicas, (state.busy if protect_busy else 0) + state.busy_unknown)
+    if new >= floor:
+        return new, held
+    return floor, held or (Reason.BUSY_UNKNOWN_HOLD if state.busy_unknown else Reason.BUSY_REPLICAS_HOLD)
+
+
 @dataclass
 class _Budget:
     """Ready replicas that may be lost this step without dropping below what is needed (make-before-break)."""
@@ -71,9 +79,16 @@ def constrain(
     protect_busy: bool,
     make_before_break: bool,
     max_total: int,
+    return_surge: int = 0,
 ) -> tuple[int, dict[str, int], Reason | None]:
-    """Apply removal constraints in drain order: secondaries (least preferred first), then the primary."""
+    """Apply removal constraints in drain order: secondaries (least preferred first), then the primary.
+
+    Busy pods, and pods whose busy level is unknown, are a floor no removal goes below. While make-before-break
+    holds a secondary, the total may exceed `max_total` by `return_surge` so that the primary can add the
+    replacement the secondary waits for (at maxReplicas the two would otherwise wait on each other forever).
+    """
     held: Reason | None = None
+    awaiting_replacement = False
     healthy = [t for t in targets if t.healthy]
     ready_now = primary.ready + sum(t.state.ready for t in healthy)
     budget = _Budget(ready=max(0, ready_now - desired), enforce=make_before_break)
@@ -86,12 +101,10 @@ def constrain(
         if dwell_active and t.allowed:
             out[t.name], held = cur, held or Reason.MIN_BURST_DURATION_HOLD
             continue
-        floor = t.state.busy if protect_busy else 0
-        if new < floor:
-            new, held = floor, held or Reason.BUSY_REPLICAS_HOLD
+        new, held = _busy_floor(t.state, new, protect_busy, held)
         allowed = budget.allow(t.state, new)
         if allowed > new:
-            held = held or Reason.AWAITING_READY_REPLACEMENT
+            held, awaiting_replacement = held or Reason.AWAITING_READY_REPLACEMENT, True
         out[t.name] = min(cur, allowed)
     new_primary = plan.primary
     if new_primary < primary.replicas:
@@ -100,16 +113,15 @@ def constrain(
         if not secondaries_settled and not only_unschedulable:
             # drain secondaries first: the primary shrinks only once they are at their target
             new_primary = max(new_primary, primary.replicas - primary.unschedulable)
-        floor = primary.busy if protect_busy else 0
-        if new_primary < floor:
-            new_primary, held = floor, held or Reason.BUSY_REPLICAS_HOLD
+        new_primary, held = _busy_floor(primary, new_primary, protect_busy, held)
         allowed = budget.allow(primary, new_primary)
         if allowed > new_primary:
             held = held or Reason.AWAITING_READY_REPLACEMENT
         new_primary = min(primary.replicas, allowed)
     # growth never pushes the total past maxReplicas, even while held replicas (make-before-break, busy,
     # dwell) are still counted: trim the newest growth, primary surge first, then the least preferred target
-    over = new_primary + sum(out[t.name] for t in healthy) - max_total
+    limit = max_total + (return_surge if awaiting_replacement else 0)
+    over = new_primary + sum(out[t.name] for t in healthy) - limit
     if over > 0 and new_primary > primary.replicas:
         cut = min(over, new_primary - primary.replicas)
         new_primary, over = new_primary - cut, over - cut

@@ -19,6 +19,8 @@ class Reason(StrEnum):
     MIN_BURST_DURATION_HOLD = "MinBurstDurationHold"
     AWAITING_READY_REPLACEMENT = "AwaitingReadyReplacement"
     BUSY_REPLICAS_HOLD = "BusyReplicasHold"
+    BUSY_UNKNOWN_HOLD = "BusyUnknownHold"
+    WORKLOAD_MISSING = "WorkloadMissing"
     PAUSED = "Paused"
     INVALID_SPEC = "InvalidSpec"
     CONFLICT = "Conflict"

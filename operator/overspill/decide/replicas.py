@@ -3,15 +3,43 @@
 from __future__ import annotations
 
 import math
+import statistics
 
 from overspill.api.policy import BurstPolicySpec
 
+# fewer samples than this cannot tell a trend from one outlier: no projection
+MIN_TREND_SAMPLES = 4
+# bounds what is kept in status whatever the window and poll interval
+MAX_TREND_SAMPLES = 32
 
-def projected_metric(value: float, last: tuple[float, float] | None, now: float, lead_seconds: float) -> float:
-    """The queue `lead_seconds` ahead on its current trend; only ever raises the value (bursts early, never late)."""
-    if last is None or now <= last[0]:
+Samples = tuple[tuple[float, float], ...]
+
+
+def record_sample(samples: Samples, now: float, value: float, window_seconds: float) -> Samples:
+    """Append (now, value); keep only the window (and nothing from the future, should the clock step back)."""
+    kept = tuple(s for s in samples if now - window_seconds < s[0] < now)
+    return (*kept, (now, value))[-MAX_TREND_SAMPLES:]
+
+
+def trend_slope(samples: Samples) -> float | None:
+    """Siegel's repeated-median slope: for each sample the median slope to every other, then the median of
+    those. Half the samples may be outliers before it moves (a two-point or least-squares slope moves with
+    one); with a single outlier among >= 4 samples of a straight line it returns the line's slope exactly."""
+    if len(samples) < MIN_TREND_SAMPLES:
+        return None
+    per_sample = []
+    for i, (ti, vi) in enumerate(samples):
+        slopes = [(vj - vi) / (tj - ti) for j, (tj, vj) in enumerate(samples) if j != i and tj != ti]
+        if slopes:
+            per_sample.append(statistics.median(slopes))
+    return statistics.median(per_sample) if per_sample else None
+
+
+def projected_metric(value: float, samples: Samples, lead_seconds: float) -> float:
+    """The queue `lead_seconds` ahead on its fitted trend; only ever raises the value (bursts early, never late)."""
+    slope = trend_slope(samples)
+    if slope is None:
         return value
-    slope = (value - last[1]) / (now - last[0])
     return value + max(0.0, slope) * lead_seconds
 
 

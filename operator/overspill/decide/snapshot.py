@@ -19,6 +19,9 @@ class ClusterState:
     busy: int = 0
     # pods Pending with PodScheduled=False/Unschedulable for longer than the grace period
     unschedulable: int = 0
+    # pods whose busy level could not be read (busy query failed or empty, no annotation/label): unknown is
+    # the unsafe case, so they count as busy and hold scale-in of this cluster
+    busy_unknown: int = 0
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,8 @@ class Memory:
     burst_started_at: float | None = None
     primary_capacity: int | None = None
     primary_capacity_observed_at: float | None = None
-    last_metric: tuple[float, float] | None = None
+    # (time, queue) of recent polls, for the predictive trend; empty unless predictive is enabled
+    samples: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass(frozen=True)
