@@ -102,7 +102,7 @@ ROWS = [
     ),
     Row(
         "replacements not Ready yet and nothing else moves: AwaitingReadyReplacement",
-        snap(400, cs(30), tgt("aws", cs(10))),
+        snap(400, cs(31, 30), tgt("aws", cs(10))),  # the returnSurge replica is still starting
         Reason.AWAITING_READY_REPLACEMENT,
         "waiting for replacements",
     ),
