@@ -327,6 +327,44 @@ def up_prometheus() -> None:
     wait_http(f"http://127.0.0.1:{PROM_PORT}/-/ready", 60, "prometheus")
 
 
+# CRDs of the APIs a burst's traffic uses, pinned, from their Go modules' config/crd folders (the module cache,
+# outside the repo, is the download cache): MCS API (ServiceExport/ServiceImport), Gateway API (HTTPRoute)
+EXTRA_CRDS = {
+    "sigs.k8s.io/mcs-api": (os.environ.get("OVERSPILL_MCS_API_VERSION", "v0.5.2"), "config/crd"),
+    "sigs.k8s.io/gateway-api": (os.environ.get("OVERSPILL_GATEWAY_API_VERSION", "v1.4.1"), "config/crd/standard"),
+}
+
+
+def extra_crd_dirs() -> list[Path]:
+    if shutil.which("go") is None:
+        die("Go is needed to fetch the MCS and Gateway API CRDs from the Go module proxy (install Go >= 1.24)")
+    dirs = []
+    for module, (version, sub) in EXTRA_CRDS.items():
+        out = subprocess.run(
+            ["go", "mod", "download", "-json", f"{module}@{version}"],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "GOFLAGS": "-mod=mod"},
+        )
+        info = json.loads(out.stdout or "{}")
+        if out.returncode != 0 or "Dir" not in info:
+            die(f"go mod download {module}@{version} failed: {info.get('Error') or out.stderr.strip()}")
+        dirs.append(Path(info["Dir"]) / sub)
+    return dirs
+
+
+def up_extra_crds() -> None:
+    """Apply the pinned MCS API and Gateway API CRDs to every lab cluster (server-side: they are large)."""
+    dirs = extra_crd_dirs()
+    for cluster in CLUSTERS:
+        for d in dirs:
+            files = sorted(str(f) for f in d.glob("*.yaml"))
+            args = [a for f in files for a in ("-f", f)]
+            kubectl(cluster, "apply", "--server-side", "--force-conflicts", *args)
+    say("MCS API and Gateway API CRDs applied: " + ", ".join(f"{m}@{v}" for m, (v, _) in EXTRA_CRDS.items()))
+
+
 def env_lines() -> list[str]:
     return [
         f"export OVERSPILL_LAB_PRIMARY_KUBECONFIG={kubeconfig('primary')}",
@@ -344,6 +382,7 @@ def cmd_up(_: argparse.Namespace) -> None:
     ensure_binaries()
     for name, gpu_nodes in CLUSTERS.items():
         up_cluster(name, gpu_nodes)
+    up_extra_crds()
     up_secret()
     up_prometheus()
     (STATE / "env").write_text("\n".join(env_lines()) + "\n")
@@ -356,6 +395,7 @@ def cmd_attach(_: argparse.Namespace) -> None:
     for name in CLUSTERS:
         if not kubeconfig(name).exists():
             die(f"{kubeconfig(name)} is missing: create the clusters first (hack/lab up --kind)")
+    up_extra_crds()
     up_secret()
     up_prometheus()
     (STATE / "env").write_text("\n".join(env_lines()) + "\n")

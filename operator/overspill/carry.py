@@ -232,6 +232,7 @@ class Item:
     ref: Reference
     state: State
     body: dict[str, Any] | None = None  # the copy to write, for TO_COPY
+    update: bool = False  # the copy exists there (replace it) rather than being created
 
 
 @dataclass(frozen=True)
@@ -294,7 +295,11 @@ def plan(
             items.append(Item(ref, State.CARRIED))
             continue
         body = copy_of(ref.kind, source, namespace=namespace, policy_uid=policy_uid, origin=origin)
-        items.append(Item(ref, State.TO_COPY, body))
+        version = ((there or {}).get("metadata") or {}).get("resourceVersion")
+        if version:
+            # an update is conditional on what was read: a concurrent change answers 409, never is overwritten
+            body["metadata"]["resourceVersion"] = version
+        items.append(Item(ref, State.TO_COPY, body, update=there is not None))
     return CarryPlan(tuple(items))
 
 

@@ -11,10 +11,12 @@ from overspill.api.policy import (
     BurstPolicySpec,
     BurstPolicyStatus,
     EngineMemory,
+    ExportStatus,
     LastDecision,
     Mode,
     PrimaryStatus,
     TargetStatus,
+    TrafficStatus,
 )
 from overspill.decide import ClusterState, Decision, Memory, TargetState
 from overspill.decide.reasons import Reason
@@ -27,6 +29,25 @@ class TargetReport:
     name: str
     state: TargetState
     problem: str | None
+
+
+@dataclass(frozen=True)
+class DependencyReport:
+    """What the act step found for the objects a burst carries: blocking problems per target (names, never
+    content) and how many objects are in place in targets holding replicas."""
+
+    problems: dict[str, str]
+    carried: int = 0
+
+
+@dataclass(frozen=True)
+class TrafficReport:
+    service: str
+    route: str | None = None
+    local_weight: int | None = None
+    burst_weight: int | None = None
+    exports: tuple[ExportStatus, ...] = ()
+    problems: tuple[str, ...] = ()
 
 
 def _now_iso(ts: float) -> str:
@@ -105,6 +126,8 @@ def policy_status(
     targets: list[TargetReport],
     d: Decision,
     problems: dict[str, str],
+    dependencies: DependencyReport | None = None,
+    traffic: TrafficReport | None = None,
 ) -> tuple[dict[str, Any], list[Event]]:
     now = _now_iso(now_ts)
     dry = spec.mode == Mode.DRY_RUN
@@ -162,7 +185,9 @@ def policy_status(
             generation,
         ),
     ]
+    conds += _serving_conditions(prev.conditions, now, generation, dependencies, traffic)
     old = {c.type: c for c in prev.conditions}
+    events += _serving_events(old, conds)
     for c in conds:
         before = old.get(c.type)
         if c.type == "MetricAvailable" and c.status == "False" and (before is None or before.status == "True"):
@@ -206,6 +231,77 @@ def policy_status(
         unplaced_replicas=d.unplaced,
         secondary_replicas=d.placement.secondary if not dry else sum(v.state.state.replicas for v in targets),
         estimated_cost_per_hour=round(cost, 4),
+        traffic=None
+        if traffic is None
+        else TrafficStatus(
+            service=traffic.service,
+            route=traffic.route,
+            local_weight=traffic.local_weight,
+            burst_weight=traffic.burst_weight,
+            exports=list(traffic.exports),
+        ),
         memory=memory_to_status(d.memory),
     )
     return status.model_dump(by_alias=True, mode="json"), events
+
+
+def _serving_conditions(
+    prev: list[Condition],
+    now: str,
+    generation: int | None,
+    dependencies: DependencyReport | None,
+    traffic: TrafficReport | None,
+) -> list[Condition]:
+    """DependenciesReady (always, once the act step reports it) and TrafficReady (when spec.traffic is set)."""
+    out = []
+    if dependencies is not None:
+        ok = not dependencies.problems
+        out.append(
+            _condition(
+                prev,
+                "DependenciesReady",
+                ok,
+                "Carried" if ok else "DependenciesMissing",
+                f"{dependencies.carried} referenced objects in place in targets holding replicas"
+                if ok
+                else "; ".join(dependencies.problems[t] for t in sorted(dependencies.problems))
+                + "; the mirror is not scaled up there until this is fixed",
+                now,
+                generation,
+            )
+        )
+    if traffic is not None:
+        ok = not traffic.problems
+        weights = (
+            f"; route weights local={traffic.local_weight} burst={traffic.burst_weight}"
+            if traffic.route is not None
+            else ""
+        )
+        out.append(
+            _condition(
+                prev,
+                "TrafficReady",
+                ok,
+                "Serving" if ok else "TrafficNotReady",
+                (f"Service {traffic.service} in targets holding replicas" + weights)
+                if ok
+                else "; ".join(traffic.problems),
+                now,
+                generation,
+            )
+        )
+    return out
+
+
+def _serving_events(old: dict[str, Condition], conds: list[Condition]) -> list[Event]:
+    """A Warning when a serving condition turns False or its message changes; a Normal when it recovers."""
+    events: list[Event] = []
+    for c in conds:
+        if c.type not in ("DependenciesReady", "TrafficReady"):
+            continue
+        before = old.get(c.type)
+        if c.status == "False" and (before is None or before.message != c.message):
+            events.append(("Warning", c.reason, c.message))
+        if c.status == "True" and before is not None and before.status == "False":
+            events.append(("Normal", c.reason, c.message))
+    return events

@@ -226,6 +226,9 @@ def test_plan_current_copy_is_left_alone_and_a_changed_source_is_updated() -> No
     (item,) = run_plan([Reference(CM, "cm", "w")], {(CM, "cm"): edited}, {(CM, "cm"): copy_now}).items
     assert item.state == State.TO_COPY and item.body is not None and item.body["data"] == {"a": "2"}
     assert item.body["metadata"]["annotations"][SOURCE_HASH] != copy_now["metadata"]["annotations"][SOURCE_HASH]
+    copy_now["metadata"]["resourceVersion"] = "41"
+    (item,) = run_plan([Reference(CM, "cm", "w")], {(CM, "cm"): edited}, {(CM, "cm"): copy_now}).items
+    assert item.body is not None and item.body["metadata"]["resourceVersion"] == "41"
 
 
 def test_plan_never_takes_over_an_object_overspill_did_not_create() -> None:

@@ -1,0 +1,125 @@
+"""The objects a burst carries, in the clusters: read the sources and the targets' same-named objects, write the
+copies a `carry.plan` asks for, and remove a policy's copies by label.
+
+Reads take a `Lookup` (name -> object or None) so the same plan runs on watch-fed views or on direct GETs. Writes
+are conditional: an update names the resourceVersion it was planned from, so an object someone else created or
+changed in between is never overwritten (the API answers 409 and the next poll re-plans).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from kubernetes.client import ApiException
+
+from overspill.adapters.kube import TIMEOUT, Cluster
+from overspill.carry import MANAGED_BY, MANAGER, POLICY_UID, Item, Kind, Reference
+
+# ServiceAccount before the Secrets it names, ConfigMaps and Secrets before the pods that mount them
+_METHOD = {
+    Kind.CONFIG_MAP: "config_map",
+    Kind.SECRET: "secret",
+    Kind.SERVICE_ACCOUNT: "service_account",
+    Kind.PVC: "persistent_volume_claim",
+}
+CARRIED_KINDS = (Kind.SERVICE_ACCOUNT, Kind.CONFIG_MAP, Kind.SECRET)
+
+Lookup = Callable[[Kind, str], Mapping[str, Any] | None]
+
+
+def read_object(cluster: Cluster, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
+    """One object as plain JSON (camelCase, as the API serves it), or None when absent."""
+    read = getattr(cluster.core, f"read_namespaced_{_METHOD[kind]}")
+    try:
+        resp = read(name, namespace, _preload_content=False, _request_timeout=TIMEOUT)
+    except ApiException as err:
+        if err.status == 404:
+            return None
+        raise
+    obj: dict[str, Any] = json.loads(resp.data)
+    return obj
+
+
+def direct_lookup(cluster: Cluster, namespace: str) -> Lookup:
+    """A Lookup by GET (memoised for one reconcile), for clusters without a synced view."""
+    seen: dict[tuple[Kind, str], Mapping[str, Any] | None] = {}
+
+    def lookup(kind: Kind, name: str) -> Mapping[str, Any] | None:
+        if (kind, name) not in seen:
+            seen[(kind, name)] = read_object(cluster, kind, namespace, name)
+        return seen[(kind, name)]
+
+    return lookup
+
+
+def gather(refs: Iterable[Reference], lookup: Lookup) -> dict[tuple[Kind, str], Mapping[str, Any] | None]:
+    return {r.key: lookup(r.kind, r.name) for r in refs}
+
+
+def _labelled(labels: Mapping[str, str] | None, policy_uid: str) -> bool:
+    return (labels or {}).get(MANAGED_BY) == MANAGER and (labels or {}).get(POLICY_UID) == policy_uid
+
+
+def _namespace_missing(err: ApiException) -> bool:
+    if err.status != 404:
+        return False
+    try:
+        details = json.loads(err.body or "{}").get("details") or {}
+    except ValueError:
+        return False
+    return details.get("kind") == "namespaces"
+
+
+class DependencyWriter:
+    """Writes one target's copies. `ensure_namespace` creates the mirror's namespace when the API says it is missing."""
+
+    def __init__(self, cluster: Cluster, ensure_namespace: Callable[[str], None]) -> None:
+        self.cluster = cluster
+        self.ensure_namespace = ensure_namespace
+
+    def write(self, item: Item) -> None:
+        assert item.body is not None
+        meta = item.body["metadata"]
+        method = _METHOD[item.ref.kind]
+        if item.update:
+            replace = getattr(self.cluster.core, f"replace_namespaced_{method}")
+            replace(meta["name"], meta["namespace"], item.body, _request_timeout=TIMEOUT)
+            return
+        create = getattr(self.cluster.core, f"create_namespaced_{method}")
+        try:
+            create(meta["namespace"], item.body, _request_timeout=TIMEOUT)
+        except ApiException as err:
+            if not _namespace_missing(err):
+                raise
+            self.ensure_namespace(meta["namespace"])
+            create(meta["namespace"], item.body, _request_timeout=TIMEOUT)
+
+    def write_all(self, items: Iterable[Item]) -> None:
+        order = {k: i for i, k in enumerate(CARRIED_KINDS)}
+        for item in sorted(items, key=lambda i: order.get(i.ref.kind, 99)):
+            self.write(item)
+
+    def remove_policy_copies(self, namespace: str, policy_uid: str) -> int:
+        """Delete every carried object labelled with this policy's uid in the namespace (found by label, never by
+        the current spec: a template edited since the copy was made must not orphan it)."""
+        selector = f"{MANAGED_BY}={MANAGER},{POLICY_UID}={policy_uid}"
+        removed = 0
+        for kind in CARRIED_KINDS:
+            method = _METHOD[kind]
+            items = getattr(self.cluster.core, f"list_namespaced_{method}")(
+                namespace, label_selector=selector, _request_timeout=TIMEOUT
+            ).items
+            for obj in items:
+                if not _labelled(obj.metadata.labels, policy_uid):
+                    continue  # never trust the selector alone with a delete
+                try:
+                    getattr(self.cluster.core, f"delete_namespaced_{method}")(
+                        obj.metadata.name, namespace, _request_timeout=TIMEOUT
+                    )
+                    removed += 1
+                except ApiException as err:
+                    if err.status != 404:
+                        raise
+        return removed

@@ -1,0 +1,290 @@
+"""Traffic objects: the burst Service and its ServiceExport in each target, the HTTPRoute's weights in the primary.
+
+Same ownership rule as the mirror: Overspill creates, changes and deletes only objects labelled as its own for
+this policy; anything else with the name is a conflict, reported and left alone.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes.client import ApiException
+
+from overspill.adapters.kube import TIMEOUT, Cluster
+from overspill.carry import MANAGED_BY, MANAGER, ORIGIN, POLICY_UID
+
+MCS_GROUP = "multicluster.x-k8s.io"
+MCS_VERSIONS = ("v1alpha1", "v1beta1")  # v1alpha1 first: what GKE, Submariner and Cilium serve today
+SERVICE_EXPORTS = "serviceexports"
+GATEWAY_GROUP, GATEWAY_VERSION, HTTPROUTES = "gateway.networking.k8s.io", "v1", "httproutes"
+DISCOVERY_TTL = 60.0  # a CRD installed later is noticed within a minute
+
+
+class TrafficConflict(Exception):
+    """An object with the burst Service's or ServiceExport's name exists and Overspill did not create it."""
+
+
+def _owned(obj: Mapping[str, Any] | None, policy_uid: str) -> bool:
+    labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
+    return labels.get(MANAGED_BY) == MANAGER and labels.get(POLICY_UID) == policy_uid
+
+
+def _meta(
+    name: str, namespace: str, policy_uid: str, origin: str, annotations: Mapping[str, str] | None
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": namespace,
+        "labels": {MANAGED_BY: MANAGER, POLICY_UID: policy_uid},
+        "annotations": {**(annotations or {}), ORIGIN: origin},
+    }
+
+
+def burst_service(
+    primary: Mapping[str, Any],
+    *,
+    name: str,
+    namespace: str,
+    policy_uid: str,
+    origin: str,
+    annotations: Mapping[str, str] | None = None,
+    extra_selector: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """A ClusterIP Service in the target with the primary Service's ports, selecting the mirror's pods (they carry
+    the workload template's labels, so the primary Service's selector matches them)."""
+    spec = primary.get("spec") or {}
+    selector = dict(spec.get("selector") or {})
+    if not selector:
+        raise ValueError(
+            f"Service {namespace}/{(primary.get('metadata') or {}).get('name')} has no selector: a burst Service "
+            "cannot select the mirror's pods; give the primary Service a selector"
+        )
+    ports = []
+    for p in spec.get("ports") or []:
+        port = {k: copy.deepcopy(p[k]) for k in ("name", "port", "targetPort", "protocol", "appProtocol") if k in p}
+        ports.append(port)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(name, namespace, policy_uid, origin, annotations),
+        "spec": {"type": "ClusterIP", "selector": {**selector, **(extra_selector or {})}, "ports": ports},
+    }
+
+
+def service_export(name: str, namespace: str, policy_uid: str, origin: str, version: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{MCS_GROUP}/{version}",
+        "kind": "ServiceExport",
+        "metadata": _meta(name, namespace, policy_uid, origin, None),
+    }
+
+
+@dataclass(frozen=True)
+class ExportState:
+    state: str  # Exported | Pending | Conflict | Invalid
+    message: str
+
+
+def export_state(obj: Mapping[str, Any]) -> ExportState:
+    """Read the MCS controller's verdict from the ServiceExport's conditions (Valid, Ready, Conflict)."""
+    conds = {c.get("type"): c for c in (obj.get("status") or {}).get("conditions") or []}
+    conflict = conds.get("Conflict")
+    if conflict and conflict.get("status") == "True":
+        return ExportState("Conflict", conflict.get("message") or "the export conflicts with another cluster's")
+    valid, ready = conds.get("Valid"), conds.get("Ready")
+    if valid and valid.get("status") == "False":
+        return ExportState("Invalid", valid.get("message") or valid.get("reason") or "the export is not valid")
+    if valid and valid.get("status") == "True" and (ready is None or ready.get("status") == "True"):
+        return ExportState("Exported", "")
+    if not conds:
+        return ExportState("Pending", "no multi-cluster controller has reported on the ServiceExport yet")
+    waiting = ready or valid
+    return ExportState("Pending", (waiting or {}).get("message") or "waiting for the multi-cluster controller")
+
+
+_MCS_SEEN: weakref.WeakKeyDictionary[Cluster, tuple[float, str | None]] = weakref.WeakKeyDictionary()
+
+
+def _json(resp: Any) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(resp.data or b"{}")
+    return out
+
+
+class TrafficClient:
+    """One target's burst Service and ServiceExport."""
+
+    def __init__(self, cluster: Cluster, clock: Any = time.monotonic) -> None:
+        self.cluster = cluster
+        self.clock = clock
+
+    def mcs_version(self) -> str | None:
+        """The ServiceExport version the target serves, None without the MCS API (cached for a minute)."""
+        seen = _MCS_SEEN.get(self.cluster)
+        if seen is not None and self.clock() - seen[0] < DISCOVERY_TTL:
+            return seen[1]
+        found: str | None = None
+        try:
+            group = self._get(f"/apis/{MCS_GROUP}")
+        except ApiException as err:
+            if err.status != 404:
+                raise
+        else:
+            served = {v.get("version") for v in group.get("versions") or []}
+            found = next((v for v in MCS_VERSIONS if v in served), None)
+        _MCS_SEEN[self.cluster] = (self.clock(), found)
+        return found
+
+    def _get(self, path: str) -> dict[str, Any]:
+        api = self.cluster.api
+        method, url, headers, _, _ = api.param_serialize("GET", path, auth_settings=["BearerToken"])
+        resp = api.call_api(method, url, header_params=headers, _request_timeout=TIMEOUT)
+        resp.read()  # type: ignore[no-untyped-call]
+        if resp.status == 404:
+            raise ApiException(status=404, reason="Not Found")
+        if resp.status >= 400:
+            raise ApiException(status=resp.status, reason=resp.reason)
+        return _json(resp)
+
+    def read_service(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return _json(
+                self.cluster.core.read_namespaced_service(
+                    name, namespace, _preload_content=False, _request_timeout=TIMEOUT
+                )
+            )
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+
+    def apply_service(self, body: dict[str, Any], existing: Mapping[str, Any] | None, policy_uid: str) -> bool:
+        """Create the burst Service or bring ours up to date; True when something was written."""
+        meta = body["metadata"]
+        if existing is None:
+            core: Any = self.cluster.core  # the body is a plain dict (camelCase), as the API serves it
+            core.create_namespaced_service(meta["namespace"], body, _request_timeout=TIMEOUT)
+            return True
+        if not _owned(existing, policy_uid):
+            raise TrafficConflict(
+                f"Service {meta['namespace']}/{meta['name']} exists in the target and was not created by Overspill: "
+                "left untouched; rename it or set spec.traffic.exportName"
+            )
+        have = existing.get("spec") or {}
+        want = body["spec"]
+        have_ports = [
+            {k: p[k] for k in ("name", "port", "targetPort", "protocol", "appProtocol") if k in p}
+            for p in have.get("ports") or []
+        ]
+        want_ports = [{"protocol": "TCP", **p} for p in want["ports"]]
+        have_ann = (existing.get("metadata") or {}).get("annotations") or {}
+        if (
+            have.get("selector") == want["selector"]
+            and have_ports == want_ports
+            and all(have_ann.get(k) == v for k, v in meta["annotations"].items())
+        ):
+            return False
+        patch = {
+            "metadata": {"annotations": meta["annotations"]},
+            "spec": {"selector": want["selector"], "ports": want["ports"]},
+        }
+        self.cluster.core.patch_namespaced_service(meta["name"], meta["namespace"], patch, _request_timeout=TIMEOUT)
+        return True
+
+    def read_export(self, version: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            obj: Any = self.cluster.custom.get_namespaced_custom_object(
+                MCS_GROUP, version, namespace, SERVICE_EXPORTS, name, _request_timeout=TIMEOUT
+            )
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        return dict(obj)
+
+    def ensure_export(self, body: dict[str, Any], existing: Mapping[str, Any] | None, policy_uid: str) -> bool:
+        meta = body["metadata"]
+        if existing is not None:
+            if not _owned(existing, policy_uid):
+                raise TrafficConflict(
+                    f"ServiceExport {meta['namespace']}/{meta['name']} exists in the target and was not created by "
+                    "Overspill: left untouched; rename it or set spec.traffic.exportName"
+                )
+            return False
+        version = body["apiVersion"].split("/", 1)[1]
+        self.cluster.custom.create_namespaced_custom_object(
+            MCS_GROUP, version, meta["namespace"], SERVICE_EXPORTS, body, _request_timeout=TIMEOUT
+        )
+        return True
+
+    def remove_policy_objects(self, namespace: str, policy_uid: str) -> int:
+        """Delete this policy's ServiceExports and Services in the namespace, found by label."""
+        selector = f"{MANAGED_BY}={MANAGER},{POLICY_UID}={policy_uid}"
+        removed = 0
+        version = self.mcs_version()
+        if version is not None:
+            found: Any = self.cluster.custom.list_namespaced_custom_object(
+                MCS_GROUP, version, namespace, SERVICE_EXPORTS, label_selector=selector, _request_timeout=TIMEOUT
+            )
+            for obj in found.get("items") or []:
+                if not _owned(obj, policy_uid):
+                    continue  # never trust the selector alone with a delete
+                removed += self._delete(
+                    lambda n=obj["metadata"]["name"]: self.cluster.custom.delete_namespaced_custom_object(
+                        MCS_GROUP, version, namespace, SERVICE_EXPORTS, n, _request_timeout=TIMEOUT
+                    )
+                )
+        services = _json(
+            self.cluster.core.list_namespaced_service(
+                namespace, label_selector=selector, _preload_content=False, _request_timeout=TIMEOUT
+            )
+        )
+        for svc in services.get("items") or []:
+            if not _owned(svc, policy_uid):
+                continue
+            removed += self._delete(
+                lambda n=svc["metadata"]["name"]: self.cluster.core.delete_namespaced_service(
+                    n, namespace, _request_timeout=TIMEOUT
+                )
+            )
+        return removed
+
+    @staticmethod
+    def _delete(call: Any) -> int:
+        try:
+            call()
+        except ApiException as err:
+            if err.status != 404:
+                raise
+            return 0
+        return 1
+
+
+class RouteClient:
+    """The policy's HTTPRoute in the primary: read it, write its rules' weights (conditional on what was read)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+
+    def read(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            obj: Any = self.cluster.custom.get_namespaced_custom_object(
+                GATEWAY_GROUP, GATEWAY_VERSION, namespace, HTTPROUTES, name, _request_timeout=TIMEOUT
+            )
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        return dict(obj)
+
+    def write_rules(self, route: Mapping[str, Any], rules: Sequence[Mapping[str, Any]]) -> None:
+        meta = route.get("metadata") or {}
+        body = {"metadata": {"resourceVersion": meta.get("resourceVersion")}, "spec": {"rules": list(rules)}}
+        self.cluster.custom.patch_namespaced_custom_object(
+            GATEWAY_GROUP, GATEWAY_VERSION, meta["namespace"], HTTPROUTES, meta["name"], body, _request_timeout=TIMEOUT
+        )
