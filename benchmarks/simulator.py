@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import ROOT, summarize, write
-from overspill.cli import load_policy_file
+from overspill.policyfile import load_policy_file
 from overspill.simulate import run
 from overspill.traces import load, synthetic_week
 

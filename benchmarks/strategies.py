@@ -14,7 +14,7 @@ from typing import Any
 
 from benchmarks.common import ROOT, write
 from overspill.api.policy import Predictive
-from overspill.cli import load_policy_file
+from overspill.policyfile import load_policy_file
 from overspill.simulate import ServiceModel, Summary, run, strategy_spec
 from overspill.traces import load, synthetic_ci_day
 
@@ -23,9 +23,9 @@ STRATEGIES = ("primary-only", "static-overflow", "overspill")
 
 def row(s: Summary) -> dict[str, Any]:
     return {
-        "mean_latency_s": s.mean_latency_seconds,
-        "p95_latency_s": s.p95_latency_seconds,
-        "queue_over_target_s": s.queue_over_target_seconds,
+        "mean_latency_seconds": s.mean_latency_seconds,
+        "p95_latency_seconds": s.p95_latency_seconds,
+        "queue_over_target_seconds": s.queue_over_target_seconds,
         "secondary_replica_hours": s.secondary_replica_hours,
         "cost": s.total_cost,
         "placement_changes": s.placement_changes,
@@ -61,7 +61,7 @@ def main() -> None:
             ci_targets,
             synthetic_ci_day(),
             20,
-            ServiceModel(tokens_per_second=1.0, startup_seconds=20, secondary_extra_startup=40),
+            ServiceModel(tokens_per_second=1.0, startup_seconds={"primary": 20, "gcp-europe-west4": 60}),
         ),
     ]
     results: dict[str, Any] = {}
@@ -76,8 +76,8 @@ def main() -> None:
             s = run(strategy_spec(spec, strategy), trace, targets=tgts, primary_capacity=cap, step=1.0, model=model)
             r = results[label][strategy] = row(s)
             lines.append(
-                f"| {label} | {strategy} | {r['mean_latency_s']} | {r['p95_latency_s']} | "
-                f"{r['queue_over_target_s']:.0f} | {r['secondary_replica_hours']} | {r['cost']} | "
+                f"| {label} | {strategy} | {r['mean_latency_seconds']} | {r['p95_latency_seconds']} | "
+                f"{r['queue_over_target_seconds']:.0f} | {r['secondary_replica_hours']} | {r['cost']} | "
                 f"{r['placement_changes']} |"
             )
     # predictive bursting: the same inference policy with a 60 s lead
@@ -94,9 +94,9 @@ def main() -> None:
         "",
         "| azure-code, overspill | mean completion time (s) | p95 (s) | secondary replica-h | cost |",
         "|---|---|---|---|---|",
-        f"| predictive off | {off['mean_latency_s']} | {off['p95_latency_s']} | "
+        f"| predictive off | {off['mean_latency_seconds']} | {off['p95_latency_seconds']} | "
         f"{off['secondary_replica_hours']} | {off['cost']} |",
-        f"| predictive on (lead 60 s) | {on['mean_latency_s']} | {on['p95_latency_s']} | "
+        f"| predictive on (lead 60 s) | {on['mean_latency_seconds']} | {on['p95_latency_seconds']} | "
         f"{on['secondary_replica_hours']} | {on['cost']} |",
     ]
     write("strategies", {"command": "python -m benchmarks.strategies", "results": results, "table": lines})

@@ -1,19 +1,34 @@
-"""`overspill` entry point: run, crds, simulate."""
+"""`overspill` entry point: run, crds, reference, simulate, tune."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from overspill.api import SpecError, parse_policy_spec, parse_target_spec
+from overspill import __version__
+from overspill.api import SpecError
 from overspill.api.crd import all_crds
-from overspill.api.policy import BurstPolicySpec
-from overspill.api.target import BurstTargetSpec
+from overspill.inputerror import InputError
+from overspill.policyfile import load_policy_file
+
+__all__ = ["load_policy_file", "main", "write_crds"]
+
+
+class Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default in `--help`, except where there is none to show (required, unset, flags)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.required or action.default in (None, [], False, argparse.SUPPRESS):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def write_crds(out_dir: Path) -> list[Path]:
@@ -29,36 +44,121 @@ def write_crds(out_dir: Path) -> list[Path]:
     return written
 
 
-def load_policy_file(path: Path) -> tuple[BurstPolicySpec, dict[str, BurstTargetSpec]]:
-    """A YAML file with one BurstPolicy and any number of BurstTargets (for costs and caps)."""
-    policy: BurstPolicySpec | None = None
-    targets: dict[str, BurstTargetSpec] = {}
-    for doc in yaml.safe_load_all(path.read_text()):
-        if not doc:
-            continue
-        kind = doc.get("kind")
-        if kind == "BurstPolicy":
-            policy = parse_policy_spec(doc.get("spec") or {})
-        elif kind == "BurstTarget":
-            targets[doc["metadata"]["name"]] = parse_target_spec(doc.get("spec") or {})
-    if policy is None:
-        raise SpecError([f"{path}: no BurstPolicy document found"])
-    return policy, targets
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration(text: str) -> float:
+    """`30`, `30s`, `3m`, `1.5h` -> seconds (> 0)."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smh]?)\s*", text)
+    if not m or float(m.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive duration (e.g. 10, 10s, 3m, 1h)")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def _at_least(minimum: float, kind: Callable[[str], float]) -> Callable[[str], Any]:
+    def check(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value >= minimum:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"{text} must be >= {minimum:g}")
+        return value
+
+    check.__name__ = kind.__name__
+    return check
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} must be a share in (0, 1], e.g. 0.99")
+    return value
+
+
+def _startup(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"{text!r}: write CLUSTER=DURATION, e.g. primary=30s or aws-us-east-1=3m")
+    return name.strip(), duration(value) if value.strip() not in ("0", "0s") else 0.0
+
+
+def _load_trace(args: argparse.Namespace) -> Any:
+    from overspill import traces
+
+    if args.trace == "synthetic:week":
+        return traces.synthetic_week(10.0)
+    if args.trace == "synthetic:ci-day":
+        return traces.synthetic_ci_day()
+    return traces.load(args.trace, prefill_speedup=args.prefill_speedup)
+
+
+def _warn(text: str) -> None:
+    print(f"warning: {text}", file=sys.stderr)
+
+
+@contextmanager
+def _progress(label: str, total: float, mode: str) -> Iterator[Callable[[float], None] | None]:
+    """A progress bar on stderr for long replays (rich); `auto` shows it only on a terminal."""
+    show = mode == "always" or (mode == "auto" and sys.stderr.isatty() and total > 20_000)
+    if not show:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(file=sys.stderr, force_terminal=mode == "always" or None)
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(), console=console, transient=False
+    ) as bar:
+        task = bar.add_task(label, total=max(total, 1.0))
+        yield lambda t: bar.update(task, completed=min(t, total))
+
+
+def _sim_setup(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """The policy file, the trace and the service model, each refused with file, line and fix when wrong."""
+    from overspill import policyfile, simulate
+
+    pf = policyfile.load(args.policy)
+    for w in pf.warnings:
+        _warn(w)
+    trace = _load_trace(args)
+    if args.primary_capacity is None and pf.spec.primary.max_replicas is None:
+        _warn(
+            "no --primary-capacity and no spec.primary.maxReplicas: the simulated primary is unlimited, so nothing "
+            "ever bursts; pass --primary-capacity N (the pods your primary can schedule)"
+        )
+    steps = (trace.duration + 1) / args.step
+    if steps > simulate.MAX_STEPS:
+        raise InputError(
+            args.trace,
+            f"the trace spans {trace.duration:,.0f} s: {steps:,.0f} steps of {args.step:g} s, more than "
+            f"{simulate.MAX_STEPS:,}",
+            fix=f"use --step {max(1.0, trace.duration / simulate.MAX_STEPS * 2):.0f} or larger, or trim the trace",
+        )
+    known = {"primary"} | {t.name for t in pf.spec.targets}
+    for name, _ in args.startup:
+        if name not in known:
+            raise InputError(
+                args.policy,
+                f"--startup names {name!r}, which is neither 'primary' nor a target of policy {pf.name}",
+                fix="use one of: " + ", ".join(sorted(known)),
+            )
+    model = simulate.ServiceModel(tokens_per_second=args.tokens_per_second, startup_seconds=dict(args.startup))
+    return pf, trace, model
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from overspill import simulate, traces
+    from overspill import simulate
 
-    spec, targets = load_policy_file(Path(args.policy))
-    if args.trace == "synthetic:week":
-        trace: traces.MetricTrace | traces.RequestLog = traces.synthetic_week(args.step)
-    elif args.trace == "synthetic:ci-day":
-        trace = traces.synthetic_ci_day()
-    else:
-        trace = traces.load(args.trace, prefill_speedup=args.prefill_speedup)
-    model = simulate.ServiceModel(args.tokens_per_second, args.startup_seconds, args.secondary_extra_startup)
-    strategies = ["overspill", "primary-only", "static-overflow"] if args.compare else [args.strategy]
-    results: dict[str, Any] = {}
+    pf, trace, model = _sim_setup(args)
+    strategies = list(simulate.STRATEGIES) if args.compare else [args.strategy]
+    slo = simulate.Slo(args.slo_wait, args.slo_target)
+    results: dict[str, simulate.Summary] = {}
+    timelines: dict[str, list[simulate.Step]] = {}
     for strategy in strategies:
         steps: list[simulate.Step] = []
         emit = args.output == "json" and not args.compare
@@ -69,59 +169,78 @@ def _simulate(args: argparse.Namespace) -> int:
             if args.plot:
                 steps.append(s)
 
-        summary = simulate.run(
-            simulate.strategy_spec(spec, strategy),
-            trace,
-            targets=targets,
-            primary_capacity=args.primary_capacity,
-            step=args.step,
-            model=model,
-            on_step=on_step,
-        )
-        results[strategy] = summary
-        if args.plot and strategy == strategies[0]:
-            from overspill.plot import draw
+        with _progress(f"replaying {strategy}", trace.duration, args.progress) as progress:
+            results[strategy] = simulate.run(
+                simulate.strategy_spec(pf.spec, strategy),
+                trace,
+                targets=pf.targets,
+                primary_capacity=args.primary_capacity,
+                step=args.step,
+                model=model,
+                primary_cost_per_hour=args.primary_cost,
+                slo=slo,
+                on_step=on_step,
+                on_progress=progress,
+            )
+        timelines[strategy] = steps
+    if args.plot:
+        from overspill.plot import draw
 
-            draw(steps, args.plot, f"{Path(args.trace).name}: {strategy}")
+        cap = args.primary_capacity if args.primary_capacity is not None else pf.spec.primary.max_replicas
+        draw(timelines, args.plot, policy=pf.name, trace=Path(args.trace).name, primary_capacity=cap)
     if args.compare:
         _print_comparison(results, args.output)
     elif args.output == "json":
         print(json.dumps(results[strategies[0]].as_json()))
     else:
-        s = results[strategies[0]]
-        print(f"steps: {s.steps} ({s.duration_seconds:.0f}s)   placement changes: {s.placement_changes}")
-        for k, v in s.replica_seconds.items():
-            print(f"  {k:<24} {v / 3600:9.2f} replica-hours   cost {s.cost.get(k, 0):9.2f}")
-        print(f"  total cost {s.total_cost:.2f}; secondary replica-hours {s.secondary_replica_hours:.2f}")
-        if s.requests is not None:
-            print(
-                f"  requests {s.requests}; latency mean {s.mean_latency_seconds}s p95 {s.p95_latency_seconds}s;"
-                f" queue above target {s.queue_over_target_seconds:.0f}s"
-            )
-        print("  reasons: " + ", ".join(f"{k}={v}" for k, v in sorted(s.reasons.items())))
+        _print_summary(results[strategies[0]])
     return 0
 
 
+def _print_summary(s: Any) -> None:
+    print(
+        f"{s.decisions} decisions over {s.duration_seconds:.0f} s ({s.steps} steps); "
+        f"placement changes: {s.placement_changes}"
+    )
+    for k, v in s.replica_seconds.items():
+        print(f"  {k:<24} {v / 3600:9.2f} replica-hours   cost {s.cost.get(k, 0):9.2f}")
+    print(f"  total cost {s.total_cost:.2f}; secondary replica-hours {s.secondary_replica_hours:.2f}")
+    if s.requests is not None:
+        verdict = "met" if s.slo_met else "MISSED"
+        print(
+            f"  SLO {s.slo_target:.2%} wait <= {s.slo_wait_seconds:g} s: {s.slo_attainment:.2%} ({verdict}); "
+            f"requests {s.requests}, unfinished {s.unfinished_requests}"
+        )
+        print(
+            f"  wait mean {s.mean_wait_seconds} s p95 {s.p95_wait_seconds} s; latency mean {s.mean_latency_seconds}"
+            f" s p95 {s.p95_latency_seconds} s; queue above target {s.queue_over_target_seconds:.0f} s"
+        )
+    print("  reasons: " + ", ".join(f"{k}={v}" for k, v in sorted(s.reasons.items())))
+
+
+COMPARE_COLUMNS = (
+    "slo_attainment",
+    "mean_wait_seconds",
+    "p95_wait_seconds",
+    "mean_latency_seconds",
+    "p95_latency_seconds",
+    "secondary_replica_hours",
+    "total_cost",
+    "placement_changes",
+)
+
+
 def _print_comparison(results: dict[str, Any], output: str) -> None:
-    rows = {
-        k: {
-            "mean_latency_s": v.mean_latency_seconds,
-            "p95_latency_s": v.p95_latency_seconds,
-            "queue_over_target_s": v.queue_over_target_seconds,
-            "secondary_replica_hours": v.secondary_replica_hours,
-            "total_cost": v.total_cost,
-            "placement_changes": v.placement_changes,
-        }
-        for k, v in results.items()
-    }
+    rows = {k: {c: getattr(v, c) for c in COMPARE_COLUMNS} for k, v in results.items()}
     if output == "json":
-        print(json.dumps({"comparison": rows}))
+        from overspill.simulate import SCHEMA_VERSION
+
+        print(json.dumps({"schema_version": SCHEMA_VERSION, "comparison": rows}))
         return
-    cols = list(next(iter(rows.values())).keys())
-    print("| strategy | " + " | ".join(cols) + " |")
-    print("|---" * (len(cols) + 1) + "|")
+    print("| strategy | " + " | ".join(COMPARE_COLUMNS) + " |")
+    print("|---" * (len(COMPARE_COLUMNS) + 1) + "|")
     for k, r in rows.items():
-        print(f"| {k} | " + " | ".join("-" if r[c] is None else f"{r[c]:g}" for c in cols) + " |")
+        print(f"| {k} | " + " | ".join("-" if r[c] is None else f"{r[c]:g}" for c in COMPARE_COLUMNS) + " |")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -140,39 +259,67 @@ def _run(args: argparse.Namespace) -> int:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="overspill", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p_crds = sub.add_parser("crds", help="write crds/*.yaml from the API models")
-    p_crds.add_argument("--output-dir", default="crds")
-    p_ref = sub.add_parser("reference", help="write the field reference (docs/reference.md) from the API models")
-    p_ref.add_argument("--output", default="docs/reference.md")
-
-    p_sim = sub.add_parser("simulate", help="replay a trace through the decision engine")
-    p_sim.add_argument("--policy", required=True, help="YAML with a BurstPolicy (and optional BurstTargets)")
-    p_sim.add_argument(
+def _add_replay_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by `simulate` and `tune`: the same service model, SLO and capacity."""
+    p.add_argument("--policy", required=True, help="YAML with one BurstPolicy (and the BurstTargets it names)")
+    p.add_argument(
         "--trace",
         required=True,
         help="CSV (t_seconds,value or the Azure LLM format), or synthetic:week | synthetic:ci-day",
     )
-    p_sim.add_argument("--primary-capacity", type=int, default=None, help="pods the primary can schedule")
-    p_sim.add_argument("--step", type=float, default=1.0, help="seconds per step")
-    p_sim.add_argument("--output", choices=["text", "json"], default="text")
+    p.add_argument(
+        "--primary-capacity",
+        type=_at_least(0, int),
+        default=None,
+        help="pods the primary can schedule (default: unlimited)",
+    )
+    p.add_argument("--step", type=duration, default=1.0, help="seconds per service-model step")
+    p.add_argument(
+        "--startup",
+        type=_startup,
+        action="append",
+        default=[],
+        metavar="CLUSTER=DURATION",
+        help="creation to Ready per cluster, e.g. primary=30s aws-us-east-1=3m (repeatable); else the "
+        "BurstTarget's replicaStartupSeconds, else 35 s in the primary and 60 s in a secondary",
+    )
+    p.add_argument("--slo-wait", type=duration, default=30.0, help="SLO: the longest acceptable queue wait")
+    p.add_argument("--slo-target", type=_fraction, default=0.99, help="SLO: the share of requests within --slo-wait")
+    p.add_argument("--primary-cost", type=_at_least(0, float), default=0.0, help="cost of a primary replica-hour")
+    p.add_argument("--tokens-per-second", type=_at_least(1e-9, float), default=150.0, help="work per Ready replica")
+    p.add_argument("--prefill-speedup", type=_at_least(1e-9, float), default=10.0, help="context tokens per unit")
+    p.add_argument("--progress", choices=["auto", "always", "never"], default="auto", help="progress bar on stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="overspill", description=__doc__, formatter_class=Formatter)
+    parser.add_argument("--version", action="version", version=f"overspill {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_crds = sub.add_parser("crds", help="write crds/*.yaml from the API models", formatter_class=Formatter)
+    p_crds.add_argument("--output-dir", default="crds", help="where to write")
+    p_ref = sub.add_parser("reference", help="write the field reference from the API models", formatter_class=Formatter)
+    p_ref.add_argument("--output", default="docs/reference.md", help="where to write")
+
+    p_sim = sub.add_parser("simulate", help="replay a trace through the decision engine", formatter_class=Formatter)
+    _add_replay_options(p_sim)
+    p_sim.add_argument("--output", choices=["text", "json"], default="text", help="summary format")
     p_sim.add_argument("--plot", default=None, help="write a PNG (needs matplotlib)")
-    p_sim.add_argument("--strategy", default="overspill", choices=["overspill", "primary-only", "static-overflow"])
-    p_sim.add_argument("--compare", action="store_true", help="run all three strategies and print a table")
-    p_sim.add_argument("--tokens-per-second", type=float, default=150.0, help="work one Ready replica serves")
-    p_sim.add_argument("--startup-seconds", type=float, default=30.0, help="creation to Ready")
-    p_sim.add_argument("--secondary-extra-startup", type=float, default=30.0, help="extra start-up in targets")
-    p_sim.add_argument("--prefill-speedup", type=float, default=10.0, help="context tokens per unit of work")
+    p_sim.add_argument(
+        "--strategy",
+        default="overspill",
+        choices=["overspill", "primary-only", "keda-like", "static-overflow"],
+        help="the policy, or a baseline",
+    )
+    p_sim.add_argument("--compare", action="store_true", help="run every strategy and print a table")
 
     p_run = sub.add_parser("run", help="run the operator (same as `kopf run -m overspill.handlers`)")
+    p_run.formatter_class = Formatter
     p_run.add_argument("--prometheus-url", default=None, help="default Prometheus (or OVERSPILL_PROMETHEUS_URL)")
     scope = p_run.add_mutually_exclusive_group()
-    scope.add_argument("--namespace", "-n", action="append", default=None)
-    scope.add_argument("--all-namespaces", "-A", action="store_true")
-    p_run.add_argument("--liveness", default="http://0.0.0.0:8080/healthz")
+    scope.add_argument("--namespace", "-n", action="append", default=None, help="namespace to watch (repeatable)")
+    scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace")
+    p_run.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", help="liveness endpoint")
     p_run.add_argument("--metrics-port", type=int, default=9090, help="0 disables /metrics")
     p_run.add_argument(
         "--metrics-address",
@@ -187,8 +334,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="peering priority; the highest live replica acts (default: random per replica)",
     )
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         if args.command == "crds":
             for p in write_crds(Path(args.output_dir)):
@@ -203,10 +353,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "simulate":
             return _simulate(args)
         return _run(args)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except SpecError as err:
         print("invalid policy:\n  " + "\n  ".join(err.messages), file=sys.stderr)
         return 2
-    except (OSError, ValueError) as err:
+    except OSError as err:
+        print(f"error: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -1,33 +1,64 @@
-"""Replay a trace through the decision engine with no cluster: a timeline, and a queue/cost summary.
+"""Replay a trace through the decision engine with no cluster: a timeline, and an SLO/cost summary.
 
 Service model (documented in docs/simulator.md): a request's work is `ContextTokens / prefill_speedup +
 GeneratedTokens` token-units; each Ready replica serves `tokens_per_second` units per second from one FIFO
-queue; a new replica is Ready `startup_seconds` after creation (secondaries add `secondary_extra_startup`,
-for image pull and model download in a cold cloud). The queue metric the engine sees is the number of
-requests not yet finished. The primary schedules at most `primary_capacity` pods; the rest stay Pending
+queue; a replica is Ready its cluster's start-up time after creation. The queue metric the engine sees is the
+number of requests not yet finished. The primary schedules at most `primary_capacity` pods; the rest stay Pending
 Unschedulable, which the engine sees after the policy's grace period, exactly as on a real cluster.
+
+The engine decides every `pollIntervalSeconds`, as the operator does; the service model steps every `step`
+seconds (finer steps: a more exact queue, never a different policy). A request's wait is the time from its
+arrival to the start of its service; its latency, to its end. After the last arrival the replay goes on until the
+queue is empty (at most `drain_limit_seconds`): requests still unfinished then are counted, as misses.
 """
 
 from __future__ import annotations
 
 import bisect
-import dataclasses
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from overspill.api.policy import BurstPolicySpec
 from overspill.api.target import BurstTargetSpec
 from overspill.decide import ClusterState, Memory, Snapshot, TargetState, decide
+from overspill.decide.snapshot import PRIMARY
 from overspill.traces import MetricTrace, RequestLog
+
+# JSON written by `simulate --output json`, `tune --output json` and the benchmarks; docs/simulator.md
+SCHEMA_VERSION = 2
+# vLLM: about 35 s from process start to serving for a small model with a warm compile cache (docs/simulator.md)
+DEFAULT_PRIMARY_STARTUP = 35.0
+# a secondary adds pulling the image and the weights on a node that has neither: 60 s in the issue's reference
+# computation; set BurstTarget.replicaStartupSeconds or --startup NAME=SECONDS for your model and cloud
+DEFAULT_SECONDARY_STARTUP = 60.0
+# a replay longer than this many service steps is refused (it would run for minutes): resample with --step
+MAX_STEPS = 20_000_000
 
 
 @dataclass(frozen=True)
 class ServiceModel:
     tokens_per_second: float = 150.0
-    startup_seconds: float = 30.0
-    secondary_extra_startup: float = 30.0
+    # creation to Ready, per cluster ("primary" or a target's name); unnamed clusters take the defaults
+    startup_seconds: Mapping[str, float] = field(default_factory=dict)
+    primary_startup_default: float = DEFAULT_PRIMARY_STARTUP
+    secondary_startup_default: float = DEFAULT_SECONDARY_STARTUP
+
+    def startup(self, cluster: str, target: BurstTargetSpec | None = None) -> float:
+        if cluster in self.startup_seconds:
+            return self.startup_seconds[cluster]
+        if target is not None and target.replica_startup_seconds is not None:
+            return float(target.replica_startup_seconds)
+        return self.primary_startup_default if cluster == PRIMARY else self.secondary_startup_default
+
+
+@dataclass(frozen=True)
+class Slo:
+    """`target` of the requests (or CI jobs) wait at most `wait_seconds` before their service starts."""
+
+    wait_seconds: float = 30.0
+    target: float = 0.99
 
 
 @dataclass
@@ -42,36 +73,46 @@ class _Cluster:
         else:
             del self.created[n:]  # newest first: the unscheduled and starting pods go first
 
-    def state(self, now: float, grace: float) -> ClusterState:
+    def ready(self, now: float) -> int:
         scheduled = self.created if self.capacity is None else self.created[: self.capacity]
-        ready = bisect.bisect_right(scheduled, now - self.startup)
-        pending = self.created[len(scheduled) :]
-        unsched = bisect.bisect_right(pending, now - grace) if pending else 0
-        return ClusterState(replicas=len(self.created), ready=ready, unschedulable=unsched)
+        return bisect.bisect_right(scheduled, now - self.startup)
+
+    def state(self, now: float, grace: float) -> ClusterState:
+        n = len(self.created)
+        scheduled = n if self.capacity is None else min(n, self.capacity)
+        unsched = bisect.bisect_right(self.created, now - grace, lo=scheduled) - scheduled if n > scheduled else 0
+        return ClusterState(replicas=n, ready=self.ready(now), unschedulable=unsched)
 
 
 @dataclass(frozen=True)
 class Step:
+    """One decision: what the engine saw, what it asked for, and what was Ready (the rest Pending/starting)."""
+
     t: float
     metric: float
     desired: int
     primary: int
+    primary_ready: int
     targets: dict[str, int]
+    targets_ready: dict[str, int]
     reason: str
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "t": self.t,
+            "t_seconds": self.t,
             "metric": round(self.metric, 3),
-            "desired": self.desired,
-            "primary": self.primary,
-            "targets": self.targets,
+            "desired_replicas": self.desired,
+            "primary_replicas": self.primary,
+            "primary_ready_replicas": self.primary_ready,
+            "target_replicas": self.targets,
+            "target_ready_replicas": self.targets_ready,
             "reason": self.reason,
         }
 
 
 @dataclass
 class Summary:
+    decisions: int = 0
     steps: int = 0
     duration_seconds: float = 0.0
     replica_seconds: dict[str, float] = field(default_factory=dict)
@@ -80,13 +121,24 @@ class Summary:
     secondary_replica_hours: float = 0.0
     placement_changes: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
-    queue_over_target_seconds: float | None = None
+    # request logs only
+    requests: int | None = None
+    unfinished_requests: int | None = None
+    mean_wait_seconds: float | None = None
+    p95_wait_seconds: float | None = None
     mean_latency_seconds: float | None = None
     p95_latency_seconds: float | None = None
-    requests: int | None = None
+    queue_over_target_seconds: float | None = None
+    slo_wait_seconds: float | None = None
+    slo_target: float | None = None
+    slo_attainment: float | None = None
+    slo_met: bool | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {"summary": dataclasses.asdict(self)}
+        return {"schema_version": SCHEMA_VERSION, "summary": self.figures()}
+
+    def figures(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
 def _pct(sorted_values: list[float], q: float) -> float:
@@ -97,77 +149,120 @@ def run(
     spec: BurstPolicySpec,
     trace: MetricTrace | RequestLog,
     *,
-    targets: dict[str, BurstTargetSpec] | None = None,
+    targets: Mapping[str, BurstTargetSpec] | None = None,
     primary_capacity: int | None = None,
     step: float = 1.0,
     model: ServiceModel | None = None,
     primary_cost_per_hour: float = 0.0,
+    slo: Slo | None = None,
+    drain_limit_seconds: float = 3600.0,
     on_step: Callable[[Step], None] | None = None,
+    on_progress: Callable[[float], None] | None = None,
 ) -> Summary:
+    if step <= 0:
+        raise ValueError(f"step must be > 0 seconds, not {step:g}")
     model = model or ServiceModel()
+    slo = slo or Slo()
     targets = targets or {}
     grace = spec.primary.pending_grace_period_seconds
-    primary = _Cluster(model.startup_seconds, primary_capacity)
-    secondaries = {t.name: _Cluster(model.startup_seconds + model.secondary_extra_startup) for t in spec.targets}
+    poll = float(spec.behavior.poll_interval_seconds)
+    primary = _Cluster(model.startup(PRIMARY), primary_capacity)
+    secondaries = {t.name: _Cluster(model.startup(t.name, targets.get(t.name))) for t in spec.targets}
+    clusters = [primary, *secondaries.values()]
     primary.scale(-1e9, spec.min_replicas)  # the workload exists and is warm when the replay starts
-    costs = {"primary": primary_cost_per_hour} | {
+    costs = {PRIMARY: primary_cost_per_hour} | {
         t.name: (targets[t.name].cost_per_replica_hour or 0.0) if t.name in targets else 0.0 for t in spec.targets
     }
     summary = Summary(replica_seconds=dict.fromkeys(costs, 0.0))
+    seconds = summary.replica_seconds
+    static_targets = []
+    for pt in spec.targets:
+        bt = targets.get(pt.name)
+        caps = [c for c in (pt.max_replicas, bt.max_replicas if bt else None) if c is not None]
+        static_targets.append((pt, bt.cost_per_replica_hour if bt else None, min(caps) if caps else None))
     memory = Memory()
-    queue: deque[list[float]] = deque()  # [remaining work, arrival time]
+    is_log = isinstance(trace, RequestLog)
+    requests = trace.requests if isinstance(trace, RequestLog) else ()
+    queue: deque[list[float]] = deque()  # [remaining work, arrival time, started (0/1)]
+    waits: list[float] = []
     latencies: list[float] = []
     cursor = [0]
     req_i = 0
-    requests = trace.requests if isinstance(trace, RequestLog) else ()
     over = 0.0
     last: tuple[int, tuple[int, ...]] | None = None
     t = 0.0
     end = trace.duration
+    hard_end = end + (drain_limit_seconds if is_log else 0.0)
     tps_step = model.tokens_per_second * step
-    static_targets = [(pt, targets.get(pt.name)) for pt in spec.targets]
-    while t <= end:
-        if isinstance(trace, RequestLog):
+    next_decision = 0.0
+    placement_primary, placement_targets = spec.min_replicas, dict.fromkeys(secondaries, 0)
+    ready = 0
+    ready_changes_at = 0.0  # the next time a starting replica becomes Ready: recount only then
+    target_per_replica = spec.metric.target_per_replica
+    while t <= end or (is_log and queue and t <= hard_end):
+        if is_log:
             while req_i < len(requests) and requests[req_i].t <= t:
-                queue.append([requests[req_i].work, requests[req_i].t])
+                queue.append([requests[req_i].work, requests[req_i].t, 0.0])
                 req_i += 1
-            metric = float(len(queue))
-        else:
-            metric = trace.value_at(t, cursor)
-        pstate = primary.state(t, grace)
-        tstates = []
-        for pt, bt in static_targets:
-            caps = [c for c in (pt.max_replicas, bt.max_replicas if bt else None) if c is not None]
-            tstates.append(
+        if t >= next_decision:
+            metric = float(len(queue)) if is_log else trace.value_at(t, cursor)  # type: ignore[union-attr]
+            tstates = tuple(
                 TargetState(
                     name=pt.name,
                     state=secondaries[pt.name].state(t, grace),
                     priority=pt.priority,
-                    cost_per_replica_hour=bt.cost_per_replica_hour if bt else None,
-                    cap=min(caps) if caps else None,
+                    cost_per_replica_hour=cost,
+                    cap=cap,
                 )
+                for pt, cost, cap in static_targets
             )
-        d = decide(spec, Snapshot(now=t, metric=metric, primary=pstate, targets=tuple(tstates), memory=memory))
-        memory = d.memory
-        primary.scale(t, d.placement.primary)
-        for name, n in d.placement.targets.items():
-            secondaries[name].scale(t, n)
-        key = (d.placement.primary, tuple(d.placement.targets.values()))
-        if last is not None and key != last:
-            summary.placement_changes += 1
-        last = key
-        summary.reasons[d.reason.value] = summary.reasons.get(d.reason.value, 0) + 1
-        summary.replica_seconds["primary"] += d.placement.primary * step
-        for name, n in d.placement.targets.items():
-            summary.replica_seconds[name] += n * step
-        # serve the queue with what is Ready now
-        ready = primary.state(t, grace).ready + sum(c.state(t, grace).ready for c in secondaries.values())
-        if isinstance(trace, RequestLog):
-            if metric > spec.metric.target_per_replica * max(ready, 1):
+            snap = Snapshot(now=t, metric=metric, primary=primary.state(t, grace), targets=tstates, memory=memory)
+            d = decide(spec, snap)
+            memory = d.memory
+            placement_primary, placement_targets = d.placement.primary, dict(d.placement.targets)
+            primary.scale(t, placement_primary)
+            for name, n in placement_targets.items():
+                secondaries[name].scale(t, n)
+            key = (placement_primary, tuple(placement_targets.values()))
+            if last is not None and key != last:
+                summary.placement_changes += 1
+            last = key
+            summary.reasons[d.reason.value] = summary.reasons.get(d.reason.value, 0) + 1
+            summary.decisions += 1
+            ready_changes_at = t  # placement changed: recount
+            if on_step is not None:
+                on_step(
+                    Step(
+                        t,
+                        metric,
+                        d.desired,
+                        placement_primary,
+                        primary.ready(t),
+                        placement_targets,
+                        {n: c.ready(t) for n, c in secondaries.items()},
+                        d.reason.value,
+                    )
+                )
+            while next_decision <= t:
+                next_decision += poll
+            if on_progress is not None:
+                on_progress(t)
+        seconds[PRIMARY] += placement_primary * step
+        for name, n in placement_targets.items():
+            seconds[name] += n * step
+        if is_log:
+            if t >= ready_changes_at:
+                ready = sum(c.ready(t) for c in clusters)
+                pending = [c.created[i] + c.startup for c in clusters for i in range(c.ready(t), len(c.created))]
+                ready_changes_at = min((p for p in pending if p > t), default=float("inf"))
+            if len(queue) > target_per_replica * max(ready, 1):
                 over += step
             budget = ready * tps_step
             while queue and budget > 0:
                 head = queue[0]
+                if not head[2]:
+                    head[2] = 1.0
+                    waits.append(t - head[1])
                 if head[0] <= budget:
                     budget -= head[0]
                     latencies.append(t + step - head[1])
@@ -175,33 +270,71 @@ def run(
                 else:
                     head[0] -= budget
                     budget = 0
-        if on_step is not None:
-            on_step(Step(t, metric, d.desired, d.placement.primary, dict(d.placement.targets), d.reason.value))
         summary.steps += 1
         t += step
     summary.duration_seconds = summary.steps * step
-    summary.cost = {k: round(v / 3600 * costs[k], 4) for k, v in summary.replica_seconds.items()}
+    summary.cost = {k: round(v / 3600 * costs[k], 4) for k, v in seconds.items()}
     summary.total_cost = round(sum(summary.cost.values()), 4)
-    summary.secondary_replica_hours = round(
-        sum(v for k, v in summary.replica_seconds.items() if k != "primary") / 3600, 4
-    )
-    if isinstance(trace, RequestLog):
-        summary.requests = len(requests)
+    summary.secondary_replica_hours = round(sum(v for k, v in seconds.items() if k != PRIMARY) / 3600, 4)
+    if is_log:
+        _account_requests(summary, requests_total=len(requests), queue=queue, waits=waits, latencies=latencies, t=t)
         summary.queue_over_target_seconds = over
-        if latencies:
-            latencies.sort()
-            summary.mean_latency_seconds = round(sum(latencies) / len(latencies), 3)
-            summary.p95_latency_seconds = round(_pct(latencies, 0.95), 3)
+        met = sum(1 for w in waits if w <= slo.wait_seconds)
+        summary.slo_wait_seconds, summary.slo_target = slo.wait_seconds, slo.target
+        summary.slo_attainment = round(met / len(requests), 5) if requests else 1.0
+        summary.slo_met = summary.slo_attainment >= slo.target
     return summary
 
 
+def _account_requests(
+    summary: Summary,
+    *,
+    requests_total: int,
+    queue: deque[list[float]],
+    waits: list[float],
+    latencies: list[float],
+    t: float,
+) -> None:
+    """Requests unfinished at the end count with the time they have waited so far (a lower bound), so a policy
+    cannot look better by leaving work behind."""
+    summary.requests = requests_total
+    summary.unfinished_requests = len(queue)
+    for item in queue:
+        latencies.append(t - item[1])
+        if not item[2]:
+            waits.append(t - item[1])
+    if latencies:
+        latencies.sort()
+        summary.mean_latency_seconds = round(sum(latencies) / len(latencies), 3)
+        summary.p95_latency_seconds = round(_pct(latencies, 0.95), 3)
+    if waits:
+        waits.sort()
+        summary.mean_wait_seconds = round(sum(waits) / len(waits), 3)
+        summary.p95_wait_seconds = round(_pct(waits, 0.95), 3)
+
+
+STRATEGIES = ("overspill", "primary-only", "keda-like", "static-overflow")
+
+
 def strategy_spec(spec: BurstPolicySpec, strategy: str) -> BurstPolicySpec:
-    """Baselines for comparison: the same policy with no secondaries, or with secondaries that never return."""
+    """Baselines on the same engine: the policy with no secondaries; a KEDA-like queue-metric HPA in one cluster
+    (30 s poll, the HPA's default 300 s scale-down window); secondaries that never give replicas back (static
+    overflow tiers, as in Karmada)."""
     if strategy == "overspill":
         return spec
     if strategy == "primary-only":
         return spec.model_copy(update={"targets": []})
+    if strategy == "keda-like":
+        behavior = spec.behavior.model_copy(
+            update={
+                "poll_interval_seconds": 30,
+                "scale_up_stabilization_seconds": 0,
+                "scale_down_stabilization_seconds": 300,
+                "predictive": None,
+            }
+        )
+        return spec.model_copy(update={"targets": [], "behavior": behavior})
     if strategy == "static-overflow":
         behavior = spec.behavior.model_copy(update={"min_burst_duration_seconds": 10**9})
         return spec.model_copy(update={"behavior": behavior})
-    raise ValueError(f"unknown strategy {strategy!r}: use overspill, primary-only or static-overflow")
+    raise ValueError(f"unknown strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")

@@ -1,5 +1,8 @@
 """Trace loaders for the simulator: metric traces, Azure LLM request logs, and synthetic shapes.
 
+Every malformed row is refused with the file, the line and the fix (`InputError`): a trace that parses wrongly
+gives a confident wrong answer, which is worse than none.
+
 The Azure LLM inference trace 2023 (CC-BY 4.0) is by Patel, Choukse, Zhang, Shah, Goiri, Maleki, Bianchini,
 "Splitwise: Efficient generative LLM inference using phase splitting", ISCA 2024.
 """
@@ -12,6 +15,14 @@ import random
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+
+from overspill.inputerror import InputError
+
+METRIC_HEADER = ["t_seconds", "value"]
+REQUEST_HEADER = ["TIMESTAMP", "ContextTokens", "GeneratedTokens"]
+HEADERS_HINT = "start the file with the header 't_seconds,value' (a queue metric) or " + (
+    "'TIMESTAMP,ContextTokens,GeneratedTokens' (the Azure LLM request format)"
+)
 
 
 @dataclass(frozen=True)
@@ -46,29 +57,81 @@ class RequestLog:
         return self.requests[-1].t if self.requests else 0.0
 
 
-def _parse_ts(text: str) -> float:
+def _number(path: str | Path, line: int, column: str, text: str, *, integer: bool = False) -> float:
+    try:
+        value = float(int(text)) if integer else float(text)
+    except ValueError:
+        kind = "a whole number" if integer else "a number"
+        raise InputError(path, f"{column} {text.strip()!r} is not {kind}", line=line, fix=f"write {kind}") from None
+    if not math.isfinite(value):
+        raise InputError(path, f"{column} is {text.strip()!r}", line=line, fix="write a finite number")
+    if value < 0:
+        raise InputError(path, f"{column} {text.strip()} is negative", line=line, fix=f"{column} must be >= 0")
+    return value
+
+
+def _timestamp(path: str | Path, line: int, text: str) -> float:
     # 7 fractional digits: datetime takes at most 6
-    head, _, frac = text.partition(".")
-    return datetime.fromisoformat(head).timestamp() + (float(f"0.{frac}") if frac else 0.0)
+    head, _, frac = text.strip().partition(".")
+    try:
+        return datetime.fromisoformat(head).timestamp() + (float(f"0.{frac}") if frac else 0.0)
+    except ValueError:
+        raise InputError(
+            path,
+            f"TIMESTAMP {text.strip()!r} is not a date and time",
+            line=line,
+            fix="write e.g. 2023-11-16 18:17:03.98",
+        ) from None
+
+
+def _rows(path: str | Path) -> tuple[list[str], int, list[tuple[int, list[str]]]]:
+    """The header, its line number, and (line number, cells) of every data row; comments and blanks skipped."""
+    with open(path, newline="") as fh:
+        numbered = [(i, text) for i, text in enumerate(fh, start=1) if text.strip() and not text.startswith("#")]
+    if not numbered:
+        raise InputError(path, "the trace is empty", fix=HEADERS_HINT + ", then one row per sample")
+    parsed = list(csv.reader(text for _, text in numbered))
+    header = [h.strip() for h in parsed[0]]
+    rows = [(numbered[i][0], cells) for i, cells in enumerate(parsed) if i > 0]
+    if not rows:
+        raise InputError(path, "the trace has a header and no rows", line=numbered[0][0], fix="add rows below it")
+    return header, numbered[0][0], rows
+
+
+def _check_width(path: str | Path, line: int, cells: list[str], header: list[str]) -> None:
+    if len(cells) < len(header):
+        raise InputError(
+            path,
+            f"expected {len(header)} columns ({','.join(header)}), found {len(cells)}",
+            line=line,
+            fix="complete the row or delete it",
+        )
 
 
 def load(path: str | Path, prefill_speedup: float = 10.0) -> MetricTrace | RequestLog:
     """A CSV with header `t_seconds,value` (metric) or `TIMESTAMP,ContextTokens,GeneratedTokens` (requests)."""
-    with open(path, newline="") as fh:
-        reader = csv.reader(line for line in fh if not line.startswith("#"))
-        header = [h.strip() for h in next(reader)]
-        rows = list(reader)
-    if header[:2] == ["t_seconds", "value"]:
-        return MetricTrace(tuple(sorted((float(r[0]), float(r[1])) for r in rows if r)))
-    if header[:3] == ["TIMESTAMP", "ContextTokens", "GeneratedTokens"]:
-        stamps = [(_parse_ts(r[0]), int(r[1]), int(r[2])) for r in rows if r]
+    header, header_line, rows = _rows(path)
+    if header[:2] == METRIC_HEADER:
+        points = []
+        for line, cells in rows:
+            _check_width(path, line, cells, METRIC_HEADER)
+            points.append((_number(path, line, "t_seconds", cells[0]), _number(path, line, "value", cells[1])))
+        return MetricTrace(tuple(sorted(points)))
+    if header[:3] == REQUEST_HEADER:
+        stamps = []
+        for line, cells in rows:
+            _check_width(path, line, cells, REQUEST_HEADER)
+            stamps.append(
+                (
+                    _timestamp(path, line, cells[0]),
+                    _number(path, line, "ContextTokens", cells[1], integer=True),
+                    _number(path, line, "GeneratedTokens", cells[2], integer=True),
+                )
+            )
         stamps.sort()
-        t0 = stamps[0][0] if stamps else 0.0
+        t0 = stamps[0][0]
         return RequestLog(tuple(Request(t - t0, c / prefill_speedup + g) for t, c, g in stamps))
-    raise ValueError(
-        f"{path}: unknown trace header {header!r}; expected 't_seconds,value' or "
-        "'TIMESTAMP,ContextTokens,GeneratedTokens'"
-    )
+    raise InputError(path, f"unknown trace header {','.join(header)!r}", line=header_line, fix=HEADERS_HINT)
 
 
 def synthetic_week(step: float = 10.0, seed: int = 7) -> MetricTrace:

@@ -11,6 +11,8 @@ from overspill.api.base import ApiModel, Condition, CrossFieldRule, StatusModel
 from overspill.api.target import DNS_LABEL
 
 MAX_TARGETS = 16
+# joins several cross-field failures in one pydantic error; `format_errors` splits them back into messages
+RULES_SEPARATOR = "\n"
 
 
 class WorkloadClass(StrEnum):
@@ -339,9 +341,10 @@ class BurstPolicySpec(ApiModel):
 
     @model_validator(mode="after")
     def _cross_field(self) -> BurstPolicySpec:
-        for rule in self.rules:
-            if not rule.check(self):
-                raise ValueError(rule.message)
+        # every failing rule at once, as the API server reports CEL failures: one fix-and-retry round, not many
+        failed = [rule.message for rule in self.rules if not rule.check(self)]
+        if failed:
+            raise ValueError(RULES_SEPARATOR.join(failed))
         return self
 
 

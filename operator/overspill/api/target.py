@@ -79,6 +79,13 @@ class BurstTargetSpec(ApiModel):
         "(client-certificate, client-key, tokenFile, certificate-authority paths). Refused by default: they run "
         "commands or read files on the operator's host.",
     )
+    replica_startup_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=86400,
+        description="Typical time from a replica's creation to Ready in this cluster (node start, image pull, model "
+        "load). Used by `overspill simulate` and `overspill tune`; unset means the simulator's default.",
+    )
     probe_interval_seconds: int = Field(
         default=15, ge=1, le=3600, description="How often the operator checks the target's API server."
     )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
-from overspill.api.policy import BurstPolicySpec
+from overspill.api.policy import RULES_SEPARATOR, BurstPolicySpec
 from overspill.api.target import BurstTargetSpec
 
 
@@ -30,20 +31,26 @@ def format_errors(err: ValidationError) -> list[str]:
     msgs = []
     for e in err.errors():
         loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        text = e["msg"].removeprefix("Value error, ")
-        msgs.append(text if text.startswith("spec.") else f"{_path(loc)}: {text}")
+        for text in e["msg"].removeprefix("Value error, ").split(RULES_SEPARATOR):
+            msgs.append(text if text.startswith("spec.") else f"{_path(loc)}: {text}")
     return msgs
 
 
-def parse_policy_spec(spec: Mapping[str, Any]) -> BurstPolicySpec:
+def parse_policy_spec(spec: Mapping[str, Any], *, strict: bool = False) -> BurstPolicySpec:
+    """`strict` judges types as the API server does (`"40"` is not an integer); the operator reads objects the
+    API server already admitted, the simulator reads files nobody has checked."""
     try:
+        if strict:
+            return BurstPolicySpec.model_validate_json(json.dumps(dict(spec), default=str), strict=True)
         return BurstPolicySpec.model_validate(dict(spec))
     except ValidationError as err:
         raise SpecError(format_errors(err)) from None
 
 
-def parse_target_spec(spec: Mapping[str, Any]) -> BurstTargetSpec:
+def parse_target_spec(spec: Mapping[str, Any], *, strict: bool = False) -> BurstTargetSpec:
     try:
+        if strict:
+            return BurstTargetSpec.model_validate_json(json.dumps(dict(spec), default=str), strict=True)
         return BurstTargetSpec.model_validate(dict(spec))
     except ValidationError as err:
         raise SpecError(format_errors(err)) from None
