@@ -299,7 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_crds = sub.add_parser("crds", help="write crds/*.yaml from the API models", formatter_class=Formatter)
     p_crds.add_argument("--output-dir", default="crds", help="where to write")
     p_ref = sub.add_parser("reference", help="write the field reference from the API models", formatter_class=Formatter)
-    p_ref.add_argument("--output", default="docs/reference.md", help="where to write")
+    p_ref.add_argument(
+        "--output",
+        default="auto",
+        help="file to write; '-' is standard output; auto: docs/reference.md in a checkout, else standard output",
+    )
 
     p_sim = sub.add_parser("simulate", help="replay a trace through the decision engine", formatter_class=Formatter)
     _add_replay_options(p_sim)
@@ -345,10 +349,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(p)
             return 0
         if args.command == "reference":
-            from overspill.api.reference import render
+            from overspill.api.reference import default_output, render
 
-            Path(args.output).write_text(render())
-            print(args.output)
+            out = default_output(Path.cwd()) if args.output == "auto" else Path(args.output)
+            if out is None or str(out) == "-":
+                sys.stdout.write(render())
+                return 0
+            out.write_text(render())
+            print(out)
             return 0
         if args.command == "simulate":
             return _simulate(args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from overspill.api.crd import all_crds
@@ -89,3 +90,12 @@ def render() -> str:
             "",
         ]
     return "\n".join(lines) + "\n"
+
+
+def default_output(cwd: Path) -> Path | None:
+    """Where `overspill reference` writes when no --output is given: the checkout's docs/reference.md (the file
+    kept in step with the models), else nothing, meaning standard output. The reference is rendered from the
+    installed models, so a pip-installed `overspill` prints it anywhere without a path into a clone."""
+    doc = cwd / "docs" / "reference.md"
+    found = doc.is_file() and (cwd / "pyproject.toml").is_file()
+    return doc.relative_to(cwd) if found else None
