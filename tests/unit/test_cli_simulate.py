@@ -254,7 +254,7 @@ def test_version() -> None:
         ("simulate", ["--step STEP", "(default: 1.0)", "(default: 0.99)", "(default: overspill)"]),
         ("run", ["(default: 9090)", "(default: overspill)", "(default: http://0.0.0.0:8080/healthz)"]),
         ("crds", ["(default: crds)"]),
-        ("reference", ["(default: docs/reference.md)"]),
+        ("reference", ["(default: auto)"]),
     ],
 )
 def test_defaults_shown_in_every_help(command: str, shown: list[str]) -> None:
