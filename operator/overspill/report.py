@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -107,6 +107,66 @@ def failure_status(
     return status.model_dump(by_alias=True, mode="json"), events
 
 
+@dataclass(frozen=True)
+class SafetyReport:
+    """What the safety rules held back this poll (issue 10); None fields: nothing to say.
+
+    busy: why some pods' busy levels are unknown (so nothing was scaled in and deletion costs were kept);
+    refused: per target, why a placement was refused (its namespace not allowed there);
+    pending: per target, why the mirror's template update waits (busy runners);
+    events: one-off Events of this poll (a corrected drift)."""
+
+    busy_configured: bool = False
+    busy: str | None = None
+    refused: dict[str, str] = field(default_factory=dict)
+    pending: dict[str, str] = field(default_factory=dict)
+    events: tuple[Event, ...] = ()
+
+
+SAFETY_CONDITIONS = ("BusyAvailable", "PlacementAllowed", "MirrorsUpToDate")
+
+
+def _safety_conditions(prev: list[Condition], now: str, generation: int | None, s: SafetyReport) -> list[Condition]:
+    out = []
+    if s.busy_configured:
+        out.append(
+            _condition(
+                prev,
+                "BusyAvailable",
+                s.busy is None,
+                "Known" if s.busy is None else "BusyUnknown",
+                "busy levels of every pod known"
+                if s.busy is None
+                else s.busy + "; unknown counts as busy: nothing is scaled in and deletion costs stay as they were",
+                now,
+                generation,
+            )
+        )
+    out.append(
+        _condition(
+            prev,
+            "PlacementAllowed",
+            not s.refused,
+            "Allowed" if not s.refused else "NamespaceNotAllowed",
+            "; ".join(s.refused[t] for t in sorted(s.refused)) + ("; nothing is created there" if s.refused else ""),
+            now,
+            generation,
+        )
+    )
+    out.append(
+        _condition(
+            prev,
+            "MirrorsUpToDate",
+            not s.pending,
+            "UpToDate" if not s.pending else "TemplateUpdatePending",
+            "; ".join(s.pending[t] for t in sorted(s.pending)),
+            now,
+            generation,
+        )
+    )
+    return out
+
+
 def _target_state(t: TargetReport, d: Decision) -> str:
     if t.problem:
         return "Unavailable"
@@ -128,6 +188,7 @@ def policy_status(
     problems: dict[str, str],
     dependencies: DependencyReport | None = None,
     traffic: TrafficReport | None = None,
+    safety: SafetyReport | None = None,
 ) -> tuple[dict[str, Any], list[Event]]:
     now = _now_iso(now_ts)
     dry = spec.mode == Mode.DRY_RUN
@@ -186,8 +247,12 @@ def policy_status(
         ),
     ]
     conds += _serving_conditions(prev.conditions, now, generation, dependencies, traffic)
+    if safety is not None:
+        conds += _safety_conditions(prev.conditions, now, generation, safety)
     old = {c.type: c for c in prev.conditions}
     events += _serving_events(old, conds)
+    if safety is not None:
+        events += _transition_events(old, conds, SAFETY_CONDITIONS) + list(safety.events)
     for c in conds:
         before = old.get(c.type)
         if c.type == "MetricAvailable" and c.status == "False" and (before is None or before.status == "True"):
@@ -294,10 +359,14 @@ def _serving_conditions(
 
 
 def _serving_events(old: dict[str, Condition], conds: list[Condition]) -> list[Event]:
-    """A Warning when a serving condition turns False or its message changes; a Normal when it recovers."""
+    return _transition_events(old, conds, ("DependenciesReady", "TrafficReady"))
+
+
+def _transition_events(old: dict[str, Condition], conds: list[Condition], types: tuple[str, ...]) -> list[Event]:
+    """A Warning when one of these conditions turns False or its message changes; a Normal when it recovers."""
     events: list[Event] = []
     for c in conds:
-        if c.type not in ("DependenciesReady", "TrafficReady"):
+        if c.type not in types:
             continue
         before = old.get(c.type)
         if c.status == "False" and (before is None or before.message != c.message):

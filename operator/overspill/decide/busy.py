@@ -1,0 +1,55 @@
+"""How busy a pod is, and what that means for its deletion cost (pure). Unknown is never idle.
+
+A pod's level comes from its annotation or label when it carries one; otherwise from the per-pod query, when the
+policy has one. A pod the query could not answer for (the query failed, returned nothing for it, or no Prometheus
+sees the cluster it runs in) has an unknown level: it counts as busy, nothing is scaled in over it, and its
+deletion cost is left as it was. Without a query, a pod without the annotation or label is idle: that is how
+runner controllers mark busy runners.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Mapping
+
+from overspill.api.policy import Busy, WorkloadClass
+
+BUSY_COST = 1_000_000  # a busy CI runner: effectively never chosen by the ReplicaSet
+_TRUE = ("true", "yes", "busy")
+_FALSE = ("false", "no", "idle", "")
+
+
+def level(
+    name: str,
+    annotations: Mapping[str, str],
+    labels: Mapping[str, str],
+    busy: Busy,
+    per_pod: Mapping[str, float] | None,
+) -> float | None:
+    """>0: in-flight work; 0: idle; None: unknown. `per_pod` is None when the query could not be asked."""
+    for source, key in ((annotations, busy.pod_annotation), (labels, busy.pod_label)):
+        if key and key in source:
+            raw = source[key].strip().lower()
+            if raw in _TRUE:
+                return 1.0
+            if raw in _FALSE:
+                return 0.0
+            with contextlib.suppress(ValueError):
+                value = float(raw)
+                return max(0.0, value) if math.isfinite(value) else None
+            return None  # a value nobody can read: unknown, so busy
+    if busy.query is None:
+        return 0.0
+    if per_pod is None:
+        return None
+    return per_pod.get(name)
+
+
+def deletion_cost(value: float | None, workload_class: WorkloadClass) -> int | None:
+    """The pod-deletion-cost for this level; None: leave the pod's cost as it is (unknown level)."""
+    if value is None:
+        return None
+    if workload_class == WorkloadClass.CI_RUNNER:
+        return BUSY_COST if value > 0 else 0
+    return int(min(value, 10_000) * 100)
