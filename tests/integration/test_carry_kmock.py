@@ -263,6 +263,10 @@ def test_export_conditions_read_back() -> None:
     assert export_state(clash) == export_state(clash) and export_state(clash).message == "ports differ"
     bad = {"status": {"conditions": [{"type": "Valid", "status": "False", "reason": "NoService"}]}}
     assert export_state(bad).state == "Invalid"
+    gke = {
+        "status": {"conditions": [{"type": "Initialized", "status": "True"}, {"type": "Exported", "status": "True"}]}
+    }
+    assert export_state(gke).state == "Exported"
 
 
 async def test_route_weights_written_through_the_api(api: Any, cluster: Cluster) -> None:

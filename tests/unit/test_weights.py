@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from overspill.decide.weights import MCS_GROUP, SERVICE_IMPORT, Weights, current, kept_ready, route_rules, weights
+from overspill.decide.weights import (
+    MCS_GROUP,
+    SERVICE_IMPORT,
+    Weights,
+    current,
+    kept_ready,
+    route_rules,
+    weights,
+    without_burst,
+)
 
 RULES: list[dict[str, Any]] = [
     {
@@ -70,3 +79,25 @@ def test_burst_backend_in_another_namespace_names_it() -> None:
 def test_current_weights_default_to_one_and_none_without_the_local_service() -> None:
     assert current(RULES, namespace="ml", service="vllm", export="vllm-burst", export_namespace="ml") == Weights(1, 0)
     assert current(RULES[1:], namespace="ml", service="vllm", export="vllm-burst", export_namespace="ml") is None
+
+
+def test_without_burst_gives_all_traffic_back_to_the_local_service() -> None:
+    out = rules(Weights(8, 7))
+    back = without_burst(out, namespace="ml", service="vllm", export="vllm-burst", export_namespace="ml")
+    assert [r["name"] for r in back[0]["backendRefs"]] == ["vllm", "canary"]
+    assert back[1] == RULES[1]
+
+
+def test_gke_service_import_group_is_used_when_named() -> None:
+    out = route_rules(
+        RULES,
+        namespace="ml",
+        service="vllm",
+        export="vllm-burst",
+        export_namespace="ml",
+        w=Weights(2, 3),
+        group="net.gke.io",
+    )
+    assert out[0]["backendRefs"][-1]["group"] == "net.gke.io"
+    found = current(out, namespace="ml", service="vllm", export="vllm-burst", export_namespace="ml", group="net.gke.io")
+    assert found == Weights(2, 3)

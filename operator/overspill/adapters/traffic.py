@@ -20,7 +20,9 @@ from overspill.adapters.kube import TIMEOUT, Cluster
 from overspill.carry import MANAGED_BY, MANAGER, ORIGIN, POLICY_UID
 
 MCS_GROUP = "multicluster.x-k8s.io"
-MCS_VERSIONS = ("v1alpha1", "v1beta1")  # v1alpha1 first: what GKE, Submariner and Cilium serve today
+# per group, the ServiceExport versions in order of preference: v1alpha1 first for the MCS API (what Submariner and
+# Cilium serve today), v1 for GKE's own group
+EXPORT_VERSIONS = {MCS_GROUP: ("v1alpha1", "v1beta1"), "net.gke.io": ("v1",)}
 SERVICE_EXPORTS = "serviceexports"
 GATEWAY_GROUP, GATEWAY_VERSION, HTTPROUTES = "gateway.networking.k8s.io", "v1", "httproutes"
 DISCOVERY_TTL = 60.0  # a CRD installed later is noticed within a minute
@@ -77,9 +79,11 @@ def burst_service(
     }
 
 
-def service_export(name: str, namespace: str, policy_uid: str, origin: str, version: str) -> dict[str, Any]:
+def service_export(
+    name: str, namespace: str, policy_uid: str, origin: str, version: str, group: str = MCS_GROUP
+) -> dict[str, Any]:
     return {
-        "apiVersion": f"{MCS_GROUP}/{version}",
+        "apiVersion": f"{group}/{version}",
         "kind": "ServiceExport",
         "metadata": _meta(name, namespace, policy_uid, origin, None),
     }
@@ -92,11 +96,15 @@ class ExportState:
 
 
 def export_state(obj: Mapping[str, Any]) -> ExportState:
-    """Read the MCS controller's verdict from the ServiceExport's conditions (Valid, Ready, Conflict)."""
+    """Read the MCS controller's verdict from the ServiceExport's conditions (MCS API: Valid, Ready, Conflict;
+    GKE: Initialized, Exported, Conflict)."""
     conds = {c.get("type"): c for c in (obj.get("status") or {}).get("conditions") or []}
     conflict = conds.get("Conflict")
     if conflict and conflict.get("status") == "True":
         return ExportState("Conflict", conflict.get("message") or "the export conflicts with another cluster's")
+    exported = conds.get("Exported")
+    if exported and exported.get("status") == "True":
+        return ExportState("Exported", "")
     valid, ready = conds.get("Valid"), conds.get("Ready")
     if valid and valid.get("status") == "False":
         return ExportState("Invalid", valid.get("message") or valid.get("reason") or "the export is not valid")
@@ -104,11 +112,11 @@ def export_state(obj: Mapping[str, Any]) -> ExportState:
         return ExportState("Exported", "")
     if not conds:
         return ExportState("Pending", "no multi-cluster controller has reported on the ServiceExport yet")
-    waiting = ready or valid
+    waiting = ready or valid or exported
     return ExportState("Pending", (waiting or {}).get("message") or "waiting for the multi-cluster controller")
 
 
-_MCS_SEEN: weakref.WeakKeyDictionary[Cluster, tuple[float, str | None]] = weakref.WeakKeyDictionary()
+_MCS_SEEN: weakref.WeakKeyDictionary[Cluster, dict[str, tuple[float, str | None]]] = weakref.WeakKeyDictionary()
 
 
 def _json(resp: Any) -> dict[str, Any]:
@@ -123,21 +131,21 @@ class TrafficClient:
         self.cluster = cluster
         self.clock = clock
 
-    def mcs_version(self) -> str | None:
-        """The ServiceExport version the target serves, None without the MCS API (cached for a minute)."""
-        seen = _MCS_SEEN.get(self.cluster)
-        if seen is not None and self.clock() - seen[0] < DISCOVERY_TTL:
-            return seen[1]
+    def mcs_version(self, group: str = MCS_GROUP) -> str | None:
+        """The ServiceExport version the target serves in `group`, None without it (cached for a minute)."""
+        seen = _MCS_SEEN.setdefault(self.cluster, {})
+        if group in seen and self.clock() - seen[group][0] < DISCOVERY_TTL:
+            return seen[group][1]
         found: str | None = None
         try:
-            group = self._get(f"/apis/{MCS_GROUP}")
+            info = self._get(f"/apis/{group}")
         except ApiException as err:
             if err.status != 404:
                 raise
         else:
-            served = {v.get("version") for v in group.get("versions") or []}
-            found = next((v for v in MCS_VERSIONS if v in served), None)
-        _MCS_SEEN[self.cluster] = (self.clock(), found)
+            served = {v.get("version") for v in info.get("versions") or []}
+            found = next((v for v in EXPORT_VERSIONS.get(group, ("v1alpha1",)) if v in served), None)
+        seen[group] = (self.clock(), found)
         return found
 
     def _get(self, path: str) -> dict[str, Any]:
@@ -196,10 +204,10 @@ class TrafficClient:
         self.cluster.core.patch_namespaced_service(meta["name"], meta["namespace"], patch, _request_timeout=TIMEOUT)
         return True
 
-    def read_export(self, version: str, namespace: str, name: str) -> dict[str, Any] | None:
+    def read_export(self, version: str, namespace: str, name: str, group: str = MCS_GROUP) -> dict[str, Any] | None:
         try:
             obj: Any = self.cluster.custom.get_namespaced_custom_object(
-                MCS_GROUP, version, namespace, SERVICE_EXPORTS, name, _request_timeout=TIMEOUT
+                group, version, namespace, SERVICE_EXPORTS, name, _request_timeout=TIMEOUT
             )
         except ApiException as err:
             if err.status == 404:
@@ -216,29 +224,18 @@ class TrafficClient:
                     "Overspill: left untouched; rename it or set spec.traffic.exportName"
                 )
             return False
-        version = body["apiVersion"].split("/", 1)[1]
+        group, version = body["apiVersion"].split("/", 1)
         self.cluster.custom.create_namespaced_custom_object(
-            MCS_GROUP, version, meta["namespace"], SERVICE_EXPORTS, body, _request_timeout=TIMEOUT
+            group, version, meta["namespace"], SERVICE_EXPORTS, body, _request_timeout=TIMEOUT
         )
         return True
 
     def remove_policy_objects(self, namespace: str, policy_uid: str) -> int:
-        """Delete this policy's ServiceExports and Services in the namespace, found by label."""
+        """Delete this policy's ServiceExports (of every export group served) and Services, found by label."""
         selector = f"{MANAGED_BY}={MANAGER},{POLICY_UID}={policy_uid}"
         removed = 0
-        version = self.mcs_version()
-        if version is not None:
-            found: Any = self.cluster.custom.list_namespaced_custom_object(
-                MCS_GROUP, version, namespace, SERVICE_EXPORTS, label_selector=selector, _request_timeout=TIMEOUT
-            )
-            for obj in found.get("items") or []:
-                if not _owned(obj, policy_uid):
-                    continue  # never trust the selector alone with a delete
-                removed += self._delete(
-                    lambda n=obj["metadata"]["name"]: self.cluster.custom.delete_namespaced_custom_object(
-                        MCS_GROUP, version, namespace, SERVICE_EXPORTS, n, _request_timeout=TIMEOUT
-                    )
-                )
+        for group in EXPORT_VERSIONS:
+            removed += self._remove_exports(group, namespace, policy_uid, selector)
         services = _json(
             self.cluster.core.list_namespaced_service(
                 namespace, label_selector=selector, _preload_content=False, _request_timeout=TIMEOUT
@@ -250,6 +247,24 @@ class TrafficClient:
             removed += self._delete(
                 lambda n=svc["metadata"]["name"]: self.cluster.core.delete_namespaced_service(
                     n, namespace, _request_timeout=TIMEOUT
+                )
+            )
+        return removed
+
+    def _remove_exports(self, group: str, namespace: str, policy_uid: str, selector: str) -> int:
+        version = self.mcs_version(group)
+        if version is None:
+            return 0
+        found: Any = self.cluster.custom.list_namespaced_custom_object(
+            group, version, namespace, SERVICE_EXPORTS, label_selector=selector, _request_timeout=TIMEOUT
+        )
+        removed = 0
+        for obj in found.get("items") or []:
+            if not _owned(obj, policy_uid):
+                continue  # never trust the selector alone with a delete
+            removed += self._delete(
+                lambda n=obj["metadata"]["name"]: self.cluster.custom.delete_namespaced_custom_object(
+                    group, version, namespace, SERVICE_EXPORTS, n, _request_timeout=TIMEOUT
                 )
             )
         return removed

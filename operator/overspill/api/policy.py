@@ -227,6 +227,13 @@ class Traffic(ApiModel):
         pattern=DNS_LABEL,
         description="Name of the Service (and ServiceExport) created in each target; defaults to <service>-burst.",
     )
+    import_group: str = Field(
+        default="multicluster.x-k8s.io",
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="API group of the ServiceExport created in targets and of the ServiceImport backendRef in the "
+        "route: multicluster.x-k8s.io (MCS API: Submariner, Cilium, most), or net.gke.io (GKE multi-cluster "
+        "Services).",
+    )
     service_annotations: dict[str, str] | None = Field(
         default=None,
         description="Annotations on the Service in each target, e.g. service.cilium.io/global for Cilium ClusterMesh.",

@@ -45,9 +45,11 @@ def _is_local(ref: Mapping[str, Any], service: str, namespace: str) -> bool:
     )
 
 
-def _is_burst(ref: Mapping[str, Any], export: str, export_namespace: str, namespace: str) -> bool:
+def _is_burst(
+    ref: Mapping[str, Any], export: str, export_namespace: str, namespace: str, group: str = MCS_GROUP
+) -> bool:
     return (
-        ref.get("group") == MCS_GROUP
+        ref.get("group") == group
         and ref.get("kind") == SERVICE_IMPORT
         and ref.get("name") == export
         and ref.get("namespace", namespace) == export_namespace
@@ -62,6 +64,7 @@ def route_rules(
     export: str,
     export_namespace: str,
     w: Weights,
+    group: str = MCS_GROUP,
 ) -> list[dict[str, Any]]:
     """The route's rules with the local and burst backendRefs weighted; the burst backendRef (a ServiceImport,
     GEP-1748) is added next to the local one where missing. Rules without the local Service are left as they are,
@@ -75,10 +78,10 @@ def route_rules(
             for r in refs:
                 if _is_local(r, service, namespace):
                     r["weight"] = w.local
-                elif _is_burst(r, export, export_namespace, namespace):
+                elif _is_burst(r, export, export_namespace, namespace, group):
                     r["weight"] = w.burst
-            if not any(_is_burst(r, export, export_namespace, namespace) for r in refs):
-                burst: dict[str, Any] = {"group": MCS_GROUP, "kind": SERVICE_IMPORT, "name": export, "weight": w.burst}
+            if not any(_is_burst(r, export, export_namespace, namespace, group) for r in refs):
+                burst: dict[str, Any] = {"group": group, "kind": SERVICE_IMPORT, "name": export, "weight": w.burst}
                 if export_namespace != namespace:
                     burst["namespace"] = export_namespace
                 if "port" in local[0]:
@@ -90,7 +93,13 @@ def route_rules(
 
 
 def current(
-    rules: Sequence[Mapping[str, Any]], *, namespace: str, service: str, export: str, export_namespace: str
+    rules: Sequence[Mapping[str, Any]],
+    *,
+    namespace: str,
+    service: str,
+    export: str,
+    export_namespace: str,
+    group: str = MCS_GROUP,
 ) -> Weights | None:
     """The weights the route holds now (first rule that has the local Service), None if it has none."""
     for rule in rules:
@@ -98,6 +107,26 @@ def current(
         local = next((r for r in refs if _is_local(r, service, namespace)), None)
         if local is None:
             continue
-        burst = next((r for r in refs if _is_burst(r, export, export_namespace, namespace)), None)
+        burst = next((r for r in refs if _is_burst(r, export, export_namespace, namespace, group)), None)
         return Weights(local=int(local.get("weight", 1)), burst=int(burst.get("weight", 1)) if burst else 0)
     return None
+
+
+def without_burst(
+    rules: Sequence[Mapping[str, Any]],
+    *,
+    namespace: str,
+    service: str,
+    export: str,
+    export_namespace: str,
+    group: str = MCS_GROUP,
+) -> list[dict[str, Any]]:
+    """The rules with the burst backendRef removed (the policy is gone: all traffic is local again)."""
+    out = []
+    for rule in rules:
+        new = copy.deepcopy(dict(rule))
+        refs = new.get("backendRefs")
+        if refs and any(_is_local(r, service, namespace) for r in refs):
+            new["backendRefs"] = [r for r in refs if not _is_burst(r, export, export_namespace, namespace, group)]
+        out.append(new)
+    return out
