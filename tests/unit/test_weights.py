@@ -9,6 +9,7 @@ from overspill.decide.weights import (
     SERVICE_IMPORT,
     Weights,
     current,
+    drain_first,
     kept_ready,
     route_rules,
     weights,
@@ -101,3 +102,10 @@ def test_gke_service_import_group_is_used_when_named() -> None:
     assert out[0]["backendRefs"][-1]["group"] == "net.gke.io"
     found = current(out, namespace="ml", service="vllm", export="vllm-burst", export_namespace="ml", group="net.gke.io")
     assert found == Weights(2, 3)
+
+
+def test_drain_first_only_when_the_burst_weight_falls() -> None:
+    assert drain_first(Weights(8, 7), Weights(8, 0))
+    assert not drain_first(Weights(8, 0), Weights(8, 0))  # already drained: removal may proceed
+    assert not drain_first(Weights(8, 3), Weights(8, 7))
+    assert not drain_first(None, Weights(1, 0))

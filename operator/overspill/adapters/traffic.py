@@ -119,6 +119,18 @@ def export_state(obj: Mapping[str, Any]) -> ExportState:
 _MCS_SEEN: weakref.WeakKeyDictionary[Cluster, dict[str, tuple[float, str | None]]] = weakref.WeakKeyDictionary()
 
 
+def _ports(ports: Any) -> list[dict[str, Any]]:
+    """Ports as the API server stores them (protocol TCP and targetPort = port by default): no write for a
+    difference the server itself would erase."""
+    out = []
+    for p in ports or []:
+        port = {k: p[k] for k in ("name", "port", "targetPort", "protocol", "appProtocol") if k in p}
+        port.setdefault("protocol", "TCP")
+        port.setdefault("targetPort", port.get("port"))
+        out.append(port)
+    return out
+
+
 def _json(resp: Any) -> dict[str, Any]:
     out: dict[str, Any] = json.loads(resp.data or b"{}")
     return out
@@ -185,15 +197,10 @@ class TrafficClient:
             )
         have = existing.get("spec") or {}
         want = body["spec"]
-        have_ports = [
-            {k: p[k] for k in ("name", "port", "targetPort", "protocol", "appProtocol") if k in p}
-            for p in have.get("ports") or []
-        ]
-        want_ports = [{"protocol": "TCP", **p} for p in want["ports"]]
         have_ann = (existing.get("metadata") or {}).get("annotations") or {}
         if (
             have.get("selector") == want["selector"]
-            and have_ports == want_ports
+            and _ports(have.get("ports")) == _ports(want["ports"])
             and all(have_ann.get(k) == v for k, v in meta["annotations"].items())
         ):
             return False

@@ -130,3 +130,9 @@ def without_burst(
             new["backendRefs"] = [r for r in refs if not _is_burst(r, export, export_namespace, namespace, group)]
         out.append(new)
     return out
+
+
+def drain_first(before: Weights | None, now: Weights | None) -> bool:
+    """The burst side's weight was lowered this step: its replicas stay one more poll, so that requests leave a
+    replica before the replica leaves (make-before-break for traffic)."""
+    return before is not None and now is not None and now.burst < before.burst

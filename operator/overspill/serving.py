@@ -1,0 +1,311 @@
+"""Bursts that serve: the act step's part for what a mirror needs in a target (its dependencies) and for how
+requests reach it (burst Service, ServiceExport, the primary's HTTPRoute weights).
+
+The rules live in pure modules (`carry`, `decide.weights`); this module reads what they need through lookups
+(watch-fed views where the reconciler has them, GETs otherwise) and writes through the adapters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes.client import ApiException
+
+from overspill import carry
+from overspill.adapters.dependencies import DependencyWriter, Lookup, direct_lookup
+from overspill.adapters.kube import Cluster
+from overspill.adapters.traffic import (
+    RouteClient,
+    TrafficClient,
+    TrafficConflict,
+    burst_service,
+    export_state,
+    service_export,
+)
+from overspill.api.policy import BurstPolicySpec, ExportStatus
+from overspill.carry import CarryPlan, Kind
+from overspill.decide import weights
+from overspill.report import DependencyReport, TrafficReport
+
+EnsureNamespace = Callable[[str], None]
+
+
+@dataclass
+class Side:
+    """One target as the act step sees it for serving: where the mirror lives and how many replicas it has."""
+
+    name: str
+    namespace: str
+    cluster: Cluster
+    ensure_namespace: EnsureNamespace
+    replicas: int = 0
+    ready: int = 0
+    volumes: list[dict[str, Any]] | None = None  # overrides.volumes
+    lookup: Lookup | None = None  # the target's objects in `namespace` (a view); None: GET
+    plan: CarryPlan = field(default_factory=CarryPlan)
+
+
+def pod_spec_of(workload: Mapping[str, Any] | None) -> dict[str, Any]:
+    return dict((((workload or {}).get("spec") or {}).get("template") or {}).get("spec") or {})
+
+
+class Serving:
+    def __init__(self, primary: Cluster, origin_cluster: str) -> None:
+        self.primary = primary
+        self.origin_cluster = origin_cluster
+
+    # ---- dependencies ---------------------------------------------------------------------------------------
+    def plan(
+        self,
+        spec: BurstPolicySpec,
+        namespace: str,
+        policy_uid: str,
+        workload: Mapping[str, Any] | None,
+        sides: list[Side],
+        primary_lookup: Lookup | None = None,
+    ) -> None:
+        """Fill each side's carry plan (reads only). A source is read only when its kind is propagated: a Secret
+        is never read from the primary unless the policy owner opted in."""
+        source = primary_lookup or direct_lookup(self.primary, namespace)
+        prop = spec.propagation
+
+        def read_source(kind: Kind, name: str) -> Mapping[str, Any] | None:
+            return source(kind, name) if carry.propagated(kind, prop) else None
+
+        base = carry.references(pod_spec_of(workload))
+        for side in sides:
+            pod = carry.with_volume_overrides(pod_spec_of(workload), side.volumes) if side.volumes else None
+            refs = list(carry.references(pod) if pod is not None else base)
+            sa = next((r for r in refs if r.kind == Kind.SERVICE_ACCOUNT), None)
+            if sa is not None and prop.service_account:
+                sa_obj = read_source(Kind.SERVICE_ACCOUNT, sa.name)
+                if sa_obj is not None:
+                    refs += [r for r in carry.service_account_references(sa_obj) if r.key not in {x.key for x in refs}]
+            there = side.lookup or direct_lookup(side.cluster, side.namespace)
+            found = carry.Sources(
+                primary={r.key: read_source(r.kind, r.name) for r in refs},
+                target={r.key: there(r.kind, r.name) for r in refs},
+            )
+            side.plan = carry.plan(
+                refs,
+                prop,
+                found,
+                namespace=side.namespace,
+                policy_uid=policy_uid,
+                origin_cluster=self.origin_cluster,
+                origin_namespace=namespace,
+            )
+
+    def carry(self, side: Side) -> tuple[int, str | None]:
+        """Write the side's copies; (writes, problem). A 409 means someone else wrote the name in between: it is
+        re-planned next poll (and reported as a conflict if it is not ours)."""
+        writer = DependencyWriter(side.cluster, side.ensure_namespace)
+        done = 0
+        try:
+            for item in side.plan.writes:
+                writer.write(item)
+                done += 1
+        except ApiException as err:
+            what = f"{item.ref.kind.value} {side.namespace}/{item.ref.name}"
+            if err.status == 409:
+                return done, f"{what} changed in BurstTarget {side.name} while being copied; retried next poll"
+            return done, f"could not copy {what} to BurstTarget {side.name}: HTTP {err.status} {err.reason}"
+        return done, None
+
+    @staticmethod
+    def dependency_report(sides: list[Side], holding: set[str]) -> DependencyReport:
+        problems = {
+            s.name: carry.describe(s.name, s.namespace, s.plan.blocking)
+            for s in sides
+            if s.name in holding and s.plan.blocking
+        }
+        carried = sum(
+            1
+            for s in sides
+            if s.name in holding
+            for i in s.plan.items
+            if i.state in (carry.State.CARRIED, carry.State.TO_COPY, carry.State.PROVIDED)
+        )
+        return DependencyReport(problems=problems, carried=carried)
+
+    def remove(self, cluster: Cluster, namespace: str, policy_uid: str) -> int:
+        """Every copy, burst Service and ServiceExport of the policy in that namespace, found by label."""
+        removed = DependencyWriter(cluster, lambda _: None).remove_policy_copies(namespace, policy_uid)
+        return removed + TrafficClient(cluster).remove_policy_objects(namespace, policy_uid)
+
+    # ---- traffic --------------------------------------------------------------------------------------------
+    def traffic(
+        self,
+        spec: BurstPolicySpec,
+        namespace: str,
+        policy_uid: str,
+        sides: list[Side],
+        holding: set[str],
+        act: bool,
+    ) -> tuple[int, TrafficReport | None]:
+        """Burst Service and ServiceExport in every target holding replicas; (writes, report)."""
+        t = spec.traffic
+        if t is None:
+            return 0, None
+        name = t.service_name
+        problems: list[str] = []
+        exports: list[ExportStatus] = []
+        writes = 0
+        try:
+            primary_svc = TrafficClient(self.primary).read_service(namespace, t.service_ref.name)
+        except ApiException as err:
+            primary_svc = None
+            problems.append(f"cannot read Service {namespace}/{t.service_ref.name}: HTTP {err.status}")
+        if primary_svc is None and not problems:
+            problems.append(
+                f"Service {namespace}/{t.service_ref.name} (spec.traffic.serviceRef) not found in the primary"
+            )
+        for side in sides:
+            if side.name not in holding or primary_svc is None:
+                continue
+            origin = carry.origin_of(self.origin_cluster, namespace, t.service_ref.name)
+            n, status = self._target_traffic(
+                side, primary_svc, name, policy_uid, origin, t.service_annotations, act, t.import_group
+            )
+            writes += n
+            exports.append(status)
+            if status.state != "Exported":
+                problems.append(f"BurstTarget {side.name}: {status.message}")
+        return writes, TrafficReport(service=name, exports=tuple(exports), problems=tuple(problems))
+
+    def _target_traffic(
+        self,
+        side: Side,
+        primary_svc: Mapping[str, Any],
+        name: str,
+        policy_uid: str,
+        origin: str,
+        annotations: Mapping[str, str] | None,
+        act: bool,
+        group: str,
+    ) -> tuple[int, ExportStatus]:
+        tc = TrafficClient(side.cluster)
+        writes = 0
+        try:
+            body = burst_service(
+                primary_svc,
+                name=name,
+                namespace=side.namespace,
+                policy_uid=policy_uid,
+                origin=origin,
+                annotations=annotations,
+            )
+            if act:
+                existing = tc.read_service(side.namespace, name)
+                if existing is None:
+                    side.ensure_namespace(side.namespace)
+                writes += tc.apply_service(body, existing, policy_uid)
+            version = tc.mcs_version(group)
+            if version is None:
+                return writes, ExportStatus(
+                    target=side.name,
+                    service=name,
+                    state="ServiceOnly",
+                    message=f"no ServiceExport API ({group}) in the target: Service "
+                    f"{side.namespace}/{name} selects the burst replicas there but is not exported; install an "
+                    "MCS implementation, or see docs/traffic.md for ClusterMesh and mesh alternatives",
+                )
+            existing_export = tc.read_export(version, side.namespace, name, group)
+            if act:
+                export = service_export(name, side.namespace, policy_uid, origin, version, group)
+                writes += tc.ensure_export(export, existing_export, policy_uid)
+            if existing_export is None:
+                return writes, ExportStatus(
+                    target=side.name, service=name, state="Pending", message=f"ServiceExport {name} just created"
+                )
+            state = export_state(existing_export)
+            return writes, ExportStatus(
+                target=side.name,
+                service=name,
+                state=state.state,
+                message="" if state.state == "Exported" else f"ServiceExport {side.namespace}/{name}: {state.message}",
+            )
+        except TrafficConflict as err:
+            return writes, ExportStatus(target=side.name, service=name, state="Conflict", message=str(err))
+        except ValueError as err:
+            return writes, ExportStatus(target=side.name, service=name, state="Invalid", message=str(err))
+        except ApiException as err:
+            return writes, ExportStatus(
+                target=side.name, service=name, state="Unavailable", message=f"HTTP {err.status} {err.reason}"
+            )
+
+    def route(
+        self,
+        spec: BurstPolicySpec,
+        namespace: str,
+        export_namespace: str,
+        primary_ready: int,
+        ready: Mapping[str, int],
+        planned: Mapping[str, int],
+        act: bool,
+    ) -> tuple[int, weights.Weights | None, weights.Weights | None, str | None]:
+        """Write the HTTPRoute's weights for this step: (writes, weights before, weights now, problem).
+
+        `weights before` lets the caller hold a secondary's scale-down for one poll when its weight has just been
+        lowered: traffic leaves a replica before the replica leaves."""
+        t = spec.traffic
+        if t is None or t.http_route_ref is None:
+            return 0, None, None, None
+        rc = RouteClient(self.primary)
+        route_name = t.http_route_ref.name
+        try:
+            route = rc.read(namespace, route_name)
+        except ApiException as err:
+            return 0, None, None, f"cannot read HTTPRoute {namespace}/{route_name}: HTTP {err.status}"
+        if route is None:
+            return 0, None, None, f"HTTPRoute {namespace}/{route_name} (spec.traffic.httpRouteRef) not found"
+        rules = (route.get("spec") or {}).get("rules") or []
+        names = {
+            "namespace": namespace,
+            "service": t.service_ref.name,
+            "export": t.service_name,
+            "export_namespace": export_namespace,
+            "group": t.import_group,
+        }
+        before = weights.current(rules, **names)
+        if before is None:
+            return (
+                0,
+                None,
+                None,
+                (
+                    f"HTTPRoute {namespace}/{route_name} has no backendRef to Service {t.service_ref.name}: add it so "
+                    "Overspill can weight it against the burst replicas"
+                ),
+            )
+        now = weights.weights(primary_ready, weights.kept_ready(ready, planned))
+        new_rules = weights.route_rules(rules, w=now, **names)
+        if not act or new_rules == rules:
+            return 0, before, now, None
+        try:
+            rc.write_rules(route, new_rules)
+        except ApiException as err:
+            return 0, before, before, f"could not update HTTPRoute {namespace}/{route_name}: HTTP {err.status}"
+        return 1, before, now, None
+
+    def unroute(self, spec_raw: Mapping[str, Any], namespace: str, export_namespace: str) -> None:
+        """On deletion: the route sends everything to the local Service again (the burst backendRef is dropped)."""
+        traffic = spec_raw.get("traffic") or {}
+        route_name = (traffic.get("httpRouteRef") or {}).get("name")
+        service = (traffic.get("serviceRef") or {}).get("name")
+        if not route_name or not service:
+            return
+        export = traffic.get("exportName") or f"{service}-burst"
+        group = traffic.get("importGroup") or weights.MCS_GROUP
+        rc = RouteClient(self.primary)
+        route = rc.read(namespace, route_name)
+        if route is None:
+            return
+        rules = (route.get("spec") or {}).get("rules") or []
+        new_rules = weights.without_burst(
+            rules, namespace=namespace, service=service, export=export, export_namespace=export_namespace, group=group
+        )
+        if new_rules != rules:
+            rc.write_rules(route, new_rules)

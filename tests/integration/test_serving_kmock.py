@@ -1,0 +1,137 @@
+"""The act step's serving part (overspill.serving) on kmock: plan per target, carry, burst Service and export, route."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from overspill.adapters.kube import Cluster
+from overspill.api import parse_policy_spec
+from overspill.serving import Serving, Side
+from tests.cases.bad_input import valid_spec
+from tests.integration.test_carry_kmock import TEMPLATE, api  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.integration
+UID = "uid-1"
+WORKLOAD = {"spec": {"template": {"metadata": {"labels": {"app": "vllm"}}, "spec": TEMPLATE}}}
+
+
+def spec(**over: Any) -> Any:
+    return parse_policy_spec({**valid_spec(), **over})
+
+
+def side(cluster: Cluster, **kw: Any) -> Side:
+    return Side(name="secondary", namespace="mirror", cluster=cluster, ensure_namespace=lambda ns: None, **kw)
+
+
+async def test_plan_names_what_is_missing_and_carry_writes_the_rest(api: Any, cluster: Cluster) -> None:  # noqa: F811
+    def body() -> None:
+        s = side(cluster)
+        serving = Serving(cluster, "primary")
+        serving.plan(spec(), "ml", UID, WORKLOAD, [s])
+        assert {i.ref.name for i in s.plan.blocking} == {"hf", "regcred"}
+        report = serving.dependency_report([s], holding={"secondary"})
+        assert "Secret mirror/hf" in report.problems["secondary"]
+        assert serving.dependency_report([s], holding=set()).problems == {}  # only targets holding replicas count
+        written, problem = serving.carry(s)
+        assert (written, problem) == (3, None)  # 2 ConfigMaps + the ServiceAccount; no Secret
+        assert not any(p.plural == "secrets" and ns == "mirror" for p, ns, _ in api.objects)
+
+    await asyncio.to_thread(body)
+
+
+async def test_secrets_are_never_read_from_the_primary_unless_opted_in(api: Any, cluster: Cluster) -> None:  # noqa: F811
+    def body() -> None:
+        Serving(cluster, "primary").plan(spec(), "ml", UID, WORKLOAD, [side(cluster)])
+        reads = [r.url.path for r in api if r.method.value == "GET" and "/namespaces/ml/secrets" in r.url.path]
+        assert reads == []
+        Serving(cluster, "primary").plan(spec(propagation={"secrets": True}), "ml", UID, WORKLOAD, [side(cluster)])
+        reads = [r.url.path for r in api if r.method.value == "GET" and "/namespaces/ml/secrets" in r.url.path]
+        assert sorted(reads) == ["/api/v1/namespaces/ml/secrets/hf", "/api/v1/namespaces/ml/secrets/regcred"]
+
+    await asyncio.to_thread(body)
+
+
+async def test_overrides_volumes_replace_a_claim_that_would_block(api: Any, cluster: Cluster) -> None:  # noqa: F811
+    def body() -> None:
+        wl = {
+            "spec": {
+                "template": {
+                    "spec": {**TEMPLATE, "volumes": [{"name": "m", "persistentVolumeClaim": {"claimName": "models"}}]}
+                }
+            }
+        }
+        plain = side(cluster)
+        replaced = side(cluster, volumes=[{"name": "m", "emptyDir": {}}])
+        Serving(cluster, "primary").plan(spec(propagation={"secrets": True}), "ml", UID, wl, [plain, replaced])
+        assert [i.ref.name for i in plain.plan.blocking] == ["models"]
+        assert replaced.plan.ready
+
+    await asyncio.to_thread(body)
+
+
+PRIMARY_SVC = {
+    "metadata": {"name": "vllm", "namespace": "ml"},
+    "spec": {"selector": {"app": "vllm"}, "ports": [{"port": 80}]},
+}
+
+
+async def test_traffic_service_export_and_their_state(api: Any, cluster: Cluster) -> None:  # noqa: F811
+    def body() -> None:
+        api.objects["v1/services", "ml", "vllm"] = PRIMARY_SVC
+        s = side(cluster)
+        sp = spec(traffic={"serviceRef": {"name": "vllm"}})
+        serving = Serving(cluster, "primary")
+        writes, report = serving.traffic(sp, "ml", UID, [s], holding=set(), act=True)
+        assert writes == 0 and report is not None and report.exports == ()  # no target holds replicas
+        writes, report = serving.traffic(sp, "ml", UID, [s], holding={"secondary"}, act=True)
+        assert writes == 2 and report is not None
+        assert [e.state for e in report.exports] == ["Pending"]
+        api.objects["multicluster.x-k8s.io/v1alpha1/serviceexports", "mirror", "vllm-burst"] = {
+            **api.objects["multicluster.x-k8s.io/v1alpha1/serviceexports", "mirror", "vllm-burst"].raw,
+            "status": {"conditions": [{"type": "Valid", "status": "True"}, {"type": "Ready", "status": "True"}]},
+        }
+        writes, report = serving.traffic(sp, "ml", UID, [s], holding={"secondary"}, act=True)
+        assert writes == 0 and report is not None and report.problems == ()
+        assert [e.state for e in report.exports] == ["Exported"]
+        dry_writes, _ = serving.traffic(sp, "ml", "uid-2", [s], holding={"secondary"}, act=False)
+        assert dry_writes == 0
+
+    await asyncio.to_thread(body)
+
+
+async def test_missing_primary_service_is_reported_not_guessed(api: Any, cluster: Cluster) -> None:  # noqa: F811
+    def body() -> None:
+        sp = spec(traffic={"serviceRef": {"name": "nope"}})
+        _, report = Serving(cluster, "primary").traffic(sp, "ml", UID, [side(cluster)], holding={"secondary"}, act=True)
+        assert report is not None and report.problems == (
+            "Service ml/nope (spec.traffic.serviceRef) not found in the primary",
+        )
+
+    await asyncio.to_thread(body)
+
+
+async def test_route_weights_and_removal_on_deletion(api: Any, cluster: Cluster) -> None:  # noqa: F811
+    def body() -> None:
+        api.objects["gateway.networking.k8s.io/v1/httproutes", "ml", "vllm"] = {
+            "metadata": {"name": "vllm", "namespace": "ml", "resourceVersion": "1"},
+            "spec": {"rules": [{"backendRefs": [{"name": "vllm", "port": 80}]}]},
+        }
+        raw = {**valid_spec(), "traffic": {"serviceRef": {"name": "vllm"}, "httpRouteRef": {"name": "vllm"}}}
+        serving = Serving(cluster, "primary")
+        writes, before, now, problem = serving.route(
+            parse_policy_spec(raw), "ml", "ml", 8, {"secondary": 7}, {"secondary": 7}, act=True
+        )
+        assert (writes, problem) == (1, None) and before is not None and now is not None
+        assert (before.burst, now.local, now.burst) == (0, 8, 7)
+        writes, before, now, _ = serving.route(
+            parse_policy_spec(raw), "ml", "ml", 8, {"secondary": 7}, {"secondary": 0}, act=True
+        )
+        assert writes == 1 and before is not None and now is not None and (before.burst, now.burst) == (7, 0)
+        serving.unroute(raw, "ml", "ml")
+        refs = api.objects["gateway.networking.k8s.io/v1/httproutes", "ml", "vllm"]["spec"]["rules"][0]["backendRefs"]
+        assert [r["name"] for r in refs] == ["vllm"]
+
+    await asyncio.to_thread(body)
