@@ -317,6 +317,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_sim.add_argument("--compare", action="store_true", help="run every strategy and print a table")
 
+    p_tune = sub.add_parser(
+        "tune", help="search the policy's knobs for the cheapest setting that meets the SLO", formatter_class=Formatter
+    )
+    _add_replay_options(p_tune)
+    p_tune.add_argument("--budget", type=duration, default=60.0, help="wall-clock budget for the search")
+    p_tune.add_argument("--workers", type=_at_least(1, int), default=None, help="processes (default: all cores)")
+    p_tune.add_argument("--output", choices=["text", "json"], default="text", help="result format")
+    p_tune.add_argument("--plot", default=None, help="write the cost-SLO frontier as a PNG (needs matplotlib)")
+    p_tune.add_argument("--seed", type=int, default=1, help="seed of the search (reproducible runs)")
+
     p_run = sub.add_parser("run", help="run the operator (same as `kopf run -m overspill.handlers`)")
     p_run.formatter_class = Formatter
     p_run.add_argument("--prometheus-url", default=None, help="default Prometheus (or OVERSPILL_PROMETHEUS_URL)")
@@ -360,6 +370,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "simulate":
             return _simulate(args)
+        if args.command == "tune":
+            from overspill.tune import command
+
+            return command(args, _sim_setup(args))
         return _run(args)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)

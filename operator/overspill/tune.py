@@ -1,0 +1,413 @@
+"""`overspill tune`: the cheapest setting of a policy's knobs that meets an SLO on a trace, against the oracle.
+
+The search replays the trace through the real engine (`simulate.run`) for each candidate: first the policy as
+written, then a seeded random sample of the grid below, then coordinate moves around the cheapest setting that
+meets the SLO (or, while none does, the one closest to it). It runs on every core, shows progress, and stops at
+the budget with the best so far. The oracle (`oracle.bound`) says what no setting can beat; an SLO that even the
+oracle cannot meet under the caps is refused before any search.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from overspill.api.policy import BurstPolicySpec, Predictive
+from overspill.api.target import BurstTargetSpec
+from overspill.inputerror import InputError
+from overspill.simulate import SCHEMA_VERSION, ServiceModel, Slo, Summary, run
+from overspill.traces import RequestLog
+
+# the knobs and the values tried; targetPerReplica is searched as a multiple of the policy's own value
+TPR_FACTORS = (0.25, 0.35, 0.5, 0.7, 0.85, 1.0, 1.2, 1.5, 2.0)
+ACTIVATION = (0.0, 1.0, 5.0)
+UP_WINDOWS = (0, 10, 20, 30)
+DOWN_WINDOWS = (0, 30, 60, 120, 300)
+DWELLS = (0, 30, 60, 120, 300)
+LEADS = (0, 20, 40, 60, 90, 120, 180)  # 0: predictive off
+
+
+@dataclass(frozen=True, order=True)
+class Knobs:
+    target_per_replica: float
+    activation_threshold: float
+    scale_up_stabilization_seconds: int
+    scale_down_stabilization_seconds: int
+    min_burst_duration_seconds: int
+    predictive_lead_seconds: int  # 0 = off
+
+    @staticmethod
+    def of(spec: BurstPolicySpec) -> Knobs:
+        b, pred = spec.behavior, spec.behavior.predictive
+        return Knobs(
+            spec.metric.target_per_replica,
+            spec.metric.activation_threshold,
+            b.scale_up_stabilization_seconds,
+            b.scale_down_stabilization_seconds,
+            b.min_burst_duration_seconds,
+            pred.lead_seconds if pred is not None and pred.enabled else 0,
+        )
+
+    def apply(self, spec: BurstPolicySpec) -> BurstPolicySpec:
+        pred = spec.behavior.predictive
+        if self.predictive_lead_seconds:
+            pred = (pred or Predictive()).model_copy(
+                update={"enabled": True, "lead_seconds": self.predictive_lead_seconds}
+            )
+        elif pred is not None:
+            pred = pred.model_copy(update={"enabled": False})
+        behavior = spec.behavior.model_copy(
+            update={
+                "scale_up_stabilization_seconds": self.scale_up_stabilization_seconds,
+                "scale_down_stabilization_seconds": self.scale_down_stabilization_seconds,
+                "min_burst_duration_seconds": self.min_burst_duration_seconds,
+                "predictive": pred,
+            }
+        )
+        metric = spec.metric.model_copy(
+            update={"target_per_replica": self.target_per_replica, "activation_threshold": self.activation_threshold}
+        )
+        return spec.model_copy(update={"metric": metric, "behavior": behavior})
+
+    def patch(self, before: Knobs) -> dict[str, Any]:
+        """A merge patch to the policy: only what changes."""
+        spec: dict[str, Any] = {}
+        if self.target_per_replica != before.target_per_replica:
+            spec.setdefault("metric", {})["targetPerReplica"] = self.target_per_replica
+        if self.activation_threshold != before.activation_threshold:
+            spec.setdefault("metric", {})["activationThreshold"] = self.activation_threshold
+        behavior: dict[str, Any] = {}
+        for field, key in (
+            ("scale_up_stabilization_seconds", "scaleUpStabilizationSeconds"),
+            ("scale_down_stabilization_seconds", "scaleDownStabilizationSeconds"),
+            ("min_burst_duration_seconds", "minBurstDurationSeconds"),
+        ):
+            if getattr(self, field) != getattr(before, field):
+                behavior[key] = getattr(self, field)
+        if self.predictive_lead_seconds != before.predictive_lead_seconds:
+            behavior["predictive"] = (
+                {"enabled": True, "leadSeconds": self.predictive_lead_seconds}
+                if self.predictive_lead_seconds
+                else {"enabled": False}
+            )
+        if behavior:
+            spec["behavior"] = behavior
+        return {"spec": spec} if spec else {}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    knobs: Knobs
+    slo_attainment: float
+    secondary_replica_hours: float
+    total_cost: float
+    placement_changes: int
+    met: bool
+
+    def better_than(self, other: Outcome | None) -> bool:
+        """Meeting the SLO first; then cheaper; then calmer (fewer placement changes)."""
+        if other is None:
+            return True
+        if self.met != other.met:
+            return self.met
+        if not self.met:
+            return self.slo_attainment > other.slo_attainment
+        return (self.total_cost, self.secondary_replica_hours, self.placement_changes) < (
+            other.total_cost,
+            other.secondary_replica_hours,
+            other.placement_changes,
+        )
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "slo_attainment": self.slo_attainment,
+            "secondary_replica_hours": self.secondary_replica_hours,
+            "total_cost": self.total_cost,
+            "placement_changes": self.placement_changes,
+            "slo_met": self.met,
+        }
+
+
+@dataclass(frozen=True)
+class Problem:
+    spec: BurstPolicySpec
+    trace: RequestLog
+    targets: dict[str, BurstTargetSpec]
+    primary_capacity: int | None
+    model: ServiceModel
+    slo: Slo
+    step: float
+    primary_cost: float
+
+
+_PROBLEM: Problem | None = None  # per worker process: the trace is sent once, not with every candidate
+
+
+def _init(problem: Problem) -> None:
+    global _PROBLEM  # noqa: PLW0603 - one problem per worker process
+    _PROBLEM = problem
+
+
+def evaluate(knobs: Knobs, problem: Problem | None = None) -> Outcome:
+    p = problem or _PROBLEM
+    assert p is not None
+    s: Summary = run(
+        knobs.apply(p.spec),
+        p.trace,
+        targets=p.targets,
+        primary_capacity=p.primary_capacity,
+        step=p.step,
+        model=p.model,
+        primary_cost_per_hour=p.primary_cost,
+        slo=p.slo,
+    )
+    attained = s.slo_attainment or 0.0
+    return Outcome(knobs, attained, s.secondary_replica_hours, s.total_cost, s.placement_changes, bool(s.slo_met))
+
+
+def _random(rng: random.Random, base: Knobs) -> Knobs:
+    return Knobs(
+        round(base.target_per_replica * rng.choice(TPR_FACTORS), 3),
+        rng.choice((*ACTIVATION, base.activation_threshold)),
+        rng.choice(UP_WINDOWS),
+        rng.choice(DOWN_WINDOWS),
+        rng.choice(DWELLS),
+        rng.choice(LEADS),
+    )
+
+
+def _neighbours(k: Knobs, base: Knobs) -> list[Knobs]:
+    """One knob one notch either way."""
+    out = []
+    tprs = sorted({round(base.target_per_replica * f, 3) for f in TPR_FACTORS} | {k.target_per_replica})
+    options: list[tuple[str, tuple[Any, ...]]] = [
+        ("target_per_replica", tuple(tprs)),
+        ("activation_threshold", tuple(sorted({*ACTIVATION, base.activation_threshold}))),
+        ("scale_up_stabilization_seconds", UP_WINDOWS),
+        ("scale_down_stabilization_seconds", DOWN_WINDOWS),
+        ("min_burst_duration_seconds", DWELLS),
+        ("predictive_lead_seconds", LEADS),
+    ]
+    for field, values in options:
+        current = getattr(k, field)
+        i = min(range(len(values)), key=lambda j: abs(values[j] - current))
+        for j in (i - 1, i + 1):
+            if 0 <= j < len(values) and values[j] != current:
+                out.append(Knobs(**{**k.__dict__, field: values[j]}))
+    return out
+
+
+@dataclass
+class Search:
+    outcomes: dict[Knobs, Outcome]
+    best: Outcome
+    before: Outcome
+    elapsed_seconds: float
+    stopped_by_budget: bool
+
+
+def search(
+    problem: Problem,
+    *,
+    budget_seconds: float,
+    workers: int,
+    seed: int = 1,
+    max_evaluations: int = 4000,
+    on_progress: Callable[[int, float], None] | None = None,
+) -> Search:
+    started = time.monotonic()
+    deadline = started + budget_seconds
+    rng = random.Random(seed)
+    base = Knobs.of(problem.spec)
+    before = evaluate(base, problem)
+    outcomes: dict[Knobs, Outcome] = {base: before}
+    best = before
+    queue: list[Knobs] = []
+    seen = {base}
+    stopped = False
+
+    def propose() -> Knobs | None:
+        # exploit around the best once the random start has had its share, explore otherwise
+        for _ in range(200):
+            if queue:
+                k = queue.pop()
+            elif len(outcomes) < 48 or rng.random() < 0.3:
+                k = _random(rng, base)
+            else:
+                queue.extend(rng.sample(_neighbours(best.knobs, base), k=len(_neighbours(best.knobs, base))))
+                continue
+            if k not in seen:
+                seen.add(k)
+                return k
+        return None
+
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init, initargs=(problem,)) as pool:
+        running: set[Future[Outcome]] = set()
+        while True:
+            while len(running) < workers * 2 and len(outcomes) + len(running) < max_evaluations:
+                k = propose()
+                if k is None:
+                    break
+                running.add(pool.submit(evaluate, k))
+            if not running:
+                break
+            done, running = wait(running, timeout=max(0.0, deadline - time.monotonic()), return_when=FIRST_COMPLETED)
+            for f in done:
+                o = f.result()
+                outcomes[o.knobs] = o
+                if o.better_than(best):
+                    best = o
+                    queue.clear()  # move around the new best
+            if on_progress is not None:
+                on_progress(len(outcomes), time.monotonic() - started)
+            if time.monotonic() >= deadline:
+                stopped = True
+                for f in running:
+                    f.cancel()
+                break
+    return Search(outcomes, best, before, round(time.monotonic() - started, 2), stopped)
+
+
+def frontier(outcomes: list[Outcome]) -> list[Outcome]:
+    """Settings no other setting beats on both SLO attainment and secondary replica-hours."""
+    ordered = sorted(outcomes, key=lambda o: (o.secondary_replica_hours, -o.slo_attainment))
+    out: list[Outcome] = []
+    for o in ordered:
+        if not out or o.slo_attainment > out[-1].slo_attainment:
+            out.append(o)
+    return out
+
+
+def _draw(path: str, result: Search, oracle_hours: float | None, slo: Slo, title: str) -> None:
+    from overspill.plot import _pyplot
+
+    plt = _pyplot()
+    pts = list(result.outcomes.values())
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ax.scatter(
+        [o.secondary_replica_hours for o in pts], [o.slo_attainment for o in pts], s=8, c="#bbb", label="settings tried"
+    )
+    front = frontier(pts)
+    ax.step(
+        [o.secondary_replica_hours for o in front],
+        [o.slo_attainment for o in front],
+        where="post",
+        color="#3b7dd8",
+        label="frontier",
+    )
+    ax.scatter(
+        [result.before.secondary_replica_hours], [result.before.slo_attainment], c="#e15759", label="policy as written"
+    )
+    ax.scatter([result.best.secondary_replica_hours], [result.best.slo_attainment], c="#59a14f", label="recommended")
+    ax.axhline(slo.target, color="black", ls=":", lw=1, label=f"SLO {slo.target:.0%} within {slo.wait_seconds:g} s")
+    if oracle_hours is not None and math.isfinite(oracle_hours):
+        ax.axvline(oracle_hours, color="#b07aa1", ls="--", lw=1, label="oracle (lower bound)")
+    ax.set_xlabel("secondary replica-hours")
+    ax.set_ylabel(f"share of requests waiting <= {slo.wait_seconds:g} s")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def command(args: argparse.Namespace, setup: tuple[Any, Any, ServiceModel]) -> int:
+    """The CLI: oracle, search, then the patch and the figures (text or one JSON object)."""
+    from overspill import oracle
+    from overspill.cli import _progress
+
+    pf, trace, model = setup
+    if not isinstance(trace, RequestLog):
+        raise InputError(
+            args.trace,
+            "tune needs a request log (TIMESTAMP,ContextTokens,GeneratedTokens or synthetic:ci-day): an SLO on "
+            "waits needs requests, a metric trace has none",
+            fix="pass a request log",
+        )
+    slo = Slo(args.slo_wait, args.slo_target)
+    problem = Problem(pf.spec, trace, dict(pf.targets), args.primary_capacity, model, slo, args.step, args.primary_cost)
+    bound = oracle.bound(
+        pf.spec, trace, targets=pf.targets, primary_capacity=args.primary_capacity, model=model, slo=slo, step=args.step
+    )
+    if not bound.feasible:
+        print(
+            f"error: {bound.message}: no setting of this policy can meet it. Raise the caps (maxReplicas of the "
+            "policy and its targets, --primary-capacity), shorten start-up, or relax --slo-wait/--slo-target.",
+            file=sys.stderr,
+        )
+        return 2
+    workers = args.workers or os.cpu_count() or 1
+    remaining = max(1.0, args.budget - bound.solve_seconds)
+    with _progress("tuning", remaining, args.progress) as progress:
+        result = search(
+            problem,
+            budget_seconds=remaining,
+            workers=workers,
+            seed=args.seed,
+            on_progress=(lambda _n, t: progress(t)) if progress else None,
+        )
+    best, before = result.best, result.before
+    ratio = best.secondary_replica_hours / bound.replica_hours if bound.replica_hours > 0 else None
+    patch = best.knobs.patch(before.knobs) if best.better_than(before) else {}
+    report = {
+        "schema_version": SCHEMA_VERSION,
+        "policy": pf.name,
+        "slo": {"wait_seconds": slo.wait_seconds, "target": slo.target},
+        "met": best.met,
+        "patch": patch,
+        "before": before.figures(),
+        "after": best.figures(),
+        "slo_attainment": best.slo_attainment,
+        "secondary_replica_hours": best.secondary_replica_hours,
+        "oracle_replica_hours": bound.replica_hours,
+        "oracle_rounded_replica_hours": bound.rounded_replica_hours,
+        "oracle_ratio": None if ratio is None else round(ratio, 3),
+        "evaluated": len(result.outcomes),
+        "elapsed_seconds": round(result.elapsed_seconds + bound.solve_seconds, 2),
+        "stopped_by_budget": result.stopped_by_budget,
+        "workers": workers,
+    }
+    if args.plot:
+        _draw(
+            args.plot, result, bound.replica_hours, slo, f"{pf.name}: cost and SLO of {len(result.outcomes)} settings"
+        )
+    if args.output == "json":
+        print(json.dumps(report))
+        return 0 if best.met else 1
+    _print_report(report, pf.name)
+    return 0 if best.met else 1
+
+
+def _print_report(r: dict[str, Any], name: str) -> None:
+    slo = r["slo"]
+    print(
+        f"SLO: {slo['target']:.2%} of requests wait <= {slo['wait_seconds']:g} s; {r['evaluated']} settings in "
+        f"{r['elapsed_seconds']:g} s on {r['workers']} workers"
+        + (" (stopped at the budget)" if r["stopped_by_budget"] else "")
+    )
+    for label, f in (("as written", r["before"]), ("recommended", r["after"])):
+        print(
+            f"  {label:<12} SLO {f['slo_attainment']:.2%} ({'met' if f['slo_met'] else 'missed'}); secondary "
+            f"{f['secondary_replica_hours']:.2f} replica-h; cost {f['total_cost']:.2f}; "
+            f"{f['placement_changes']} placement changes"
+        )
+    ratio = "-" if r["oracle_ratio"] is None else f"{r['oracle_ratio']:.2f}x"
+    print(f"  oracle (lower bound) {r['oracle_replica_hours']:.2f} replica-h: recommended is {ratio} of it")
+    if not r["met"]:
+        print("  no setting tried meets the SLO: the closest is shown; try a longer --budget or relax the SLO")
+    if r["patch"]:
+        print(f"\nkubectl patch burstpolicy {name} --type merge -p '{json.dumps(r['patch'])}'\n# or, as YAML:")
+        print(yaml.safe_dump(r["patch"], sort_keys=False).rstrip())
+    else:
+        print("\nthe policy as written is already the best setting found: no change")

@@ -1,0 +1,114 @@
+"""`overspill tune` on tiny traces: it finds a setting that meets the SLO for less than the policy as written,
+never claims less than the oracle, refuses an SLO the caps make infeasible, and prints the documented JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from overspill.simulate import ServiceModel, Slo
+from overspill.traces import Request, RequestLog
+from overspill.tune import Knobs, Problem, evaluate, frontier, search
+from tests.unit.engine_helpers import policy
+
+OVERSPILL = str(Path(sys.executable).parent / "overspill")
+
+
+def bursty() -> RequestLog:
+    reqs = [Request(float(t), 3.0) for t in range(0, 200, 2)]
+    reqs += [Request(200.0 + i * 0.2, 2.0) for i in range(100)] + [Request(300.0 + t, 3.0) for t in range(0, 200, 2)]
+    return RequestLog(tuple(reqs))
+
+
+def problem() -> Problem:
+    spec = policy(
+        targets=[{"name": "aws"}],
+        minReplicas=1,
+        maxReplicas=60,
+        metric={"targetPerReplica": 8},
+        behavior={"pollIntervalSeconds": 5, "scaleDownStabilizationSeconds": 300, "minBurstDurationSeconds": 300},
+    )
+    model = ServiceModel(tokens_per_second=1.0, startup_seconds={"primary": 5, "aws": 15})
+    return Problem(spec, bursty(), {}, 1, model, Slo(20, 0.95), 1.0, 0.0)
+
+
+def test_search_finds_a_cheaper_setting_that_meets_the_slo() -> None:
+    p = problem()
+    result = search(p, budget_seconds=20, workers=1, seed=3, max_evaluations=60)
+    assert not result.before.met  # the policy as written misses: targetPerReplica 40 reacts far too late
+    assert result.best.met
+    assert result.best.better_than(result.before)
+    assert result.best == evaluate(result.best.knobs, p)  # the figures are the replay's, reproducibly
+    patch = result.best.knobs.patch(result.before.knobs)
+    assert patch["spec"]  # the recommendation is a change to the policy
+    assert Knobs.of(result.best.knobs.apply(p.spec)) == result.best.knobs
+
+
+def test_frontier_keeps_only_undominated_settings() -> None:
+    p = problem()
+    outcomes = [evaluate(Knobs.of(p.spec).__class__(tpr, 0.0, 0, 0, 0, 0), p) for tpr in (2.0, 5.0, 10.0, 40.0)]
+    front = frontier(outcomes)
+    for o in outcomes:
+        assert not any(
+            f.secondary_replica_hours <= o.secondary_replica_hours and f.slo_attainment > o.slo_attainment
+            for f in front
+            if f is not o and o in front
+        )
+    assert [f.secondary_replica_hours for f in front] == sorted(f.secondary_replica_hours for f in front)
+
+
+POLICY = """\
+apiVersion: overspill.dev/v1alpha1
+kind: BurstPolicy
+metadata: {name: jobs}
+spec:
+  workloadRef: {name: jobs}
+  metric: {prometheus: {query: q}, targetPerReplica: 8}
+  minReplicas: 1
+  maxReplicas: MAX
+  targets: [{name: aws, maxReplicas: CAP}]
+  behavior: {pollIntervalSeconds: 5, scaleDownStabilizationSeconds: 300, minBurstDurationSeconds: 300}
+---
+apiVersion: overspill.dev/v1alpha1
+kind: BurstTarget
+metadata: {name: aws}
+spec:
+  kubeconfigSecretRef: {name: k, namespace: overspill-system}
+  costPerReplicaHour: 2.0
+  replicaStartupSeconds: 15
+"""
+
+
+def tune(tmp_path: Path, cap: int, *args: str) -> subprocess.CompletedProcess[str]:
+    lines = ["TIMESTAMP,ContextTokens,GeneratedTokens"]
+    for r in bursty().requests:
+        seconds = 1_700_000_000 + r.t
+        from datetime import UTC, datetime
+
+        stamp = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        lines.append(f"{stamp},0,{int(r.work)}")
+    (tmp_path / "trace.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "policy.yaml").write_text(POLICY.replace("MAX", "60").replace("CAP", str(cap)))
+    cmd = [OVERSPILL, "tune", "--policy", str(tmp_path / "policy.yaml"), "--trace", str(tmp_path / "trace.csv")]
+    cmd += ["--primary-capacity", "1", "--tokens-per-second", "1", "--startup", "primary=5s", "--slo-wait", "20s"]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_cli_json_has_the_documented_fields(tmp_path: Path) -> None:
+    r = tune(tmp_path, 40, "--slo-target", "0.95", "--budget", "5s", "--workers", "1", "--output", "json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["schema_version"] == 2
+    assert out["met"] is True and out["slo_attainment"] >= 0.95
+    assert out["secondary_replica_hours"] >= out["oracle_replica_hours"] > 0
+    assert out["oracle_ratio"] == round(out["secondary_replica_hours"] / out["oracle_replica_hours"], 3)
+    assert out["after"]["total_cost"] <= out["before"]["total_cost"] or not out["before"]["slo_met"]
+    assert out["patch"]["spec"]
+
+
+def test_cli_refuses_an_slo_the_caps_make_infeasible(tmp_path: Path) -> None:
+    r = tune(tmp_path, 0, "--slo-target", "0.99", "--budget", "5s", "--workers", "1")
+    assert r.returncode == 2
+    assert "no schedule meets 99.00% within 20 s" in r.stderr and "Raise the caps" in r.stderr
