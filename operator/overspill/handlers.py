@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import os
 import time
@@ -26,6 +27,8 @@ from overspill.api.policy import BurstPolicyStatus
 from overspill.api.target import BurstTargetSpec, BurstTargetStatus
 from overspill.decide.reasons import Reason
 from overspill.reconcile import Outcome, PolicyRef
+from overspill.views import MANAGED_SELECTOR, ClusterView
+from overspill.views.resource import DEPLOYMENTS, PODS
 
 POLICIES = "burstpolicies"
 TARGETS = "bursttargets"
@@ -109,12 +112,17 @@ def _probe(
         )
     if cache.get("rv") != rv:
         try:
-            cache["cluster"] = Cluster(client_from_kubeconfig_text(text))
-            cache["rv"] = rv
+            built = Cluster(client_from_kubeconfig_text(text))
         except Exception as err:  # a malformed kubeconfig: say which Secret, never what is in it
             cache.pop("cluster", None)
             cache.pop("rv", None)
+            rtm.targets.set_view(name, None)
             return False, f"the kubeconfig in the Secret is not usable ({type(err).__name__})", None, None
+        cache["cluster"], cache["rv"] = built, rv
+        view = ClusterView(name, built.api)
+        view.cache(PODS).subscribe(rtm.triggers.on_target_pod)
+        view.cache(DEPLOYMENTS, MANAGED_SELECTOR)
+        rtm.targets.set_view(name, view)
     del text
     cluster: Cluster = cache["cluster"]
     started = time.perf_counter()
@@ -167,6 +175,7 @@ async def bursttarget_probe(*, name: str, body: kopf.Body, stopped: kopf.DaemonS
             if latency is not None:
                 metrics.TARGET_LATENCY.labels(name).set(latency)
             if healthy != last_state:
+                rtm.triggers.wake_all()  # policies using it re-plan now, not at their next poll
                 if healthy:
                     kopf.info(body, reason="TargetReady", message=f"{name} is reachable ({version})")
                 else:
@@ -180,6 +189,9 @@ async def bursttarget_probe(*, name: str, body: kopf.Body, stopped: kopf.DaemonS
             status.kubernetes_version = version or status.kubernetes_version
             status.latency_ms = latency
             status.last_probe_time = now
+            handle = registry.get(name)
+            status.replicas_in_use = sum(handle.usage.values()) if handle else 0
+            status.view_synced = handle.view.ready if handle and handle.view else None
             prev = next((c for c in status.conditions if c.type == "Ready"), None)
             state = "True" if healthy else "False"
             status.conditions = [
@@ -247,6 +259,36 @@ async def _tick(
     return outcome, spec.behavior.poll_interval_seconds
 
 
+MOVING = ("metricValue", "memory")  # figures that change every poll: written at most every statusInterval
+MIN_TICK_GAP = 1.0  # a burst of watch events costs one tick, not one per event
+PRIMARY_SYNC_WAIT = 60.0
+
+
+def _settled(status: dict[str, Any]) -> dict[str, Any]:
+    """The status without its moving figures: a difference here is a decision, written at once."""
+    out = {k: v for k, v in status.items() if k not in MOVING}
+    primary = dict(out.get("primary") or {})
+    primary.pop("capacityEstimate", None)
+    out["primary"] = primary
+    out["targets"] = [{k: v for k, v in t.items() if k != "freeRoom"} for t in out.get("targets") or []]
+    return out
+
+
+def _status_interval(body: kopf.Body) -> float:
+    behavior = (body.get("spec") or {}).get("behavior") or {}
+    try:
+        return float(behavior.get("statusIntervalSeconds", 30))
+    except (TypeError, ValueError):
+        return 30.0
+
+
+async def _rest(stopped: kopf.DaemonStopped, woken: asyncio.Event, interval: float) -> None:
+    """Sleep until the next poll, or until a watch event that concerns this policy wakes it."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(woken.wait(), timeout=interval)
+    woken.clear()
+
+
 @kopf.daemon(GROUP, VERSION, POLICIES, cancellation_timeout=10)
 async def burstpolicy_loop(
     *,
@@ -264,30 +306,49 @@ async def burstpolicy_loop(
     ns = namespace or ""
     ref = PolicyRef(namespace=ns, name=name, uid=uid)
     written: dict[str, Any] = dict(body.get("status") or {})
+    written_at = 0.0
     prev = BurstPolicyStatus.model_validate(written)
+    woken = rtm.triggers.register(uid)
+    loop = asyncio.get_running_loop()
+    # the first tick waits (bounded) for the primary's view: acting on a half-listed cluster is acting blind
+    await asyncio.to_thread(rtm.primary_view.wait_ready, PRIMARY_SYNC_WAIT)
+    due = loop.time()
     try:
         while not stopped:
+            started = loop.time()
+            metrics.POLL_LATENESS.observe(max(0.0, started - due))
             try:
                 outcome, interval = await _tick(rtm, ref, body, prev, index)
             except Exception as err:  # keep the loop alive; the next tick retries
                 logger.exception("reconcile failed")
                 kopf.warn(body, reason="ReconcileError", message=f"{type(err).__name__}: {str(err)[:300]}")
                 await stopped.wait(10)
+                due = loop.time()
                 continue
             for etype, reason, message in outcome.events:
                 kopf.event(body, type=etype, reason=reason, message=message)
-            if outcome.status != written:
+            if outcome.status != written and (
+                _settled(outcome.status) != _settled(written) or started - written_at >= _status_interval(body)
+            ):
                 try:
                     await asyncio.to_thread(_patch_status, rtm, POLICIES, ns, name, outcome.status)
-                    written = outcome.status
+                    metrics.STATUS_WRITES.labels("policy").inc()
+                    written, written_at = outcome.status, started
                 except ApiException as err:
                     if err.status == 404:
                         return
                     logger.warning("status write failed: HTTP %s", err.status)
             prev = BurstPolicyStatus.model_validate(outcome.status)
-            await stopped.wait(interval)
+            due = started + interval
+            await _rest(stopped, woken, max(0.0, due - loop.time()))
+            gap = MIN_TICK_GAP - (loop.time() - started)
+            if gap > 0:
+                await asyncio.sleep(gap)
+            due = min(due, loop.time())  # woken early: this tick is on time
     finally:
+        rtm.triggers.unregister(uid)
         rtm.targets.forget_policy(uid)  # its replicas no longer count against the targets' caps
+        metrics.forget_policy(ns, name)
 
 
 @kopf.on.delete(GROUP, VERSION, POLICIES)

@@ -24,3 +24,19 @@ RECONCILE_SECONDS = Histogram(
 TARGET_UP = Gauge("overspill_target_up", "1 when a BurstTarget's API server answers its probes", ["target"])
 TARGET_LATENCY = Gauge("overspill_target_probe_latency_ms", "Latency of the last BurstTarget probe", ["target"])
 API_WRITES = Counter("overspill_api_writes_total", "Write calls made to clusters", ["cluster", "kind"])
+POLL_LATENESS = Histogram(
+    "overspill_poll_lateness_seconds",
+    "How late a policy's tick started after it was due (a loaded operator falls behind here first)",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+STATUS_WRITES = Counter("overspill_status_writes_total", "Status patches written", ["kind"])
+
+PER_POLICY = (DECISIONS, REPLICAS, DESIRED, BURST_ACTIVE, METRIC_ERRORS, METRIC_LATENCY, RECONCILE_SECONDS)
+
+
+def forget_policy(namespace: str, policy: str) -> None:
+    """A deleted policy's series go with it: no stale gauges in dashboards, no unbounded label growth."""
+    for family in PER_POLICY:
+        for labels in list(family._metrics):
+            if labels[:2] == (namespace, policy):
+                family.remove(*labels)

@@ -11,8 +11,17 @@ from typing import Any
 from kubernetes.client import ApiException
 
 from overspill import metrics, report
-from overspill.adapters.kube import DELETION_COST, Cluster, PodInfo
-from overspill.adapters.mirror import MirrorClient, MirrorConflict, MirrorObservation, MirrorRef, build_mirror
+from overspill.adapters.kube import DELETION_COST, Cluster, PodInfo, pod_info
+from overspill.adapters.mirror import (
+    POLICY_UID,
+    TEMPLATE_HASH,
+    MirrorClient,
+    MirrorConflict,
+    MirrorObservation,
+    MirrorRef,
+    build_mirror,
+    observe,
+)
 from overspill.adapters.prometheus import MetricError, MetricSource
 from overspill.api.policy import (
     BurstPolicySpec,
@@ -23,8 +32,13 @@ from overspill.api.policy import (
     WorkloadClass,
 )
 from overspill.decide import ClusterState, Decision, Snapshot, TargetState, decide
+from overspill.decide.capacity import shape_of
 from overspill.report import TargetReport
 from overspill.targets import TargetRegistry
+from overspill.triggers import Triggers
+from overspill.views import MANAGED_SELECTOR, ClusterView
+from overspill.views.resource import DEPLOYMENTS, PODS, well_known
+from overspill.views.selectors import from_string, matches
 
 BUSY_COST = 1_000_000  # a busy CI runner: effectively never chosen by the ReplicaSet
 
@@ -69,15 +83,55 @@ def busy_level(pod: PodInfo, busy: Busy, per_pod: dict[str, float]) -> float:
 
 
 def _state(
-    replicas: int, pods: tuple[PodInfo, ...], levels: dict[str, float], grace: int, now: float, ready: int | None = None
+    replicas: int,
+    pods: tuple[PodInfo, ...],
+    levels: dict[str, float],
+    grace: float,
+    now: float,
+    *,
+    ready: int | None = None,
+    room: int | None = None,
+    stuck_after: float | None = None,
 ) -> ClusterState:
     live = [p for p in pods if not p.deleting]
-    unsched = sum(1 for p in live if p.unschedulable_since and now - p.unschedulable_since.timestamp() >= grace)
+
+    def pending_for(p: PodInfo) -> float:
+        return now - p.unschedulable_since.timestamp() if p.unschedulable_since else -1.0
+
     return ClusterState(
         replicas=replicas,
         ready=sum(p.ready for p in live) if ready is None else ready,
         busy=sum(1 for p in live if levels.get(p.name, 0) > 0),
-        unschedulable=unsched,
+        unschedulable=sum(1 for p in live if pending_for(p) >= grace),
+        scheduled=sum(1 for p in live if p.scheduled),
+        room=room,
+        stuck=0 if stuck_after is None else sum(1 for p in live if pending_for(p) >= stuck_after),
+    )
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The primary's workload as the view holds it."""
+
+    replicas: int
+    pods: tuple[PodInfo, ...]
+    template: dict[str, Any] | None  # the object with its pod template; None for kinds read through /scale
+    room: int | None
+
+
+class WorkloadUnavailable(Exception):
+    """The workload cannot be read now (missing, or the view is not in sync): nothing is scaled."""
+
+    def __init__(self, message: str, missing: bool = False) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+def _mirror_ref(ref: PolicyRef, spec: BurstPolicySpec, pt: PolicyTarget) -> MirrorRef:
+    return MirrorRef(
+        namespace=(pt.overrides.namespace if pt.overrides and pt.overrides.namespace else ref.namespace),
+        name=spec.workload_ref.name,
+        policy_uid=ref.uid,
     )
 
 
@@ -86,7 +140,9 @@ class Reconciler:
         self,
         *,
         primary: Cluster,
+        primary_view: ClusterView,
         targets: TargetRegistry,
+        triggers: Triggers | None = None,
         metrics_source: MetricSource,
         default_prometheus_url: str | None,
         origin_cluster: str,
@@ -94,7 +150,9 @@ class Reconciler:
         query_timeout: float = 5.0,
     ) -> None:
         self.primary = primary
+        self.primary_view = primary_view
         self.targets = targets
+        self.triggers = triggers
         self.metrics_source = metrics_source
         self.default_prometheus_url = default_prometheus_url
         self.origin_cluster = origin_cluster
@@ -135,12 +193,10 @@ class Reconciler:
         prev: BurstPolicyStatus,
         levels_src: dict[str, float],
         now: float,
+        shape: Any,
+        template_key: str,
     ) -> _TargetView:
-        mref = MirrorRef(
-            namespace=(pt.overrides.namespace if pt.overrides and pt.overrides.namespace else ref.namespace),
-            name=spec.workload_ref.name,
-            policy_uid=ref.uid,
-        )
+        mref = _mirror_ref(ref, spec, pt)
         last = next((t.replicas for t in prev.targets if t.name == pt.name), 0)
         handle = self.targets.get(pt.name)
         problem: str | None = None
@@ -159,18 +215,39 @@ class Reconciler:
             cap=min(caps) if caps else None,
             cost_per_replica_hour=handle.spec.cost_per_replica_hour if handle else None,
         )
-        if problem is None and handle is not None and handle.cluster is not None:
-            mc = MirrorClient(handle.cluster)
-            try:
-                obs = mc.observe(mref, with_pods=spec.busy is not None)
-            except MirrorConflict as err:
-                problem = str(err)
-            except Exception as err:  # API errors and urllib3 connection errors: the target is unreachable
-                problem = f"BurstTarget {pt.name} is unreachable: {type(err).__name__}"
+        view = handle.view if handle is not None else None
+        if problem is None and handle is not None and handle.cluster is not None and view is not None:
+            mirrors = view.cache(DEPLOYMENTS, MANAGED_SELECTOR)
+            problem = view.problem
+            if problem is None:
+                try:
+                    pods = [
+                        p
+                        for p in view.cache(PODS).by_label(POLICY_UID, ref.uid)
+                        if (p.get("metadata") or {}).get("namespace") == mref.namespace
+                    ]
+                    obs = observe(mref, mirrors.get(mref.namespace, mref.name), pods)
+                except MirrorConflict as err:
+                    problem = str(err)
+                else:
+                    levels = {p.name: busy_level(p, spec.busy, levels_src) for p in obs.pods} if spec.busy else {}
+                    room = view.accounting.room((ref.uid, pt.name, template_key), shape) if shape else None
+                    state = _state(
+                        obs.replicas,
+                        obs.pods,
+                        levels,
+                        0,
+                        now,
+                        ready=obs.ready,
+                        room=room,
+                        stuck_after=float(handle.spec.provisioning_timeout_seconds),
+                    )
+                    mc = MirrorClient(handle.cluster)
+                    return _TargetView(pt, replace(base, state=state, healthy=True), mref, obs, mc, None, levels=levels)
             else:
-                levels = {p.name: busy_level(p, spec.busy, levels_src) for p in obs.pods} if spec.busy else {}
-                state = _state(obs.replicas, obs.pods, levels, 0, now, ready=obs.ready)
-                return _TargetView(pt, replace(base, state=state, healthy=True), mref, obs, mc, None, levels=levels)
+                problem = f"BurstTarget {pt.name} is unavailable: {problem}"
+        elif problem is None:
+            problem = f"BurstTarget {pt.name} is unavailable: no view of it yet"
         state = ClusterState(replicas=last, ready=0)
         probing = handle is not None and not handle.probed
         return _TargetView(pt, replace(base, state=state, healthy=False), mref, None, None, problem, probing)
@@ -213,21 +290,12 @@ class Reconciler:
             return 0
         body = None
         if want > 0:
-            overrides = view.spec.overrides
-            body = build_mirror(
-                template(),
-                view.ref,
-                origin_cluster=self.origin_cluster,
-                origin_namespace=ref.namespace,
-                policy_name=ref.name,
-                overrides=overrides,
-                replicas=want,
-            )
+            body = self._mirror_body(ref, spec, view.spec, template(), want)
         if not obs.exists:
             assert body is not None
             view.client.create(body)
             return 1
-        if body is not None and body["metadata"]["annotations"]["overspill.dev/template-hash"] != obs.template_hash:
+        if body is not None and body["metadata"]["annotations"][TEMPLATE_HASH] != obs.template_hash:
             view.client.replace_template(body)
             return 1
         if obs.replicas != want:
@@ -245,27 +313,96 @@ class Reconciler:
         finally:
             metrics.RECONCILE_SECONDS.labels(ref.namespace, ref.name).observe(time.perf_counter() - started)
 
+    def _workload(self, ref: PolicyRef, spec: BurstPolicySpec) -> Workload:
+        """The workload, its pods and its room from the primary's view: no GET or LIST for built-in kinds."""
+        wl = spec.workload_ref
+        what = f"{wl.kind} {ref.namespace}/{wl.name}"
+        resource = well_known(wl.api_version, wl.kind)
+        pods = self.primary_view.cache(PODS)
+        template: dict[str, Any] | None = None
+        if resource is not None:
+            cache = self.primary_view.cache(resource)
+            if not (cache.synced and pods.synced):
+                raise WorkloadUnavailable(
+                    f"cannot read {what}: the operator's view of the primary is not in sync "
+                    f"({cache.problem or pods.problem or 'starting'}); nothing is scaled until it is"
+                )
+            obj = cache.get(ref.namespace, wl.name)
+            if obj is None:
+                raise WorkloadUnavailable(f"{what} not found", missing=True)
+            body = obj.get("spec") or {}
+            replicas = int(body["replicas"]) if body.get("replicas") is not None else 1
+            selector: dict[str, Any] = body.get("selector") or {}
+            template = obj
+        else:
+            if not pods.synced:
+                raise WorkloadUnavailable(f"cannot read {what}: the view of the primary's pods is not in sync")
+            try:
+                replicas, text = self.primary.read_scale(wl.api_version, wl.kind, ref.namespace, wl.name)
+            except ApiException as err:
+                if err.status == 404:
+                    raise WorkloadUnavailable(f"{what} not found", missing=True) from None
+                raise WorkloadUnavailable(
+                    f"cannot read the scale subresource of {what}: HTTP {err.status} {err.reason}"
+                ) from None
+            except LookupError as err:
+                raise WorkloadUnavailable(f"cannot read the scale subresource of {what}: {err}") from None
+            selector = from_string(text)
+        if self.triggers is not None:
+            self.triggers.watch_pods(ref.uid, ref.namespace, selector)
+        infos: tuple[PodInfo, ...] = ()
+        if selector.get("matchLabels") or selector.get("matchExpressions"):  # an empty selector selects nothing
+            found = pods.list(ref.namespace, selector.get("matchLabels") or None)
+            infos = tuple(
+                pod_info(p) for p in found if matches(selector, (p.get("metadata") or {}).get("labels") or {})
+            )
+        room = None
+        if template is not None:
+            pod_spec = ((template.get("spec") or {}).get("template") or {}).get("spec") or {}
+            generation = (template.get("metadata") or {}).get("generation")
+            room = self.primary_view.accounting.room((ref.uid, "primary", generation), shape_of(pod_spec))
+        return Workload(replicas=replicas, pods=infos, template=template, room=room)
+
+    def _mirror_body(
+        self, ref: PolicyRef, spec: BurstPolicySpec, pt: PolicyTarget, template: dict[str, Any], want: int
+    ) -> dict[str, Any]:
+        return build_mirror(
+            template,
+            _mirror_ref(ref, spec, pt),
+            origin_cluster=self.origin_cluster,
+            origin_namespace=ref.namespace,
+            policy_name=ref.name,
+            overrides=pt.overrides,
+            replicas=want,
+        )
+
     def _reconcile(
         self, ref: PolicyRef, spec: BurstPolicySpec, prev: BurstPolicyStatus, generation: int | None
     ) -> Outcome:
         now = self.clock()
-        wl = spec.workload_ref
         metric, metric_problem = self._metric(ref, spec)
         try:
-            workload = self.primary.observe_workload(wl.api_version, wl.kind, ref.namespace, wl.name)
-        except (ApiException, LookupError) as err:
-            status = getattr(err, "status", None)
-            why = (
-                f"{wl.kind} {ref.namespace}/{wl.name} not found"
-                if status == 404
-                else f"cannot read the scale subresource of {wl.kind} {ref.namespace}/{wl.name}: "
-                f"{getattr(err, 'reason', None) or err}"
-            )
-            return self.failure(prev, generation, "WorkloadUnavailable", why)
+            workload = self._workload(ref, spec)
+        except WorkloadUnavailable as err:
+            return self.failure(prev, generation, "WorkloadUnavailable", str(err))
         per_pod = self._per_pod(spec)
         levels = {p.name: busy_level(p, spec.busy, per_pod) for p in workload.pods} if spec.busy else {}
-        primary_state = _state(workload.replicas, workload.pods, levels, spec.primary.pending_grace_period_seconds, now)
-        views = [self._target(ref, spec, pt, prev, per_pod, now) for pt in spec.targets]
+        primary_state = _state(
+            workload.replicas,
+            workload.pods,
+            levels,
+            spec.primary.pending_grace_period_seconds,
+            now,
+            room=workload.room,
+        )
+        views = []
+        for pt in spec.targets:
+            shape, key = None, ""
+            if workload.template is not None:
+                body = self._mirror_body(ref, spec, pt, workload.template, 0)
+                shape = shape_of(body["spec"]["template"].get("spec") or {})
+                key = body["metadata"]["annotations"][TEMPLATE_HASH]
+            views.append(self._target(ref, spec, pt, prev, per_pod, now, shape, key))
         memory = report.memory_from_status(prev.memory)
         snapshot = Snapshot(
             now=now, metric=metric, primary=primary_state, targets=tuple(v.state for v in views), memory=memory
@@ -294,7 +431,7 @@ class Reconciler:
         self,
         ref: PolicyRef,
         spec: BurstPolicySpec,
-        workload: Any,
+        workload: Workload,
         levels: dict[str, float],
         views: list[_TargetView],
         decision: Decision,
@@ -305,7 +442,9 @@ class Reconciler:
         cache: dict[str, dict[str, Any]] = {}
 
         def template() -> dict[str, Any]:
-            if "t" not in cache:
+            if workload.template is not None:
+                return workload.template
+            if "t" not in cache:  # kinds read through /scale: the template only when a mirror is written
                 cache["t"] = self.primary.read_workload(wl.api_version, wl.kind, ref.namespace, wl.name)
             return cache["t"]
 

@@ -20,6 +20,7 @@ from overspill.api.policy import (
 )
 from overspill.decide import ClusterState, Decision, Memory, TargetState
 from overspill.decide.reasons import Reason
+from overspill.decide.snapshot import FullTarget
 
 Event = tuple[str, str, str]  # (type, reason, message)
 
@@ -77,6 +78,8 @@ def memory_from_status(m: EngineMemory) -> Memory:
         primary_capacity=m.primary_capacity,
         primary_capacity_observed_at=m.primary_capacity_observed_at,
         samples=tuple((float(t), float(v)) for t, v in m.samples),
+        primary_estimate_at_observation=m.primary_estimate_at_observation,
+        full_targets=tuple(FullTarget(n, c, e, s) for n, c, e, s in m.full_targets),
     )
 
 
@@ -87,6 +90,8 @@ def memory_to_status(m: Memory) -> EngineMemory:
         primary_capacity=m.primary_capacity,
         primary_capacity_observed_at=m.primary_capacity_observed_at,
         samples=list(m.samples),
+        primary_estimate_at_observation=m.primary_estimate_at_observation,
+        full_targets=[(f.name, f.capacity, f.estimate, f.since) for f in m.full_targets],
     )
 
 
@@ -172,6 +177,8 @@ def _target_state(t: TargetReport, d: Decision) -> str:
         return "Unavailable"
     if not t.state.allowed:
         return "NotAllowed"
+    if any(f.name == t.name for f in d.memory.full_targets):
+        return "AtCapacity"
     return "Active" if d.placement.targets.get(t.name, 0) > 0 else "Idle"
 
 
@@ -230,9 +237,10 @@ def policy_status(
             "PrimaryAtCapacity",
             d.primary_at_capacity,
             "Full" if d.primary_at_capacity else "HasRoom",
-            f"primary capacity {d.primary_capacity}"
+            f"primary capacity {d.primary_capacity} (estimate {primary.capacity_estimate}, "
+            f"observed {d.memory.primary_capacity})"
             if d.primary_capacity is not None
-            else "capacity unknown: no pod is Unschedulable",
+            else "capacity unknown: nodes not visible and no pod is Unschedulable",
             now,
             generation,
         ),
@@ -281,12 +289,16 @@ def policy_status(
             pending_replicas=primary.unschedulable,
             at_capacity=d.primary_at_capacity,
             capacity=d.primary_capacity,
+            capacity_estimate=primary.capacity_estimate,
+            capacity_observed=d.memory.primary_capacity,
         ),
         targets=[
             TargetStatus(
                 name=v.name,
                 replicas=d.placement.targets.get(v.name, 0) if not dry else v.state.state.replicas,
                 ready_replicas=v.state.state.ready,
+                pending_replicas=max(0, v.state.state.replicas - v.state.state.scheduled) if not v.problem else 0,
+                free_room=v.state.state.room,
                 state=_target_state(v, d),
             )
             for v in targets

@@ -7,26 +7,39 @@ from dataclasses import dataclass
 
 from overspill.adapters.kube import Cluster, primary_client
 from overspill.adapters.prometheus import PrometheusSource
+from overspill.adapters.shared_queries import SharedQueries
 from overspill.reconcile import Reconciler
 from overspill.targets import TargetRegistry
+from overspill.triggers import Triggers
+from overspill.views import ClusterView
+from overspill.views.resource import PODS
 
 
 @dataclass
 class Runtime:
     primary: Cluster
+    primary_view: ClusterView
     targets: TargetRegistry
     reconciler: Reconciler
+    triggers: Triggers
 
 
 def build() -> Runtime:
     primary = Cluster(primary_client(os.environ.get("KUBECONFIG") or None))
+    primary_view = ClusterView("primary", primary.api)
+    triggers = Triggers()
+    primary_view.cache(PODS).subscribe(triggers.on_primary_pod)
     targets = TargetRegistry()
     reconciler = Reconciler(
         primary=primary,
+        primary_view=primary_view,
         targets=targets,
-        metrics_source=PrometheusSource(),
+        triggers=triggers,
+        metrics_source=SharedQueries(PrometheusSource()),
         default_prometheus_url=os.environ.get("OVERSPILL_PROMETHEUS_URL") or None,
         origin_cluster=os.environ.get("OVERSPILL_CLUSTER_NAME", "primary"),
         query_timeout=float(os.environ.get("OVERSPILL_QUERY_TIMEOUT_SECONDS", "5")),
     )
-    return Runtime(primary=primary, targets=targets, reconciler=reconciler)
+    return Runtime(
+        primary=primary, primary_view=primary_view, targets=targets, reconciler=reconciler, triggers=triggers
+    )

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from overspill.adapters.kube import Cluster
 from overspill.api.target import BurstTargetSpec
+from overspill.views import ClusterView
 
 
 @dataclass
@@ -18,6 +19,7 @@ class TargetHandle:
     name: str
     spec: BurstTargetSpec
     cluster: Cluster | None = None
+    view: ClusterView | None = None  # the target's watch-fed view, built with its client
     healthy: bool = False
     probed: bool = False
     message: str = "not probed yet"
@@ -45,9 +47,25 @@ class TargetRegistry:
                 handle.cluster, handle.healthy, handle.message = cluster, healthy, message
                 handle.probed = True
 
+    def set_view(self, name: str, view: ClusterView | None) -> None:
+        """A new view for the target (its kubeconfig changed); the one it replaces stops watching."""
+        with self._lock:
+            handle = self._targets.get(name)
+            old = handle.view if handle is not None else None
+            if handle is not None:
+                handle.view = view
+        if old is not None and old is not view:
+            old.close()
+
     def remove(self, name: str) -> None:
         with self._lock:
-            self._targets.pop(name, None)
+            handle = self._targets.pop(name, None)
+        if handle is not None and handle.view is not None:
+            handle.view.close()
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return list(self._targets)
 
     def get(self, name: str) -> TargetHandle | None:
         with self._lock:

@@ -34,6 +34,7 @@ def pod(
     running: bool = True,
     unschedulable_since: str | None = None,
     annotations: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     if running:
         status = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
@@ -57,7 +58,7 @@ def pod(
         "metadata": {
             "name": name,
             "namespace": ns,
-            "labels": {"app": "vllm"},
+            "labels": {"app": "vllm", **(labels or {})},
             "annotations": annotations or {},
             "creationTimestamp": "2026-01-01T00:00:00Z",
         },
@@ -86,9 +87,9 @@ def emulator(kmock: Any) -> Any:
         "kind": "Deployment",
         "namespaced": True,
         "subresources": ["scale"],
-        "verbs": ["get", "list", "create", "patch", "delete"],
+        "verbs": ["get", "list", "watch", "create", "patch", "delete"],
     }
-    kmock.resources["v1/pods"] = {"kind": "Pod", "namespaced": True, "verbs": ["get", "list", "patch"]}
+    kmock.resources["v1/pods"] = {"kind": "Pod", "namespaced": True, "verbs": ["get", "list", "watch", "patch"]}
     kmock.resources["v1/namespaces"] = {"kind": "Namespace", "namespaced": False, "verbs": ["get", "create"]}
     kmock.resources["v1/secrets"] = {"kind": "Secret", "namespaced": True, "verbs": ["get"]}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,6 +15,9 @@ from overspill.api import BurstPolicySpec, parse_policy_spec, parse_target_spec
 from overspill.api.policy import BurstPolicyStatus
 from overspill.reconcile import BUSY_COST, Outcome, PolicyRef, Reconciler
 from overspill.targets import TargetRegistry
+from overspill.triggers import Triggers
+from overspill.views import MANAGED_SELECTOR, ClusterView
+from overspill.views.resource import DEPLOYMENTS
 from tests.integration.conftest import FakeMetrics, deployment, pod
 
 NOW = 1_800_000_000.0
@@ -45,14 +49,37 @@ class Clock:
         return self.now
 
 
-def reconciler(cluster: Cluster, metrics: FakeMetrics, healthy: bool = True) -> Reconciler:
+VIEWS: list[ClusterView] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_views(emulator: Any) -> Iterator[None]:
+    yield
+    while VIEWS:
+        VIEWS.pop().close()
+
+
+async def synced_view(name: str, cluster: Cluster) -> ClusterView:
+    """A view of the emulator, listed before the test acts (waited for off the loop that serves kmock)."""
+    view = ClusterView(name, cluster.api)
+    view.cache(DEPLOYMENTS)
+    view.cache(DEPLOYMENTS, MANAGED_SELECTOR)
+    VIEWS.append(view)
+    assert await asyncio.to_thread(view.wait_ready, 10), view.problem
+    return view
+
+
+async def reconciler(cluster: Cluster, metrics: FakeMetrics, healthy: bool = True) -> Reconciler:
     registry = TargetRegistry()
     registry.upsert(
         "aws", parse_target_spec({"kubeconfigSecretRef": {"name": "s", "namespace": "ops"}, "costPerReplicaHour": 2.5})
     )
     registry.set_health("aws", cluster=cluster if healthy else None, healthy=healthy, message="probe failed")
+    if healthy:
+        registry.set_view("aws", await synced_view("aws", cluster))
     return Reconciler(
         primary=cluster,
+        primary_view=await synced_view("primary", cluster),
         targets=registry,
         metrics_source=metrics,
         default_prometheus_url=None,
@@ -71,7 +98,7 @@ async def run(r: Reconciler, s: BurstPolicySpec, prev: BurstPolicyStatus | None 
 
 async def test_burst_scales_primary_and_creates_the_mirror(emulator: Any, cluster: Cluster) -> None:
     emulator.objects["apps/v1/deployments", "ml", "vllm"] = deployment("vllm", "ml", 2)
-    out = await run(reconciler(cluster, FakeMetrics(150)), spec())
+    out = await run(await reconciler(cluster, FakeMetrics(150)), spec())
     assert out.decision is not None and out.decision.reason.value == "BurstUp"
     assert emulator.objects["apps/v1/deployments", "ml", "vllm"]["spec"]["replicas"] == 8
     mirror = emulator.objects["apps/v1/deployments", "mirror", "vllm"]
@@ -83,7 +110,9 @@ async def test_burst_scales_primary_and_creates_the_mirror(emulator: Any, cluste
     st = out.status
     assert (st["desiredReplicas"], st["primary"]["replicas"], st["secondaryReplicas"]) == (15, 8, 7)
     assert st["estimatedCostPerHour"] == 17.5
-    assert st["targets"] == [{"name": "aws", "replicas": 7, "readyReplicas": 0, "state": "Active"}]
+    assert st["targets"] == [
+        {"name": "aws", "replicas": 7, "readyReplicas": 0, "pendingReplicas": 0, "freeRoom": None, "state": "Active"}
+    ]
     assert ("Normal", "BurstUp") in [(t, r) for t, r, _ in out.events]
     conds = {c["type"]: c["status"] for c in st["conditions"]}
     assert conds == {
@@ -97,7 +126,7 @@ async def test_burst_scales_primary_and_creates_the_mirror(emulator: Any, cluste
 
 async def test_steady_state_makes_no_writes(emulator: Any, cluster: Cluster) -> None:
     emulator.objects["apps/v1/deployments", "ml", "vllm"] = deployment("vllm", "ml", 2)
-    r = reconciler(cluster, FakeMetrics(150))
+    r = await reconciler(cluster, FakeMetrics(150))
     first = await run(r, spec())
     before = len(writes(emulator))
     second = await run(r, spec(), BurstPolicyStatus.model_validate(first.status))
@@ -110,7 +139,7 @@ async def test_steady_state_makes_no_writes(emulator: Any, cluster: Cluster) -> 
 
 async def test_metric_outage_holds_and_warns(emulator: Any, cluster: Cluster) -> None:
     emulator.objects["apps/v1/deployments", "ml", "vllm"] = deployment("vllm", "ml", 5)
-    out = await run(reconciler(cluster, FakeMetrics(None)), spec())
+    out = await run(await reconciler(cluster, FakeMetrics(None)), spec())
     assert writes(emulator) == []
     assert out.decision is not None and out.decision.reason.value == "MetricUnavailableHold"
     cond = next(c for c in out.status["conditions"] if c["type"] == "MetricAvailable")
@@ -121,7 +150,7 @@ async def test_metric_outage_holds_and_warns(emulator: Any, cluster: Cluster) ->
 async def test_unhealthy_target_never_scales_the_primary_down(emulator: Any, cluster: Cluster) -> None:
     emulator.objects["apps/v1/deployments", "ml", "vllm"] = deployment("vllm", "ml", 8)
     prev = BurstPolicyStatus.model_validate({"targets": [{"name": "aws", "replicas": 7}]})
-    out = await run(reconciler(cluster, FakeMetrics(150), healthy=False), spec(), prev)
+    out = await run(await reconciler(cluster, FakeMetrics(150), healthy=False), spec(), prev)
     assert emulator.objects["apps/v1/deployments", "ml", "vllm"]["spec"]["replicas"] == 8
     assert writes(emulator) == []
     assert out.status["targets"][0]["state"] == "Unavailable"
@@ -132,7 +161,7 @@ async def test_object_not_created_by_overspill_is_never_touched(emulator: Any, c
     emulator.objects["apps/v1/deployments", "ml", "vllm"] = deployment("vllm", "ml", 8)
     foreign = deployment("vllm", "mirror", 1, labels={"team": "someone-else"})
     emulator.objects["apps/v1/deployments", "mirror", "vllm"] = foreign
-    out = await run(reconciler(cluster, FakeMetrics(150)), spec())
+    out = await run(await reconciler(cluster, FakeMetrics(150)), spec())
     assert emulator.objects["apps/v1/deployments", "mirror", "vllm"]["spec"]["replicas"] == 1
     assert not [w for w in writes(emulator) if "/mirror/" in w]
     cond = next(c for c in out.status["conditions"] if c["type"] == "TargetsAvailable")
@@ -140,7 +169,7 @@ async def test_object_not_created_by_overspill_is_never_touched(emulator: Any, c
 
 
 async def test_missing_workload_is_reported_and_nothing_scaled(emulator: Any, cluster: Cluster) -> None:
-    out = await run(reconciler(cluster, FakeMetrics(150)), spec())
+    out = await run(await reconciler(cluster, FakeMetrics(150)), spec())
     assert out.decision is None
     assert writes(emulator) == []
     ready = next(c for c in out.status["conditions"] if c["type"] == "Ready")
@@ -152,7 +181,7 @@ async def test_ci_runner_busy_pods_get_top_deletion_cost(emulator: Any, cluster:
     for name, busy in (("r-1", "true"), ("r-2", "false"), ("r-3", "true")):
         emulator.objects["v1/pods", "ml", name] = pod(name, "ml", annotations={"ci/busy": busy})
     s = spec(workloadClass="CIRunner", busy={"podAnnotation": "ci/busy"}, minReplicas=0, targets=[])
-    out = await run(reconciler(cluster, FakeMetrics(0)), s)
+    out = await run(await reconciler(cluster, FakeMetrics(0)), s)
     costs = {
         n: emulator.objects["v1/pods", "ml", n]["metadata"]["annotations"].get(
             "controller.kubernetes.io/pod-deletion-cost"
@@ -170,7 +199,7 @@ async def test_inference_deletion_cost_follows_in_flight_requests(emulator: Any,
     emulator.objects["v1/pods", "ml", "b"] = pod("b", "ml")
     metrics = FakeMetrics(15)
     metrics.per_pod_values = {"a": 7.0, "b": 0.0}
-    await run(reconciler(cluster, metrics), spec(busy={"query": "sum by (pod) (running)"}, targets=[]))
+    await run(await reconciler(cluster, metrics), spec(busy={"query": "sum by (pod) (running)"}, targets=[]))
     assert (
         emulator.objects["v1/pods", "ml", "a"]["metadata"]["annotations"]["controller.kubernetes.io/pod-deletion-cost"]
         == "700"
@@ -198,7 +227,14 @@ async def test_kubeconfig_secret_content_never_reaches_status_or_messages(emulat
         "metadata": {"name": "s", "namespace": "ops", "resourceVersion": "1"},
         "data": {"kubeconfig": base64.b64encode(json.dumps(kubeconfig).encode()).decode()},
     }
-    rtm = runtime.Runtime(primary=cluster, targets=TargetRegistry(), reconciler=reconciler(cluster, FakeMetrics(0)))
+    rec = await reconciler(cluster, FakeMetrics(0))
+    rtm = runtime.Runtime(
+        primary=cluster,
+        primary_view=rec.primary_view,
+        targets=rec.targets,
+        reconciler=rec,
+        triggers=Triggers(),
+    )
     target = parse_target_spec({"kubeconfigSecretRef": {"name": "s", "namespace": "ops"}})
     ok, message, _, _ = await asyncio.to_thread(handlers._probe, rtm, "aws", target, {})
     assert not ok and "did not answer" in message
@@ -240,7 +276,7 @@ async def test_any_kind_with_a_scale_subresource_is_scaled(emulator: Any, cluste
         metric={"prometheus": {"url": "http://prom:9090", "query": "sum(jobs)"}, "targetPerReplica": 1},
         targets=[],
     )
-    out = await run(reconciler(cluster, FakeMetrics(6)), s)
+    out = await run(await reconciler(cluster, FakeMetrics(6)), s)
     assert out.decision is not None and out.decision.placement.primary == 6
     assert (
         emulator.objects["actions.summerwind.dev/v1alpha1/runnerdeployments", "ml", "runners"]["spec"]["replicas"] == 6
@@ -256,11 +292,11 @@ async def test_secondary_pods_get_deletion_cost_from_the_per_pod_query(emulator:
         "vllm", "mirror", 2, labels={"app.kubernetes.io/managed-by": "overspill", "overspill.dev/policy-uid": "uid-1"}
     )
     emulator.objects["apps/v1/deployments", "mirror", "vllm"] = mirror
-    emulator.objects["v1/pods", "mirror", "m-busy"] = pod("m-busy", "mirror")
-    emulator.objects["v1/pods", "mirror", "m-idle"] = pod("m-idle", "mirror")
+    for name in ("m-busy", "m-idle"):  # mirror pods carry their policy's uid (as the mirror's template sets it)
+        emulator.objects["v1/pods", "mirror", name] = pod(name, "mirror", labels={"overspill.dev/policy-uid": "uid-1"})
     metrics = FakeMetrics(100)
     metrics.per_pod_values = {"m-busy": 3.0}
-    await run(reconciler(cluster, metrics), spec(busy={"query": "sum by (pod) (running)"}))
+    await run(await reconciler(cluster, metrics), spec(busy={"query": "sum by (pod) (running)"}))
     busy = emulator.objects["v1/pods", "mirror", "m-busy"]["metadata"]["annotations"]
     assert busy["controller.kubernetes.io/pod-deletion-cost"] == "300"
     idle = emulator.objects["v1/pods", "mirror", "m-idle"]["metadata"].get("annotations", {})

@@ -50,13 +50,7 @@ class PodInfo:
     annotations: dict[str, str]
     labels: dict[str, str]
     deleting: bool
-
-
-@dataclass(frozen=True)
-class WorkloadObservation:
-    replicas: int
-    selector: str
-    pods: tuple[PodInfo, ...]
+    scheduled: bool = False  # bound to a node
 
 
 _PLURALS = {
@@ -66,21 +60,34 @@ _PLURALS = {
 }
 
 
-def pod_info(pod: Any) -> PodInfo:
-    conds = pod.status.conditions or []
-    ready = pod.status.phase == "Running" and any(c.type == "Ready" and c.status == "True" for c in conds)
+def _timestamp(value: Any) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def pod_info(pod: dict[str, Any]) -> PodInfo:
+    """What the decision needs of a pod, from the pod as the API serves it (a plain dict, as views hold it)."""
+    meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
+    conds = status.get("conditions") or []
+    phase = status.get("phase")
+    ready = phase == "Running" and any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
     since = None
-    if pod.status.phase == "Pending":
+    if phase == "Pending":
         for c in conds:
-            if c.type == "PodScheduled" and c.status == "False" and c.reason == "Unschedulable":
-                since = c.last_transition_time or pod.metadata.creation_timestamp
+            if c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("reason") == "Unschedulable":
+                since = _timestamp(c.get("lastTransitionTime")) or _timestamp(meta.get("creationTimestamp"))
     return PodInfo(
-        name=pod.metadata.name,
+        name=str(meta.get("name", "")),
         ready=ready,
         unschedulable_since=since,
-        annotations=dict(pod.metadata.annotations or {}),
-        labels=dict(pod.metadata.labels or {}),
-        deleting=pod.metadata.deletion_timestamp is not None,
+        annotations=dict(meta.get("annotations") or {}),
+        labels=dict(meta.get("labels") or {}),
+        deleting=meta.get("deletionTimestamp") is not None,
+        scheduled=bool(spec.get("nodeName")) and phase not in ("Succeeded", "Failed"),
     )
 
 
@@ -138,16 +145,6 @@ class Cluster:
             group, version, namespace, plural, name, _request_timeout=TIMEOUT
         )
         return dict(obj)
-
-    def pods(self, namespace: str, selector: str) -> tuple[PodInfo, ...]:
-        if not selector:
-            return ()
-        items = self.core.list_namespaced_pod(namespace, label_selector=selector, _request_timeout=TIMEOUT).items
-        return tuple(pod_info(p) for p in items)
-
-    def observe_workload(self, api_version: str, kind: str, namespace: str, name: str) -> WorkloadObservation:
-        replicas, selector = self.read_scale(api_version, kind, namespace, name)
-        return WorkloadObservation(replicas=replicas, selector=selector, pods=self.pods(namespace, selector))
 
     def set_deletion_cost(self, namespace: str, pod: str, cost: int) -> None:
         self.core.patch_namespaced_pod(

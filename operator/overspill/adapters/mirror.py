@@ -77,6 +77,8 @@ def build_mirror(
             if overrides.env:
                 env = [e for e in container.get("env", []) if e.get("name") not in overrides.env]
                 container["env"] = env + [{"name": k, "value": v} for k, v in overrides.env.items()]
+    # the policy-uid label on every mirror pod: one label-selected watch per target finds all of them
+    meta["labels"] = {**meta.get("labels", {}), POLICY_UID: ref.policy_uid}
     digest = hashlib.sha256(json.dumps([template, selector], sort_keys=True).encode()).hexdigest()[:16]
     labels = {MANAGED_BY: MANAGER, POLICY_UID: ref.policy_uid}
     return {
@@ -102,38 +104,34 @@ def _managed(obj: Any, uid: str) -> bool:
     return labels.get(MANAGED_BY) == MANAGER and labels.get(POLICY_UID) == uid
 
 
+def _conflict(ref: MirrorRef) -> MirrorConflict:
+    return MirrorConflict(
+        f"Deployment {ref.namespace}/{ref.name} exists in the target and is not managed by "
+        "this policy; Overspill will not touch it (rename it or set overrides.namespace)"
+    )
+
+
+def observe(ref: MirrorRef, deployment: dict[str, Any] | None, pods: list[dict[str, Any]]) -> MirrorObservation:
+    """The mirror as a target's view holds it (None: not there), with its pods."""
+    if deployment is None:
+        return MirrorObservation(exists=False)
+    meta = deployment.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    if labels.get(MANAGED_BY) != MANAGER or labels.get(POLICY_UID) != ref.policy_uid:
+        raise _conflict(ref)
+    spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
+    return MirrorObservation(
+        exists=True,
+        replicas=int(spec["replicas"]) if spec.get("replicas") is not None else 1,
+        ready=int(status.get("readyReplicas") or 0),
+        template_hash=(meta.get("annotations") or {}).get(TEMPLATE_HASH),
+        pods=tuple(pod_info(p) for p in pods),
+    )
+
+
 class MirrorClient:
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
-
-    def observe(self, ref: MirrorRef, with_pods: bool) -> MirrorObservation:
-        try:
-            dep = self.cluster.apps.read_namespaced_deployment(ref.name, ref.namespace, _request_timeout=TIMEOUT)
-        except ApiException as err:
-            if err.status == 404:
-                return MirrorObservation(exists=False)
-            raise
-        if not _managed(dep, ref.policy_uid):
-            raise MirrorConflict(
-                f"Deployment {ref.namespace}/{ref.name} exists in the target and is not managed by "
-                "this policy; Overspill will not touch it (rename it or set overrides.namespace)"
-            )
-        pods: tuple[PodInfo, ...] = ()
-        if with_pods:
-            sel = ",".join(f"{k}={v}" for k, v in (dep.spec.selector.match_labels or {}).items())
-            items = self.cluster.core.list_namespaced_pod(
-                ref.namespace, label_selector=sel, _request_timeout=TIMEOUT
-            ).items
-            pods = tuple(pod_info(p) for p in items)
-        ready = dep.status.ready_replicas if dep.status is not None else 0
-        annotations = (dep.metadata.annotations if dep.metadata is not None else None) or {}
-        return MirrorObservation(
-            exists=True,
-            replicas=dep.spec.replicas or 0 if dep.spec else 0,
-            ready=ready or 0,
-            template_hash=annotations.get(TEMPLATE_HASH),
-            pods=pods,
-        )
 
     def ensure_namespace(self, namespace: str) -> None:
         try:
@@ -146,15 +144,31 @@ class MirrorClient:
                 raise
 
     def create(self, body: dict[str, Any]) -> None:
-        """Create the mirror; create its namespace only when the API says it is missing (one call when it exists)."""
+        """Create the mirror; create its namespace only when the API says it is missing (one call when it exists).
+
+        An existing object of that name is ours when the view has not caught up yet, and a conflict otherwise.
+        """
         ns = body["metadata"]["namespace"]
         try:
-            self.cluster.apps.create_namespaced_deployment(ns, body, _request_timeout=TIMEOUT)  # type: ignore[arg-type]
+            self._create(ns, body)
         except ApiException as err:
+            if err.status == 409:
+                self._owned_or_conflict(body)
+                return
             if err.status != 404:
                 raise
             self.ensure_namespace(ns)
-            self.cluster.apps.create_namespaced_deployment(ns, body, _request_timeout=TIMEOUT)  # type: ignore[arg-type]
+            self._create(ns, body)
+
+    def _create(self, namespace: str, body: dict[str, Any]) -> None:
+        self.cluster.apps.create_namespaced_deployment(namespace, body, _request_timeout=TIMEOUT)  # type: ignore[arg-type]
+
+    def _owned_or_conflict(self, body: dict[str, Any]) -> None:
+        meta = body["metadata"]
+        ref = MirrorRef(meta["namespace"], meta["name"], meta["labels"][POLICY_UID])
+        dep = self.cluster.apps.read_namespaced_deployment(ref.name, ref.namespace, _request_timeout=TIMEOUT)
+        if not _managed(dep, ref.policy_uid):
+            raise _conflict(ref)
 
     def replace_template(self, body: dict[str, Any]) -> None:
         meta = body["metadata"]

@@ -163,6 +163,13 @@ class Behavior(ApiModel):
         "a secondary one.",
     )
     predictive: Predictive | None = None
+    status_interval_seconds: int = Field(
+        default=30,
+        ge=1,
+        le=3600,
+        description="Moving figures (metricValue, the engine's memory) are written to status at most this often; "
+        "a changed decision is written at once.",
+    )
 
 
 class Fallback(ApiModel):
@@ -361,12 +368,19 @@ class PrimaryStatus(StatusModel):
     pending_replicas: int = 0
     at_capacity: bool = False
     capacity: int | None = None
+    # the cluster's accounting (bound pods + room for this pod shape) beside what the scheduler revealed
+    capacity_estimate: int | None = None
+    capacity_observed: int | None = None
 
 
 class TargetStatus(StatusModel):
     name: str
     replicas: int = 0
     ready_replicas: int = 0
+    # asked for but not running: Pending pods never count as serving
+    pending_replicas: int = 0
+    # how many more of this policy's pods fit there, by the target's own accounting (None: unknown)
+    free_room: int | None = None
     state: str = "Idle"
 
 
@@ -401,6 +415,8 @@ class EngineMemory(StatusModel):
     primary_capacity: int | None = None
     primary_capacity_observed_at: float | None = None
     samples: list[tuple[float, float]] = Field(default_factory=list)
+    primary_estimate_at_observation: int | None = None
+    full_targets: list[tuple[str, int, int | None, float]] = Field(default_factory=list)
 
 
 class BurstPolicyStatus(StatusModel):

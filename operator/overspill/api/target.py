@@ -92,6 +92,14 @@ class BurstTargetSpec(ApiModel):
     failure_threshold: int = Field(
         default=2, ge=1, le=100, description="Consecutive failed probes before the target is Unavailable."
     )
+    provisioning_timeout_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=86400,
+        description="Mirror pods Unschedulable here for longer than this mark the target full for that pod shape "
+        "(a stockout): the Pending ones are taken back and the overflow moves to the next target. Secondaries "
+        "often add nodes on demand: leave them the time it takes.",
+    )
 
     rules: ClassVar[tuple[CrossFieldRule, ...]] = ()
 
@@ -103,6 +111,10 @@ class BurstTargetStatus(StatusModel):
     last_probe_time: str | None = None
     consecutive_failures: int = 0
     observed_generation: int | None = None
+    replicas_in_use: int = Field(default=0, description="Replicas placed here, summed over all policies.")
+    view_synced: bool | None = Field(
+        default=None, description="Whether the operator's watch-fed view of this cluster is in sync."
+    )
 
 
 class BurstTarget(ApiModel):

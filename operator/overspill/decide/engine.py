@@ -7,7 +7,7 @@ from dataclasses import replace
 from overspill.api.policy import BurstPolicySpec, FallbackAction, Mode, WorkloadClass
 from overspill.decide import placement, replicas, stabilize
 from overspill.decide.reasons import Reason
-from overspill.decide.snapshot import Decision, Memory, Placement, Snapshot
+from overspill.decide.snapshot import Decision, FullTarget, Memory, Placement, Snapshot, TargetState
 
 
 def _current(snap: Snapshot) -> Placement:
@@ -15,21 +15,72 @@ def _current(snap: Snapshot) -> Placement:
 
 
 def _primary_capacity(spec: BurstPolicySpec, snap: Snapshot) -> tuple[int | None, Memory]:
-    """Explicit cap, and the capacity the scheduler revealed (pods that could not be placed)."""
+    """Explicit cap, the cluster's own accounting (bound pods + room), and what the scheduler revealed.
+
+    Pods the scheduler could not place are the ground truth: they override the estimate, and the estimate is
+    trusted again only once it grows past what it said when the scheduler contradicted it (nodes were added or
+    pods went away). Without an estimate (nodes not visible) the learned capacity expires after
+    capacityRecheckSeconds, the only way left to find out that room came back.
+    """
     mem = snap.memory
+    estimate = snap.primary.capacity_estimate
     if snap.primary.unschedulable > 0:
         mem = replace(
             mem,
             primary_capacity=snap.primary.replicas - snap.primary.unschedulable,
             primary_capacity_observed_at=snap.now,
+            primary_estimate_at_observation=estimate,
         )
-    elif mem.primary_capacity_observed_at is not None and (
-        snap.now - mem.primary_capacity_observed_at >= spec.primary.capacity_recheck_seconds
-    ):
-        # trust expires so replicas can come home when GPUs free up; make-before-break keeps it safe
-        mem = replace(mem, primary_capacity=None, primary_capacity_observed_at=None)
-    caps = [c for c in (spec.primary.max_replicas, mem.primary_capacity) if c is not None]
+    elif mem.primary_capacity is not None:
+        if estimate is not None:
+            seen = mem.primary_estimate_at_observation
+            if (seen is None or estimate > seen) and estimate > mem.primary_capacity:
+                mem = replace(
+                    mem, primary_capacity=None, primary_capacity_observed_at=None, primary_estimate_at_observation=None
+                )
+        elif mem.primary_capacity_observed_at is not None and (
+            snap.now - mem.primary_capacity_observed_at >= spec.primary.capacity_recheck_seconds
+        ):
+            mem = replace(mem, primary_capacity=None, primary_capacity_observed_at=None)
+    learned = mem.primary_capacity if mem.primary_capacity is not None else estimate
+    caps = [c for c in (spec.primary.max_replicas, learned) if c is not None]
     return (min(caps) if caps else None), mem
+
+
+def _target_capacity(
+    spec: BurstPolicySpec, snap: Snapshot, mem: Memory
+) -> tuple[tuple[TargetState, ...], Memory, tuple[str, ...]]:
+    """Targets out of room for this pod shape (a stockout): capped at what runs there until room comes back.
+
+    A target is full once its mirror pods stay Unschedulable past its provisioning timeout (the reconciler
+    counts them as `stuck`); the Pending ones are taken back and the overflow moves on. It is re-checked by
+    its own accounting (the estimate growing past what it said when it filled), never by piling on pods.
+    """
+    known = {f.name: f for f in mem.full_targets}
+    out: list[TargetState] = []
+    full: list[FullTarget] = []
+    newly: list[str] = []
+    for t in snap.targets:
+        s = t.state
+        entry = known.get(t.name)
+        if t.healthy and s.stuck > 0:
+            capacity = max(s.scheduled, entry.capacity if entry else 0)
+            if entry is None:
+                newly.append(t.name)
+            entry = FullTarget(t.name, capacity, s.room, entry.since if entry else snap.now)
+        elif entry is not None and t.healthy:
+            est = s.room
+            came_back = (est is not None and est > (entry.estimate or 0)) or (
+                est is None and snap.now - entry.since >= spec.primary.capacity_recheck_seconds
+            )
+            entry = None if came_back else replace(entry, capacity=max(entry.capacity, s.scheduled))
+        if entry is None:
+            out.append(t)
+            continue
+        full.append(entry)
+        cap = entry.capacity if t.cap is None else min(t.cap, entry.capacity)
+        out.append(replace(t, cap=cap, full=True))
+    return tuple(out), replace(mem, full_targets=tuple(full)), tuple(newly)
 
 
 def _desired(spec: BurstPolicySpec, snap: Snapshot, mem: Memory) -> tuple[int, Memory, Reason | None, int | None]:
@@ -94,6 +145,9 @@ def _describe(
         text += f"; {unplaced} replicas could not be placed: every usable target is at its cap"
     if unavailable:
         text += f"; unavailable targets: {', '.join(unavailable)}"
+    full = [t.name for t in snap.targets if t.full]
+    if full:
+        text += f"; out of room for this pod shape: {', '.join(full)}"
     hints = {
         Reason.METRIC_UNAVAILABLE_HOLD: "; holding placement until the query answers again",
         Reason.METRIC_UNAVAILABLE_FALLBACK: f"; using fallback replicas {spec.fallback.replicas}",
@@ -128,6 +182,8 @@ def decide(spec: BurstPolicySpec, snap: Snapshot) -> Decision:
             memory=snap.memory,
         )
     cap, mem = _primary_capacity(spec, snap)
+    targets, mem, newly_full = _target_capacity(spec, snap, mem)
+    snap = replace(snap, targets=targets)
     desired, mem, desired_reason, window_raw = _desired(spec, snap, mem)
     unavailable = tuple(t.name for t in snap.targets if not t.healthy)
     if desired_reason == Reason.METRIC_UNAVAILABLE_HOLD:
@@ -173,6 +229,8 @@ def decide(spec: BurstPolicySpec, snap: Snapshot) -> Decision:
         mem = replace(mem, burst_started_at=None)
     # precedence: the metric fallback, then the action taken, then what prevented every change
     reason = desired_reason or _reason(before, after) or held
+    if newly_full and reason in (None, Reason.STABILIZATION_HOLD):
+        reason = Reason.TARGET_AT_CAPACITY
     if reason is None:
         if window_raw is not None:
             reason = Reason.STABILIZATION_HOLD

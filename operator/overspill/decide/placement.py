@@ -99,7 +99,11 @@ def constrain(
         if new >= cur:
             continue
         if dwell_active and t.allowed:
-            out[t.name], held = cur, held or Reason.MIN_BURST_DURATION_HOLD
+            # replicas that cannot run in a full target are not serving: the dwell does not keep them
+            keep = max(new, min(cur, t.state.scheduled)) if t.full else cur
+            if keep > new:
+                held = held or Reason.MIN_BURST_DURATION_HOLD
+            out[t.name] = keep
             continue
         new, held = _busy_floor(t.state, new, protect_busy, held)
         allowed = budget.allow(t.state, new)

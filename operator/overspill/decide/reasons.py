@@ -12,6 +12,7 @@ class Reason(StrEnum):
     RETURN_TO_PRIMARY = "ReturnToPrimary"
     PRIMARY_AT_CAPACITY = "PrimaryAtCapacity"
     CAPACITY_EXHAUSTED = "CapacityExhausted"
+    TARGET_AT_CAPACITY = "TargetAtCapacity"
     TARGET_UNAVAILABLE = "TargetUnavailable"
     METRIC_UNAVAILABLE_HOLD = "MetricUnavailableHold"
     METRIC_UNAVAILABLE_FALLBACK = "MetricUnavailableFallback"

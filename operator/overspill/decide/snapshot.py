@@ -22,6 +22,17 @@ class ClusterState:
     # pods whose busy level could not be read (busy query failed or empty, no annotation/label): unknown is
     # the unsafe case, so they count as busy and hold scale-in of this cluster
     busy_unknown: int = 0
+    # live pods bound to a node, and how many more of the same shape fit (the cluster's own accounting;
+    # None when the view cannot tell)
+    scheduled: int = 0
+    room: int | None = None
+    # target mirrors only: pods Unschedulable for longer than the target's provisioning timeout (a stockout)
+    stuck: int = 0
+
+    @property
+    def capacity_estimate(self) -> int | None:
+        """Pods of this shape the cluster can hold in all: those bound plus the room left."""
+        return None if self.room is None else self.scheduled + self.room
 
 
 @dataclass(frozen=True)
@@ -34,6 +45,8 @@ class TargetState:
     cost_per_replica_hour: float | None = None
     # the tighter of the policy's per-target cap and what the BurstTarget has left over all policies
     cap: int | None = None
+    # set by the engine: the target ran out of room for this pod shape (a stockout); cap is what runs there
+    full: bool = False
 
     def order_key(self) -> tuple[int, float, str]:
         cost = self.cost_per_replica_hour if self.cost_per_replica_hour is not None else float("inf")
@@ -54,6 +67,18 @@ class Memory:
     primary_capacity_observed_at: float | None = None
     # (time, queue) of recent polls, for the predictive trend; empty unless predictive is enabled
     samples: tuple[tuple[float, float], ...] = ()
+    # the estimate when the scheduler last contradicted it: trusted again only once it grows past that
+    primary_estimate_at_observation: int | None = None
+    # targets out of room for this pod shape: (name, replicas that run there, estimate when it filled, since)
+    full_targets: tuple[FullTarget, ...] = ()
+
+
+@dataclass(frozen=True)
+class FullTarget:
+    name: str
+    capacity: int
+    estimate: int | None
+    since: float
 
 
 @dataclass(frozen=True)
