@@ -217,7 +217,7 @@ def run(
                 for pt, cost, cap in static_targets
             )
             snap = Snapshot(now=t, metric=metric, primary=primary.state(t, grace), targets=tstates, memory=memory)
-            d = decide(spec, snap)
+            d = decide(spec, snap, explain=False)
             memory = d.memory
             placement_primary, placement_targets = d.placement.primary, dict(d.placement.targets)
             primary.scale(t, placement_primary)

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from typing import Any
 
 from overspill.api.policy import BurstPolicySpec, FallbackAction, Mode, WorkloadClass
 from overspill.decide import placement, replicas, stabilize
 from overspill.decide.reasons import Reason
 from overspill.decide.snapshot import Decision, FullTarget, Memory, Placement, Snapshot, TargetState
+
+
+def replace(mem: Memory, **changes: Any) -> Memory:
+    """`dataclasses.replace` for Memory without re-running its generated __init__: the engine evolves memory
+    on every decision, and `overspill tune` makes hundreds of thousands of them. Memory has no __post_init__."""
+    new = object.__new__(Memory)
+    new.__dict__.update(mem.__dict__)
+    new.__dict__.update(changes)
+    return new
 
 
 def _current(snap: Snapshot) -> Placement:
@@ -103,7 +112,8 @@ def _desired(spec: BurstPolicySpec, snap: Snapshot, mem: Memory) -> tuple[int, M
     keep = max(b.scale_up_stabilization_seconds, b.scale_down_stabilization_seconds)
     recs = stabilize.record(mem.recommendations, snap.now, raw, keep)
     # samples are kept only for predictive policies: others write no status while the queue holds still
-    mem = replace(mem, recommendations=recs, samples=samples)
+    if recs is not mem.recommendations or samples != mem.samples:
+        mem = replace(mem, recommendations=recs, samples=samples)
     stable = stabilize.stabilize(
         recs, snap.now, current, b.scale_up_stabilization_seconds, b.scale_down_stabilization_seconds
     )
@@ -112,9 +122,10 @@ def _desired(spec: BurstPolicySpec, snap: Snapshot, mem: Memory) -> tuple[int, M
 
 
 def _reason(before: Placement, after: Placement) -> Reason | None:
-    if after.secondary > before.secondary:
+    after_secondary, before_secondary = after.secondary, before.secondary
+    if after_secondary > before_secondary:
         return Reason.BURST_UP
-    if after.secondary < before.secondary:
+    if after_secondary < before_secondary:
         return Reason.RETURN_TO_PRIMARY if after.primary > before.primary else Reason.BURST_DOWN
     if after.primary > before.primary:
         return Reason.SCALE_UP
@@ -171,7 +182,8 @@ def _describe(
     return text
 
 
-def decide(spec: BurstPolicySpec, snap: Snapshot) -> Decision:
+def decide(spec: BurstPolicySpec, snap: Snapshot, *, explain: bool = True) -> Decision:
+    """`explain=False` leaves `message` empty: replays that never show it (simulate, tune) skip the formatting."""
     before = _current(snap)
     if spec.mode == Mode.PAUSED:
         return Decision(
@@ -192,7 +204,9 @@ def decide(spec: BurstPolicySpec, snap: Snapshot) -> Decision:
             placement=before,
             reason=desired_reason,
             memory=mem,
-            message=_describe(
+            message=""
+            if not explain
+            else _describe(
                 desired_reason,
                 spec=spec,
                 snap=snap,
@@ -247,7 +261,9 @@ def decide(spec: BurstPolicySpec, snap: Snapshot) -> Decision:
         desired=desired,
         placement=after,
         reason=reason,
-        message=_describe(
+        message=""
+        if not explain
+        else _describe(
             reason,
             spec=spec,
             snap=snap,

@@ -12,29 +12,43 @@ def record(recs: Recommendations, now: float, value: int, keep_seconds: float) -
     horizon = now - keep_seconds
     # keep the last entry before the horizon: it is still in force at the window's start
     first = 0
-    for i, (t, _) in enumerate(recs):
-        if t <= horizon:
+    for i in range(len(recs) - 1, -1, -1):
+        if recs[i][0] <= horizon:
             first = i
+            break
     return recs[first:]
-
-
-def _in_window(recs: Recommendations, now: float, window: float) -> list[int]:
-    start = now - window
-    values = [v for t, v in recs if t > start]
-    before = [v for t, v in recs if t <= start]
-    if before:
-        values.append(before[-1])
-    return values
 
 
 def stabilize(recs: Recommendations, now: float, current: int, up_window: float, down_window: float) -> int:
     """Scale up no higher than the lowest recommendation in the up window; down no lower than the highest
-    in the down window. A noisy metric therefore cannot flap the workload."""
-    up_values = _in_window(recs, now, up_window)
-    down_values = _in_window(recs, now, down_window)
+    in the down window. A noisy metric therefore cannot flap the workload.
+
+    A window holds the recommendations made after its start, and the last one made at or before it (still in
+    force then). One pass over the history serves both windows: this runs on every poll of every policy and
+    thousands of times a second in `overspill simulate` and `overspill tune`."""
+    up_start, down_start = now - up_window, now - down_window
+    up_min: int | None = None
+    down_max: int | None = None
+    up_before: int | None = None
+    down_before: int | None = None
+    for t, v in recs:
+        if t > up_start:
+            if up_min is None or v < up_min:
+                up_min = v
+        else:
+            up_before = v
+        if t > down_start:
+            if down_max is None or v > down_max:
+                down_max = v
+        else:
+            down_before = v
+    if up_before is not None and (up_min is None or up_before < up_min):
+        up_min = up_before
+    if down_before is not None and (down_max is None or down_before > down_max):
+        down_max = down_before
     result = current
-    if up_values and result < min(up_values):
-        result = min(up_values)
-    if down_values and result > max(down_values):
-        result = max(down_values)
+    if up_min is not None and result < up_min:
+        result = up_min
+    if down_max is not None and result > down_max:
+        result = down_max
     return result
