@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from overspill.api.policy import BurstPolicySpec, FallbackAction, Mode, WorkloadClass
@@ -10,7 +11,7 @@ from overspill.decide.reasons import Reason
 from overspill.decide.snapshot import Decision, FullTarget, Memory, Placement, Snapshot, TargetState
 
 
-def replace(mem: Memory, **changes: Any) -> Memory:
+def _evolve(mem: Memory, **changes: Any) -> Memory:
     """`dataclasses.replace` for Memory without re-running its generated __init__: the engine evolves memory
     on every decision, and `overspill tune` makes hundreds of thousands of them. Memory has no __post_init__."""
     new = object.__new__(Memory)
@@ -34,7 +35,7 @@ def _primary_capacity(spec: BurstPolicySpec, snap: Snapshot) -> tuple[int | None
     mem = snap.memory
     estimate = snap.primary.capacity_estimate
     if snap.primary.unschedulable > 0:
-        mem = replace(
+        mem = _evolve(
             mem,
             primary_capacity=snap.primary.replicas - snap.primary.unschedulable,
             primary_capacity_observed_at=snap.now,
@@ -44,13 +45,13 @@ def _primary_capacity(spec: BurstPolicySpec, snap: Snapshot) -> tuple[int | None
         if estimate is not None:
             seen = mem.primary_estimate_at_observation
             if (seen is None or estimate > seen) and estimate > mem.primary_capacity:
-                mem = replace(
+                mem = _evolve(
                     mem, primary_capacity=None, primary_capacity_observed_at=None, primary_estimate_at_observation=None
                 )
         elif mem.primary_capacity_observed_at is not None and (
             snap.now - mem.primary_capacity_observed_at >= spec.primary.capacity_recheck_seconds
         ):
-            mem = replace(mem, primary_capacity=None, primary_capacity_observed_at=None)
+            mem = _evolve(mem, primary_capacity=None, primary_capacity_observed_at=None)
     learned = mem.primary_capacity if mem.primary_capacity is not None else estimate
     caps = [c for c in (spec.primary.max_replicas, learned) if c is not None]
     return (min(caps) if caps else None), mem
@@ -89,7 +90,7 @@ def _target_capacity(
         full.append(entry)
         cap = entry.capacity if t.cap is None else min(t.cap, entry.capacity)
         out.append(replace(t, cap=cap, full=True))
-    return tuple(out), replace(mem, full_targets=tuple(full)), tuple(newly)
+    return tuple(out), _evolve(mem, full_targets=tuple(full)), tuple(newly)
 
 
 def _desired(spec: BurstPolicySpec, snap: Snapshot, mem: Memory) -> tuple[int, Memory, Reason | None, int | None]:
@@ -113,7 +114,7 @@ def _desired(spec: BurstPolicySpec, snap: Snapshot, mem: Memory) -> tuple[int, M
     recs = stabilize.record(mem.recommendations, snap.now, raw, keep)
     # samples are kept only for predictive policies: others write no status while the queue holds still
     if recs is not mem.recommendations or samples != mem.samples:
-        mem = replace(mem, recommendations=recs, samples=samples)
+        mem = _evolve(mem, recommendations=recs, samples=samples)
     stable = stabilize.stabilize(
         recs, snap.now, current, b.scale_up_stabilization_seconds, b.scale_down_stabilization_seconds
     )
@@ -238,9 +239,9 @@ def decide(spec: BurstPolicySpec, snap: Snapshot, *, explain: bool = True) -> De
     after = Placement(primary=new_primary, targets=new_targets)
     healthy_secondary = sum(v for k, v in new_targets.items() if k not in unavailable)
     if healthy_secondary > 0 and started is None:
-        mem = replace(mem, burst_started_at=snap.now)
+        mem = _evolve(mem, burst_started_at=snap.now)
     elif healthy_secondary == 0 and not unavailable:
-        mem = replace(mem, burst_started_at=None)
+        mem = _evolve(mem, burst_started_at=None)
     # precedence: the metric fallback, then the action taken, then what prevented every change
     reason = desired_reason or _reason(before, after) or held
     if newly_full and reason in (None, Reason.STABILIZATION_HOLD):
