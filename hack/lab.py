@@ -1,8 +1,9 @@
-"""The local two-cluster lab: `hack/lab up|down|env|status|stop|start`.
+"""The local three-cluster lab: `hack/lab up|down|env|status|stop|start`.
 
-Two real control planes (kube-apiserver, etcd, controller-manager, scheduler) with KWOK's fake nodes, a queue
-exporter and a real Prometheus, all as plain processes on loopback. State lives in $OVERSPILL_LAB_DIR
-(default .lab/ in the repo); every process the lab starts is recorded there, and `down` stops only those.
+Three real control planes (primary, secondary and a small tertiary: kube-apiserver, etcd, controller-manager,
+scheduler) with KWOK's fake nodes, a queue exporter and a real Prometheus, all as plain processes on loopback.
+State lives in $OVERSPILL_LAB_DIR (default .lab/ in the repo); every process the lab starts is recorded there,
+and `down` stops only those.
 """
 
 from __future__ import annotations
@@ -25,8 +26,15 @@ ROOT = Path(__file__).resolve().parents[1]
 STATE = Path(os.environ.get("OVERSPILL_LAB_DIR", ROOT / ".lab")).resolve()
 PROM_PORT = int(os.environ.get("OVERSPILL_LAB_PROMETHEUS_PORT", "19090"))
 QUEUE_PORT = int(os.environ.get("OVERSPILL_LAB_QUEUE_PORT", "19091"))
-CLUSTERS = {"primary": 2, "secondary": 4}  # GPU nodes of 4 GPUs each
+# GPU nodes of 4 GPUs each (plus one CPU node each); the small tertiary takes what a full secondary spills onward
+CLUSTERS = {"primary": 2, "secondary": 4, "tertiary": 2}
+TARGETS = ("secondary", "tertiary")
 SECRET_NS, SECRET_NAME = "overspill-system", "lab-secondary-kubeconfig"
+
+
+def secret_name(cluster: str) -> str:
+    return f"lab-{cluster}-kubeconfig"
+
 K8S_VERSION = os.environ.get("OVERSPILL_K8S_VERSION", "v1.34.4")
 
 
@@ -274,24 +282,21 @@ def up_cluster(name: str, gpu_nodes: int) -> None:
 
 
 def up_secret() -> None:
-    """The secondary's kubeconfig as a Secret in the primary: where the operator reads it, as in production."""
-    data = base64.b64encode(kubeconfig("secondary").read_bytes()).decode()
-    kubectl("primary", "create", "namespace", SECRET_NS, "--dry-run=client", "-o", "yaml")
-    manifests = {
-        "apiVersion": "v1",
-        "kind": "List",
-        "items": [
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SECRET_NS}},
+    """Each target's kubeconfig as a Secret in the primary: where the operator reads it, as in production."""
+    items: list[dict[str, Any]] = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SECRET_NS}}]
+    for cluster in TARGETS:
+        if not kubeconfig(cluster).exists():
+            continue
+        items.append(
             {
                 "apiVersion": "v1",
                 "kind": "Secret",
                 "type": "Opaque",
-                "metadata": {"name": SECRET_NAME, "namespace": SECRET_NS},
-                "data": {"kubeconfig": data},
-            },
-        ],
-    }
-    kubectl("primary", "apply", "-f", "-", stdin=json.dumps(manifests))
+                "metadata": {"name": secret_name(cluster), "namespace": SECRET_NS},
+                "data": {"kubeconfig": base64.b64encode(kubeconfig(cluster).read_bytes()).decode()},
+            }
+        )
+    kubectl("primary", "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
 
 
 def up_prometheus() -> None:
@@ -369,6 +374,7 @@ def env_lines() -> list[str]:
     return [
         f"export OVERSPILL_LAB_PRIMARY_KUBECONFIG={kubeconfig('primary')}",
         f"export OVERSPILL_LAB_SECONDARY_KUBECONFIG={kubeconfig('secondary')}",
+        f"export OVERSPILL_LAB_TERTIARY_KUBECONFIG={kubeconfig('tertiary')}",
         f"export OVERSPILL_LAB_PROMETHEUS_URL=http://127.0.0.1:{PROM_PORT}",
         f"export OVERSPILL_LAB_QUEUE_URL=http://127.0.0.1:{QUEUE_PORT}",
         f"export OVERSPILL_LAB_KUBECTL={kubectl_bin()}",
@@ -509,7 +515,7 @@ def cmd_down(_: argparse.Namespace) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(prog="hack/lab", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("up", help="bring up both clusters, the queue exporter and Prometheus (idempotent)")
+    sub.add_parser("up", help="bring up the three clusters, the queue exporter and Prometheus (idempotent)")
     sub.add_parser("down", help="stop everything the lab started and remove its state")
     sub.add_parser("attach", help="(kind path) add Secret, exporter and Prometheus to existing clusters")
     sub.add_parser("env", help="print export lines for the lab's variables")
@@ -517,7 +523,9 @@ def main() -> None:
     st.add_argument("--json", action="store_true")
     for verb in ("stop", "start"):
         c = sub.add_parser(verb, help=f"{verb} one component (for failure tests)")
-        c.add_argument("component", choices=["prometheus", "primary-apiserver", "secondary-apiserver"])
+        c.add_argument(
+            "component", choices=["prometheus", "primary-apiserver", "secondary-apiserver", "tertiary-apiserver"]
+        )
     args = p.parse_args()
     if args.cmd == "env":
         print("\n".join(env_lines()))

@@ -40,6 +40,7 @@ from overspill.views import MANAGED_SELECTOR, ClusterView
 from overspill.views.resource import DEPLOYMENTS, PODS, well_known
 from overspill.views.selectors import from_string, matches
 
+FIRST_LIST_WAIT = 10.0  # seconds a tick waits for a cache it just started
 BUSY_COST = 1_000_000  # a busy CI runner: effectively never chosen by the ReplicaSet
 
 
@@ -249,7 +250,8 @@ class Reconciler:
         elif problem is None:
             problem = f"BurstTarget {pt.name} is unavailable: no view of it yet"
         state = ClusterState(replicas=last, ready=0)
-        probing = handle is not None and not handle.probed
+        # a target not probed yet, or whose view is still listing for the first time, is held quietly
+        probing = handle is not None and (not handle.probed or (view is not None and view.starting))
         return _TargetView(pt, replace(base, state=state, healthy=False), mref, None, None, problem, probing)
 
     # ---- act -----------------------------------------------------------------------------------------------
@@ -322,6 +324,8 @@ class Reconciler:
         template: dict[str, Any] | None = None
         if resource is not None:
             cache = self.primary_view.cache(resource)
+            if not cache.synced:
+                cache.wait_synced(FIRST_LIST_WAIT)  # a kind first asked for now: its list is a moment away
             if not (cache.synced and pods.synced):
                 raise WorkloadUnavailable(
                     f"cannot read {what}: the operator's view of the primary is not in sync "

@@ -12,7 +12,7 @@ from overspill.reconcile import Reconciler
 from overspill.targets import TargetRegistry
 from overspill.triggers import Triggers
 from overspill.views import ClusterView
-from overspill.views.resource import PODS
+from overspill.views.resource import DEPLOYMENTS, PODS
 
 
 @dataclass
@@ -29,6 +29,7 @@ def build() -> Runtime:
     primary_view = ClusterView("primary", primary.api)
     triggers = Triggers()
     primary_view.cache(PODS).subscribe(triggers.on_primary_pod)
+    primary_view.cache(DEPLOYMENTS)  # the common workload kind: listed before the first policy asks
     targets = TargetRegistry()
     reconciler = Reconciler(
         primary=primary,

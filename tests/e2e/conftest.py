@@ -42,6 +42,9 @@ class Lab:
     queue_url: str
     primary: client.ApiClient
     secondary: client.ApiClient
+    # the lab's third cluster (onward spills); None when only two clusters are given
+    tertiary_kubeconfig: str | None = None
+    tertiary: client.ApiClient | None = None
 
     def set_queue(self, name: str, value: float) -> None:
         req = urllib.request.Request(f"{self.queue_url}/queues/{name}", data=str(value).encode(), method="PUT")
@@ -70,6 +73,12 @@ def lab() -> Lab:
         queue_url=env["OVERSPILL_LAB_QUEUE_URL"],
         primary=config.new_client_from_config(env["OVERSPILL_LAB_PRIMARY_KUBECONFIG"]),
         secondary=config.new_client_from_config(env["OVERSPILL_LAB_SECONDARY_KUBECONFIG"]),
+        tertiary_kubeconfig=env.get("OVERSPILL_LAB_TERTIARY_KUBECONFIG") or None,
+        tertiary=(
+            config.new_client_from_config(env["OVERSPILL_LAB_TERTIARY_KUBECONFIG"])
+            if env.get("OVERSPILL_LAB_TERTIARY_KUBECONFIG")
+            else None
+        ),
     )
 
 
@@ -95,7 +104,8 @@ def namespace(lab: Lab, request: pytest.FixtureRequest) -> Iterator[str]:
     core = client.CoreV1Api(lab.primary)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield name
-    for api in (lab.primary, lab.secondary):
+    clusters = [api for api in (lab.primary, lab.secondary, lab.tertiary) if api is not None]
+    for api in clusters:
         try:
             client.CoreV1Api(api).delete_namespace(name)
         except client.ApiException as err:
@@ -104,9 +114,9 @@ def namespace(lab: Lab, request: pytest.FixtureRequest) -> Iterator[str]:
 
     def gone() -> bool:
         # GPUs are freed only when the pods are gone: the next test needs both clusters' GPUs back
-        return not any(client.CoreV1Api(api).list_namespaced_pod(name).items for api in (lab.primary, lab.secondary))
+        return not any(client.CoreV1Api(api).list_namespaced_pod(name).items for api in clusters)
 
-    eventually(gone, 120, what=f"namespace {name} emptied in both clusters")
+    eventually(gone, 120, what=f"namespace {name} emptied in every cluster")
 
 
 class OperatorProcess:

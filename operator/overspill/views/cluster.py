@@ -19,6 +19,7 @@ from overspill.views.cache import Obj, Projection, WatchCache, slim
 from overspill.views.resource import NODES, PODS, Resource
 
 MANAGED_SELECTOR = "app.kubernetes.io/managed-by=overspill"
+STARTUP_GRACE = 30.0  # seconds a new view may take to list before it counts as out of sync
 
 
 def slim_pod(pod: Obj) -> Obj:
@@ -78,6 +79,7 @@ class ClusterView:
         self._lock = threading.Lock()
         self._caches: dict[tuple[Resource, str | None], WatchCache] = {}
         self._closed = False
+        self.created_at = time.monotonic()
         # accounting subscribes before its caches start: every pod and node reaches it as an event
         self.accounting = Accounting(self.cache(PODS, start=False), self.cache(NODES, start=False))
         self.cache(PODS)
@@ -104,6 +106,11 @@ class ClusterView:
     def caches(self) -> list[WatchCache]:
         with self._lock:
             return list(self._caches.values())
+
+    @property
+    def starting(self) -> bool:
+        """Still listing for the first time (a new operator, a new target): a reason to hold quietly, not to warn."""
+        return not self.ready and time.monotonic() - self.created_at < STARTUP_GRACE
 
     @property
     def ready(self) -> bool:

@@ -1,0 +1,313 @@
+"""One operator, N policies, on the lab's real API servers: start-up, a burst fanned out to all, the return, and the
+cost of standing still (issue 12).
+
+    hack/lab up && eval "$(hack/lab env)" && .venv/bin/python -m benchmarks.scale --policies 1000 [--poll 10]
+
+Each policy scales its own Deployment from its own queue (its own PromQL query, the realistic worst case for
+Prometheus: nothing to share), with a primary capped at one replica so that the burst puts one replica per policy
+into the secondary. Roomy fake nodes are added to both clusters so pod slots never limit the run.
+
+Figures (benchmarks/results/scale-<N>.json, table in docs/benchmarks.md):
+- start-up: seconds from the operator's start until every policy has written status;
+- burst: every queue crosses at once; seconds (and polls) until every policy's mirror exists with a replica;
+- return: every queue drops; seconds (and polls) until every mirror is back at 0;
+- steady: operator RSS and CPU, and non-watch requests per second to each API server (from the API server's own
+  apiserver_request_total, minus this script's own reads) and to Prometheus (prometheus_http_requests_total);
+- poll lateness p50/p99 from the operator's overspill_poll_lateness_seconds histogram.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import contextlib
+import json
+import os
+import re
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from benchmarks.common import ROOT, write
+from benchmarks.lab_setup import GROUP, VERSION, Lab
+
+MANAGED = "app.kubernetes.io/managed-by=overspill"
+METRICS_URL = "http://127.0.0.1:19395/metrics"
+
+
+def roomy_nodes(api: client.ApiClient, prefix: str, count: int) -> None:
+    res = {"cpu": "4000", "memory": "16Ti", "pods": "1500", "nvidia.com/gpu": "1500"}
+    core = client.CoreV1Api(api)
+    for i in range(count):
+        body = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": f"{prefix}-{i}",
+                "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                "labels": {"type": "kwok", "kubernetes.io/hostname": f"{prefix}-{i}"},
+            },
+            "status": {"allocatable": res, "capacity": res},
+        }
+        with contextlib.suppress(client.ApiException):
+            core.create_node(body)
+
+
+def workload(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 0,
+                    "containers": [
+                        {
+                            "name": "s",
+                            "image": "registry.k8s.io/pause:3.10",
+                            "resources": {"limits": {"nvidia.com/gpu": "1"}},
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+def policy(name: str, queue: str, poll: int) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "BurstPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "workloadRef": {"name": name},
+            "metric": {
+                "prometheus": {"query": f'sum(overspill_lab_queue_depth{{queue="{queue}"}})'},
+                "targetPerReplica": 10,
+            },
+            "minReplicas": 1,
+            "maxReplicas": 4,
+            "primary": {"maxReplicas": 1},
+            "targets": [{"name": "secondary"}],
+            "behavior": {
+                "pollIntervalSeconds": poll,
+                "scaleDownStabilizationSeconds": 0,
+                "minBurstDurationSeconds": 0,
+            },
+        },
+    }
+
+
+def put_queues(lab: Lab, names: list[str], value: float) -> None:
+    with cf.ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda n: lab.set_queue(n, value), names))
+
+
+def apiserver_requests(api: client.ApiClient) -> float:
+    """Non-watch requests the API server has served (its own counter)."""
+    method, url, headers, _, _ = api.param_serialize("GET", "/metrics", auth_settings=["BearerToken"])
+    resp = api.call_api(method, url, header_params=headers, _request_timeout=(5, 30))
+    text = resp.read().decode()  # type: ignore[no-untyped-call]
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("apiserver_request_total{") and 'verb="WATCH"' not in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def prometheus_queries(lab: Lab) -> float:
+    with urllib.request.urlopen(f"{lab.prom}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("prometheus_http_requests_total{") and 'handler="/api/v1/query"' in line
+    )
+
+
+def operator_metrics() -> str:
+    with urllib.request.urlopen(METRICS_URL, timeout=10) as r:
+        return str(r.read().decode())
+
+
+def lateness_quantiles(text: str) -> dict[str, float | None]:
+    buckets: list[tuple[float, float]] = []
+    for line in text.splitlines():
+        m = re.match(r'overspill_poll_lateness_seconds_bucket\{le="([^"]+)"\} (\S+)', line)
+        if m:
+            buckets.append((float("inf") if m.group(1) == "+Inf" else float(m.group(1)), float(m.group(2))))
+    if not buckets or buckets[-1][1] == 0:
+        return {"p50_le": None, "p99_le": None}
+    total = buckets[-1][1]
+    out: dict[str, float | None] = {}
+    for q, key in ((0.5, "p50_le"), (0.99, "p99_le")):
+        out[key] = next(le for le, count in buckets if count >= q * total)
+    return out
+
+
+def proc_figures(pid: int) -> tuple[float, float]:
+    """(RSS MiB, CPU seconds so far) of a process."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return rss, (int(fields[11]) + int(fields[12])) / ticks
+
+
+def count_mirrors(lab: Lab, at_least: int) -> int:
+    items = client.AppsV1Api(lab.secondary).list_deployment_for_all_namespaces(label_selector=MANAGED).items
+    return sum(1 for d in items if (d.spec.replicas or 0) >= at_least and (d.metadata.name or "").startswith("w-"))
+
+
+def wait_until(check: Any, timeout: float, interval: float = 1.0) -> tuple[float | None, int]:
+    """Seconds until check() is true (None on timeout), and how many reads it took."""
+    start = time.monotonic()
+    reads = 0
+    while time.monotonic() - start < timeout:
+        reads += 1
+        if check():
+            return time.monotonic() - start, reads
+        time.sleep(interval)
+    return None, reads
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--policies", type=int, default=1000)
+    ap.add_argument("--poll", type=int, default=10)
+    ap.add_argument("--namespaces", type=int, default=10)
+    ap.add_argument("--steady-seconds", type=int, default=60)
+    args = ap.parse_args()
+    n, poll = args.policies, args.poll
+    lab = Lab()
+    lab.install()
+    roomy_nodes(lab.primary, "scale-p", max(1, n // 1000 + 1))
+    roomy_nodes(lab.secondary, "scale-s", max(1, n // 1000 + 1))
+    namespaces = [f"scale-{i}" for i in range(args.namespaces)]
+    names = [f"w-{i}" for i in range(n)]
+    queue_of = {name: f"scale-{name}" for name in names}
+    put_queues(lab, list(queue_of.values()), 0)
+    for ns in namespaces:
+        lab.fresh_namespace(ns)
+    apps, custom = client.AppsV1Api(lab.primary), client.CustomObjectsApi(lab.primary)
+
+    def create(i: int) -> None:
+        ns, name = namespaces[i % len(namespaces)], names[i]
+        apps.create_namespaced_deployment(ns, workload(name))
+        custom.create_namespaced_custom_object(GROUP, VERSION, ns, "burstpolicies", policy(name, queue_of[name], poll))
+
+    t0 = time.monotonic()
+    with cf.ThreadPoolExecutor(8) as pool:
+        list(pool.map(create, range(n)))
+    print(f"created {n} workloads and policies in {time.monotonic() - t0:.1f}s", flush=True)
+    time.sleep(3)  # queue series reach Prometheus
+
+    log = ROOT / "benchmarks/results" / f"scale-{n}-operator.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("")
+    op = lab.start_operator(log)
+    started = time.monotonic()
+    figures: dict[str, Any] = {"command": f"python -m benchmarks.scale --policies {n} --poll {poll}", "policies": n}
+    try:
+
+        def all_reported() -> bool:
+            items = custom.list_cluster_custom_object(GROUP, VERSION, "burstpolicies")["items"]
+            done = sum(1 for p in items if (p.get("status") or {}).get("lastDecision", {}).get("reason"))
+            return done >= n
+
+        reported, _ = wait_until(all_reported, 600, interval=2)
+        figures["startup_all_reported_seconds"] = None if reported is None else round(time.monotonic() - started, 1)
+        time.sleep(poll * 2)
+
+        # steady: nothing moves; measure what standing still costs
+        api_p0, api_s0, prom0 = (
+            apiserver_requests(lab.primary),
+            apiserver_requests(lab.secondary),
+            prometheus_queries(lab),
+        )
+        cpu0 = proc_figures(op.pid)[1]
+        t_steady = time.monotonic()
+        time.sleep(args.steady_seconds)
+        dt = time.monotonic() - t_steady
+        rss1, cpu1 = proc_figures(op.pid)
+        # 2 = the two /metrics reads of this script per cluster (before and after)
+        api_p1, api_s1, prom1 = (
+            apiserver_requests(lab.primary),
+            apiserver_requests(lab.secondary),
+            prometheus_queries(lab),
+        )
+        figures["steady"] = {
+            "seconds": round(dt, 1),
+            "operator_rss_mib": round(rss1, 1),
+            "operator_cpu_percent_of_one_core": round(100 * (cpu1 - cpu0) / dt, 1),
+            "primary_requests_per_second": round((api_p1 - api_p0 - 1) / dt, 2),
+            "secondary_requests_per_second": round((api_s1 - api_s0 - 1) / dt, 2),
+            "prometheus_queries_per_second": round((prom1 - prom0) / dt, 2),
+        }
+
+        # burst: every queue crosses at once (15 -> 2 desired, the primary holds 1: one replica each spills)
+        api_p0, api_s0, prom0 = (
+            apiserver_requests(lab.primary),
+            apiserver_requests(lab.secondary),
+            prometheus_queries(lab),
+        )
+        rss_peak = rss1
+        cpu0 = proc_figures(op.pid)[1]
+        t_burst = time.monotonic()
+        put_queues(lab, list(queue_of.values()), 15)
+        took, reads = wait_until(lambda: count_mirrors(lab, 1) >= n, 600)
+        dt = time.monotonic() - t_burst
+        rss_peak = max(rss_peak, proc_figures(op.pid)[0])
+        cpu1 = proc_figures(op.pid)[1]
+        api_p1, api_s1, prom1 = (
+            apiserver_requests(lab.primary),
+            apiserver_requests(lab.secondary),
+            prometheus_queries(lab),
+        )
+        figures["burst"] = {
+            "all_policies_seconds": None if took is None else round(took, 1),
+            "all_policies_polls": None if took is None else round(took / poll, 2),
+            "operator_cpu_percent_of_one_core": round(100 * (cpu1 - cpu0) / dt, 1),
+            "primary_requests_per_second": round((api_p1 - api_p0 - 1) / dt, 2),
+            "secondary_requests_per_second": round((api_s1 - api_s0 - 1 - reads) / dt, 2),
+            "prometheus_queries_per_second": round((prom1 - prom0) / dt, 2),
+        }
+        time.sleep(poll)
+
+        t_return = time.monotonic()
+        put_queues(lab, list(queue_of.values()), 0)
+        took, _ = wait_until(lambda: count_mirrors(lab, 1) == 0, 600)
+        figures["return"] = {
+            "all_policies_seconds": None if took is None else round(took, 1),
+            "all_policies_polls": None if took is None else round(took / poll, 2),
+        }
+        rss_peak = max(rss_peak, proc_figures(op.pid)[0])
+        figures["operator_rss_peak_mib"] = round(rss_peak, 1)
+        figures["poll_lateness"] = lateness_quantiles(operator_metrics())
+        figures["return_wall_seconds"] = round(time.monotonic() - t_return, 1)
+        figures["goals"] = {
+            "startup_all_reported_seconds": "<= 60",
+            "burst_and_return_polls": "<= 2",
+            "operator_rss_mib": "<= 300",
+            "steady_requests_per_second_per_cluster": "<= 1 (watches only)",
+            "poll_lateness_p99": "< 1 s",
+        }
+        write(f"scale-{n}", figures)
+    finally:
+        for ns in namespaces:
+            with contextlib.suppress(Exception):
+                lab.remove_namespace(ns, timeout=600)
+        op.terminate()
+        op.wait(30)
+        print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
