@@ -214,7 +214,24 @@ async def bursttarget_probe(*, name: str, body: kopf.Body, stopped: kopf.DaemonS
 # ---- BurstPolicy ---------------------------------------------------------------------------------------------
 
 
-@kopf.index(GROUP, VERSION, POLICIES)
+def shard_labels(selector: str | None) -> dict[str, str] | None:
+    """OVERSPILL_POLICY_SELECTOR ("shard=a" or "a=b,c=d"): this operator handles only the policies it selects.
+
+    Beside Kopf's --namespace, the way to split a thousand policies over several operator processes (sharding,
+    docs/operations.md). Equality terms only: what Kopf's label filters take.
+    """
+    if not selector:
+        return None
+    pairs = [t.split("=", 1) for t in selector.split(",") if t.strip()]
+    if any(len(p) != 2 or not p[0].strip() or p[0].strip().endswith("!") for p in pairs):
+        raise ValueError(f"OVERSPILL_POLICY_SELECTOR={selector!r}: use key=value[,key=value]")
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+SHARD = shard_labels(os.environ.get("OVERSPILL_POLICY_SELECTOR"))
+
+
+@kopf.index(GROUP, VERSION, POLICIES, labels=SHARD)
 def policies_by_workload(
     *, namespace: str | None, name: str, uid: str, spec: kopf.Spec, meta: kopf.Meta, **_: Any
 ) -> dict[tuple[str, str, str], tuple[str, str, str]]:
@@ -289,7 +306,7 @@ async def _rest(stopped: kopf.DaemonStopped, woken: asyncio.Event, interval: flo
     woken.clear()
 
 
-@kopf.daemon(GROUP, VERSION, POLICIES, cancellation_timeout=10)
+@kopf.daemon(GROUP, VERSION, POLICIES, cancellation_timeout=10, labels=SHARD)
 async def burstpolicy_loop(
     *,
     namespace: str | None,
@@ -351,7 +368,7 @@ async def burstpolicy_loop(
         metrics.forget_policy(ns, name)
 
 
-@kopf.on.delete(GROUP, VERSION, POLICIES)
+@kopf.on.delete(GROUP, VERSION, POLICIES, labels=SHARD)
 async def burstpolicy_delete(
     *, namespace: str | None, uid: str, body: kopf.Body, retry: int, memo: Any, **_: Any
 ) -> None:

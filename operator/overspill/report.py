@@ -12,6 +12,7 @@ from overspill.api.policy import (
     BurstPolicyStatus,
     EngineMemory,
     ExportStatus,
+    FullTargetMemory,
     LastDecision,
     Mode,
     PrimaryStatus,
@@ -79,7 +80,7 @@ def memory_from_status(m: EngineMemory) -> Memory:
         primary_capacity_observed_at=m.primary_capacity_observed_at,
         samples=tuple((float(t), float(v)) for t, v in m.samples),
         primary_estimate_at_observation=m.primary_estimate_at_observation,
-        full_targets=tuple(FullTarget(n, c, e, s) for n, c, e, s in m.full_targets),
+        full_targets=tuple(FullTarget(f.name, f.capacity, f.estimate, f.since) for f in m.full_targets),
     )
 
 
@@ -91,7 +92,10 @@ def memory_to_status(m: Memory) -> EngineMemory:
         primary_capacity_observed_at=m.primary_capacity_observed_at,
         samples=list(m.samples),
         primary_estimate_at_observation=m.primary_estimate_at_observation,
-        full_targets=[(f.name, f.capacity, f.estimate, f.since) for f in m.full_targets],
+        full_targets=[
+            FullTargetMemory(name=f.name, capacity=f.capacity, estimate=f.estimate, since=f.since)
+            for f in m.full_targets
+        ],
     )
 
 

@@ -407,6 +407,15 @@ class LastDecision(StatusModel):
     message: str = ""
 
 
+class FullTargetMemory(StatusModel):
+    """A target out of room for this policy's pod shape (a stockout), until its accounting shows room again."""
+
+    name: str
+    capacity: int = 0
+    estimate: int | None = None
+    since: float = 0.0
+
+
 class EngineMemory(StatusModel):
     """What the engine must remember between polls; kept in status so a restart resumes exactly."""
 
@@ -416,7 +425,7 @@ class EngineMemory(StatusModel):
     primary_capacity_observed_at: float | None = None
     samples: list[tuple[float, float]] = Field(default_factory=list)
     primary_estimate_at_observation: int | None = None
-    full_targets: list[tuple[str, int, int | None, float]] = Field(default_factory=list)
+    full_targets: list[FullTargetMemory] = Field(default_factory=list)
 
 
 class BurstPolicyStatus(StatusModel):
