@@ -248,6 +248,7 @@ def _run(args: argparse.Namespace) -> int:
 
     return run_operator(
         prometheus_url=args.prometheus_url,
+        allowed_prometheus_urls=args.allowed_prometheus_url,
         namespaces=args.namespace,
         all_namespaces=args.all_namespaces,
         liveness=args.liveness,
@@ -330,6 +331,14 @@ def build_parser() -> argparse.ArgumentParser:
     p_run = sub.add_parser("run", help="run the operator (same as `kopf run -m overspill.handlers`)")
     p_run.formatter_class = Formatter
     p_run.add_argument("--prometheus-url", default=None, help="default Prometheus (or OVERSPILL_PROMETHEUS_URL)")
+    p_run.add_argument(
+        "--allowed-prometheus-url",
+        action="append",
+        default=None,
+        metavar="PREFIX",
+        help="a URL prefix policies and BurstTargets may query (repeatable; or OVERSPILL_ALLOWED_PROMETHEUS_URLS, "
+        "space-separated); default: only --prometheus-url",
+    )
     scope = p_run.add_mutually_exclusive_group()
     scope.add_argument("--namespace", "-n", action="append", default=None, help="namespace to watch (repeatable)")
     scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace")

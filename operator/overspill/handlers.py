@@ -19,11 +19,11 @@ from kubernetes.client import ApiException
 from prometheus_client import start_http_server
 
 from overspill import metrics, runtime
-from overspill.adapters.kube import Cluster, client_from_kubeconfig_text
-from overspill.adapters.mirror import MirrorClient, MirrorRef
+from overspill.adapters.kube import Cluster
+from overspill.adapters.kubeconfig import KubeconfigRefused, build_client
 from overspill.api import GROUP, VERSION, SpecError, parse_policy_spec, parse_target_spec
 from overspill.api.base import Condition
-from overspill.api.policy import BurstPolicyStatus
+from overspill.api.policy import BurstPolicySpec, BurstPolicyStatus
 from overspill.api.target import BurstTargetSpec, BurstTargetStatus
 from overspill.decide.reasons import Reason
 from overspill.reconcile import Outcome, PolicyRef
@@ -110,15 +110,19 @@ def _probe(
             None,
             None,
         )
-    if cache.get("rv") != rv:
+    key = (rv, spec.allow_exec_auth)
+    if cache.get("rv") != key:
         try:
-            built = Cluster(client_from_kubeconfig_text(text))
-        except Exception as err:  # a malformed kubeconfig: say which Secret, never what is in it
+            api, credentials = build_client(text, target=name, allow_exec=spec.allow_exec_auth)
+        except KubeconfigRefused as err:  # names the field and the fix, never a value
             cache.pop("cluster", None)
             cache.pop("rv", None)
             rtm.targets.set_view(name, None)
-            return False, f"the kubeconfig in the Secret is not usable ({type(err).__name__})", None, None
-        cache["cluster"], cache["rv"] = built, rv
+            rtm.targets.set_credentials(name, None)
+            return False, f"the kubeconfig in the Secret is refused: {err}", None, None
+        built = Cluster(api)
+        rtm.targets.set_credentials(name, credentials)  # the previous client's key files are removed
+        cache["cluster"], cache["rv"] = built, key
         view = ClusterView(name, built.api)
         view.cache(PODS).subscribe(rtm.triggers.on_target_pod)
         view.cache(DEPLOYMENTS, MANAGED_SELECTOR)
@@ -190,7 +194,7 @@ async def bursttarget_probe(*, name: str, body: kopf.Body, stopped: kopf.DaemonS
             status.latency_ms = latency
             status.last_probe_time = now
             handle = registry.get(name)
-            status.replicas_in_use = sum(handle.usage.values()) if handle else 0
+            status.replicas_in_use = registry.usage(name)
             status.view_synced = handle.view.ready if handle and handle.view else None
             prev = next((c for c in status.conditions if c.type == "Ready"), None)
             state = "True" if healthy else "False"
@@ -338,7 +342,7 @@ async def burstpolicy_loop(
                 outcome, interval = await _tick(rtm, ref, body, prev, index)
             except Exception as err:  # keep the loop alive; the next tick retries
                 logger.exception("reconcile failed")
-                kopf.warn(body, reason="ReconcileError", message=f"{type(err).__name__}: {str(err)[:300]}")
+                kopf.warn(body, reason="ReconcileError", message=_error_summary(err))
                 await stopped.wait(10)
                 due = loop.time()
                 continue
@@ -364,41 +368,55 @@ async def burstpolicy_loop(
             due = min(due, loop.time())  # woken early: this tick is on time
     finally:
         rtm.triggers.unregister(uid)
-        rtm.targets.forget_policy(uid)  # its replicas no longer count against the targets' caps
         metrics.forget_policy(ns, name)
+
+
+def _error_summary(err: Exception) -> str:
+    """The kind of an unexpected error (and its HTTP status): never its text, which may quote a response body."""
+    status = f" (HTTP {err.status})" if isinstance(err, ApiException) else ""
+    return f"{type(err).__name__}{status}; the next poll retries (details in the operator's log)"
+
+
+CLEANUP_BACKOFF_CAP = 300.0  # seconds: a target away for hours is asked every 5 minutes, never given up on
+
+
+def cleanup_delay(retry: int) -> float:
+    return float(min(CLEANUP_BACKOFF_CAP, 5.0 * 2 ** min(retry, 10)))
+
+
+def _places(namespace: str, raw: dict[str, Any]) -> set[tuple[str, str]]:
+    """(target, namespace) pairs the last spec placed mirrors in: their copies go even if the mirror is gone."""
+    out = set()
+    for t in raw.get("targets") or []:
+        if isinstance(t, dict) and t.get("name"):
+            out.add((str(t["name"]), str((t.get("overrides") or {}).get("namespace") or namespace)))
+    return out
 
 
 @kopf.on.delete(GROUP, VERSION, POLICIES, labels=SHARD)
 async def burstpolicy_delete(
-    *, namespace: str | None, uid: str, body: kopf.Body, retry: int, memo: Any, **_: Any
+    *, namespace: str | None, name: str, uid: str, body: kopf.Body, retry: int, memo: Any, **_: Any
 ) -> None:
-    """Remove this policy's mirrors from every target; one unreachable target never blocks the others."""
-    spec = dict(body.get("spec") or {})
-    wl = (spec.get("workloadRef") or {}).get("name", "")
-    failed: list[str] = []
-    for t in spec.get("targets") or []:
-        ns = ((t.get("overrides") or {}).get("namespace")) or namespace or ""
-        handle = rt(memo).targets.get(t.get("name", ""))
-        if handle is None or handle.cluster is None:
-            failed.append(f"{t.get('name')} (unavailable)")
-            continue
-        try:
-            await asyncio.to_thread(MirrorClient(handle.cluster).delete, MirrorRef(ns, wl, uid))
-        except Exception as err:  # unreachable: retry later, after the others are done
-            failed.append(f"{t.get('name')} ({type(err).__name__})")
-    if failed and retry < 5:
-        delay = min(60, 5 * 2**retry)
+    """Remove everything of this policy's, found by its labels in every known target (not from its spec). Busy
+    runners drain first. The finalizer never gives up on its own: an unreachable target is retried with a
+    backoff capped at 5 minutes until it answers or its BurstTarget is deleted."""
+    rtm = rt(memo)
+    raw = dict(body.get("spec") or {})
+    spec: BurstPolicySpec | None
+    try:
+        spec = parse_policy_spec(raw)
+    except SpecError:
+        spec = None  # no busy rules can be read: mirrors are removed as they are
+    ref = PolicyRef(namespace=namespace or "", name=name, uid=uid)
+    result = await asyncio.to_thread(rtm.reconciler.release, ref, spec, places=_places(namespace or "", raw))
+    if result.pending:
+        delay = cleanup_delay(retry)
+        waiting = "; ".join(result.pending[t] for t in sorted(result.pending))
         kopf.warn(
             body,
             reason="MirrorCleanupPending",
-            message=f"mirrors not yet removed from {', '.join(failed)}; "
-            f"retrying in {delay}s (attempt {retry + 1} of 5)",
+            message=f"not yet removed: {waiting}; retrying in {delay:.0f}s (attempt {retry + 1}); the policy is "
+            "kept until then. To release it by hand, see docs/operations.md (Releasing a policy by hand)",
         )
-        raise kopf.TemporaryError(f"mirrors not yet removed from: {', '.join(failed)}", delay=delay)
-    if failed:
-        kopf.warn(
-            body,
-            reason="OrphanedMirror",
-            message=f"gave up removing mirrors from {', '.join(failed)}; delete "
-            f"Deployments labelled overspill.dev/policy-uid={uid} there by hand",
-        )
+        raise kopf.TemporaryError(f"cleanup pending: {waiting}", delay=delay)
+    rtm.targets.ledger.release(uid)  # its room in every target's shared cap comes back

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -20,28 +19,40 @@ from overspill.adapters.mirror import (
     MirrorObservation,
     MirrorRef,
     build_mirror,
+    covers,
     observe,
+    template_fingerprint,
 )
 from overspill.adapters.prometheus import MetricError, MetricSource
 from overspill.api.policy import (
     BurstPolicySpec,
     BurstPolicyStatus,
-    Busy,
     Mode,
     PolicyTarget,
+    TemplateUpdate,
     WorkloadClass,
 )
 from overspill.decide import ClusterState, Decision, Snapshot, TargetState, decide
+from overspill.decide import busy as busy_rules
+from overspill.decide.busy import BUSY_COST
 from overspill.decide.capacity import shape_of
-from overspill.report import TargetReport
+from overspill.decide.conflicts import autoscaler_conflict
+from overspill.decide.reasons import Reason
+from overspill.decide.tenancy import placement_refusal, pod_security_labels
+from overspill.report import SafetyReport, TargetReport
+from overspill.serving import Serving
+from overspill.sweep import SweepResult, sweep
 from overspill.targets import TargetRegistry
 from overspill.triggers import Triggers
 from overspill.views import MANAGED_SELECTOR, ClusterView
-from overspill.views.resource import DEPLOYMENTS, PODS, well_known
+from overspill.views.resource import DEPLOYMENTS, HPAS, PODS, SCALEDOBJECTS, well_known
 from overspill.views.selectors import from_string, matches
 
 FIRST_LIST_WAIT = 10.0  # seconds a tick waits for a cache it just started
-BUSY_COST = 1_000_000  # a busy CI runner: effectively never chosen by the ReplicaSet
+__all__ = ["BUSY_COST", "Outcome", "PolicyRef", "Reconciler"]
+# a capped target's usage is rebuilt from its real mirrors at least this often (hand edits, other operators)
+USAGE_REBUILD_SECONDS = 30.0
+Levels = dict[str, float | None]  # busy level per pod name; None: unknown (counts as busy)
 
 
 @dataclass(frozen=True)
@@ -68,25 +79,30 @@ class _TargetView:
     client: MirrorClient | None
     problem: str | None
     probing: bool = False
-    levels: dict[str, float] = field(default_factory=dict)  # busy level per mirror pod
+    levels: Levels = field(default_factory=dict)  # busy level per mirror pod
+    refused: str | None = None  # why the target's namespace is not allowed for this policy
+    busy_problem: str | None = None  # why some mirror pods' busy levels are unknown
+    live: dict[str, Any] | None = None  # the mirror as the target's view holds it
 
 
-def busy_level(pod: PodInfo, busy: Busy, per_pod: dict[str, float]) -> float:
-    """How busy a pod is: >0 means in-flight work. Annotation or label 'true' counts as 1, a number as itself."""
-    for source, key in ((pod.annotations, busy.pod_annotation), (pod.labels, busy.pod_label)):
-        if key and key in source:
-            raw = source[key].strip().lower()
-            if raw in ("true", "yes", "busy"):
-                return 1.0
-            with contextlib.suppress(ValueError):
-                return max(0.0, float(raw))
-    return per_pod.get(pod.name, 0.0)
+@dataclass
+class _Notes:
+    """What the act step held back or corrected, for status and Events."""
+
+    pending: dict[str, str] = field(default_factory=dict)  # target -> why its template update waits
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def _levels(spec: BurstPolicySpec, pods: tuple[PodInfo, ...], per_pod: dict[str, float] | None) -> Levels:
+    if spec.busy is None:
+        return {}
+    return {p.name: busy_rules.level(p.name, p.annotations, p.labels, spec.busy, per_pod) for p in pods}
 
 
 def _state(
     replicas: int,
     pods: tuple[PodInfo, ...],
-    levels: dict[str, float],
+    levels: Levels,
     grace: float,
     now: float,
     *,
@@ -102,7 +118,8 @@ def _state(
     return ClusterState(
         replicas=replicas,
         ready=sum(p.ready for p in live) if ready is None else ready,
-        busy=sum(1 for p in live if levels.get(p.name, 0) > 0),
+        busy=sum(1 for p in live if (levels.get(p.name) or 0) > 0),
+        busy_unknown=sum(1 for p in live if p.name in levels and levels[p.name] is None),
         unschedulable=sum(1 for p in live if pending_for(p) >= grace),
         scheduled=sum(1 for p in live if p.scheduled),
         room=room,
@@ -159,6 +176,8 @@ class Reconciler:
         self.origin_cluster = origin_cluster
         self.clock = clock
         self.query_timeout = query_timeout
+        # per mirror (target, namespace, name): the fingerprint of its template as last written by us
+        self._applied: dict[tuple[str, str, str], str] = {}
 
     # ---- observe -------------------------------------------------------------------------------------------
     def _metric(self, ref: PolicyRef, spec: BurstPolicySpec) -> tuple[float | None, str]:
@@ -177,14 +196,27 @@ class Reconciler:
         finally:
             metrics.METRIC_LATENCY.labels(ref.namespace, ref.name).observe(time.perf_counter() - started)
 
-    def _per_pod(self, spec: BurstPolicySpec) -> dict[str, float]:
-        url = spec.metric.prometheus.url or self.default_prometheus_url
-        if spec.busy is None or not spec.busy.query or not url:
-            return {}
+    def _per_pod(self, spec: BurstPolicySpec, url: str | None, where: str) -> tuple[dict[str, float] | None, str]:
+        """Per-pod busy levels from the Prometheus at `url` (None: it cannot be asked), and why not."""
+        if spec.busy is None or not spec.busy.query:
+            return {}, ""
+        if not url:
+            return None, f"no Prometheus sees the pods in {where} (set spec.prometheus.url on the BurstTarget)"
         try:
-            return self.metrics_source.per_pod(url, spec.busy.query, self.query_timeout)
-        except MetricError:
-            return {}  # no busy signal: pod-deletion-cost stays as it was
+            return self.metrics_source.per_pod(url, spec.busy.query, self.query_timeout), ""
+        except MetricError as err:
+            return None, f"the busy query failed for {where}: {err}"
+
+    def _autoscaler_conflict(self, ref: PolicyRef, spec: BurstPolicySpec) -> str | None:
+        """An HPA or ScaledObject on the same workload; kinds the view cannot list (not installed) say nothing."""
+        found = []
+        for resource in (HPAS, SCALEDOBJECTS):
+            cache = self.primary_view.cache(resource)
+            deadline = time.monotonic() + 2.0  # started at start-up: only a first use waits for the first list
+            while not (cache.synced or cache.absent) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            found.append(cache.list(ref.namespace) if cache.synced else [])
+        return autoscaler_conflict(spec.workload_ref, found[0], found[1])
 
     def _target(
         self,
@@ -192,7 +224,6 @@ class Reconciler:
         spec: BurstPolicySpec,
         pt: PolicyTarget,
         prev: BurstPolicyStatus,
-        levels_src: dict[str, float],
         now: float,
         shape: Any,
         template_key: str,
@@ -205,15 +236,12 @@ class Reconciler:
             problem = f"BurstTarget {pt.name} does not exist"
         elif not handle.healthy or handle.cluster is None:
             problem = f"BurstTarget {pt.name} is unavailable: {handle.message}"
-        allowed = (
-            handle is None or handle.spec.allowed_namespaces is None or ref.namespace in handle.spec.allowed_namespaces
-        )
-        caps = [c for c in (pt.max_replicas, self.targets.room_for(pt.name, ref.uid)) if c is not None]
+        refused = placement_refusal(pt.name, handle.spec, ref.namespace, mref.namespace) if handle else None
         base = TargetState(
             name=pt.name,
             priority=pt.priority,
-            allowed=allowed,
-            cap=min(caps) if caps else None,
+            allowed=refused is None,
+            cap=self._cap(pt, ref, last),
             cost_per_replica_hour=handle.spec.cost_per_replica_hour if handle else None,
         )
         view = handle.view if handle is not None else None
@@ -227,11 +255,15 @@ class Reconciler:
                         for p in view.cache(PODS).by_label(POLICY_UID, ref.uid)
                         if (p.get("metadata") or {}).get("namespace") == mref.namespace
                     ]
-                    obs = observe(mref, mirrors.get(mref.namespace, mref.name), pods)
+                    live = mirrors.get(mref.namespace, mref.name)
+                    obs = observe(mref, live, pods)
                 except MirrorConflict as err:
                     problem = str(err)
                 else:
-                    levels = {p.name: busy_level(p, spec.busy, levels_src) for p in obs.pods} if spec.busy else {}
+                    self._rebuild_usage(pt.name, mirrors.list(), now)
+                    url = handle.spec.prometheus.url if handle.spec.prometheus else None
+                    per_pod, busy_problem = self._per_pod(spec, url, f"BurstTarget {pt.name}")
+                    levels = _levels(spec, obs.pods, per_pod)
                     room = view.accounting.room((ref.uid, pt.name, template_key), shape) if shape else None
                     state = _state(
                         obs.replicas,
@@ -244,7 +276,19 @@ class Reconciler:
                         stuck_after=float(handle.spec.provisioning_timeout_seconds),
                     )
                     mc = MirrorClient(handle.cluster)
-                    return _TargetView(pt, replace(base, state=state, healthy=True), mref, obs, mc, None, levels=levels)
+                    healthy = replace(base, state=state, healthy=True, cap=self._cap(pt, ref, obs.replicas))
+                    return _TargetView(
+                        pt,
+                        healthy,
+                        mref,
+                        obs,
+                        mc,
+                        None,
+                        levels=levels,
+                        refused=refused,
+                        busy_problem=busy_problem,
+                        live=live,
+                    )
             else:
                 problem = f"BurstTarget {pt.name} is unavailable: {problem}"
         elif problem is None:
@@ -252,7 +296,44 @@ class Reconciler:
         state = ClusterState(replicas=last, ready=0)
         # a target not probed yet, or whose view is still listing for the first time, is held quietly
         probing = handle is not None and (not handle.probed or (view is not None and view.starting))
-        return _TargetView(pt, replace(base, state=state, healthy=False), mref, None, None, problem, probing)
+        return _TargetView(
+            pt, replace(base, state=state, healthy=False), mref, None, None, problem, probing, refused=refused
+        )
+
+    def _cap(self, pt: PolicyTarget, ref: PolicyRef, current: int) -> int | None:
+        """The tighter of the policy's cap on the target and the room the target's shared cap leaves it."""
+        caps = [c for c in (pt.max_replicas, self.targets.room_for(pt.name, ref.uid, current)) if c is not None]
+        return min(caps) if caps else None
+
+    def _rebuild_usage(self, target: str, mirrors: list[dict[str, Any]], now: float) -> None:
+        """The target's shared cap charged with what really runs there (at start, then now and then)."""
+        ledger = self.targets.ledger
+        if not ledger.stale(target, now, USAGE_REBUILD_SECONDS):
+            return
+        per_policy: dict[str, int] = {}
+        for m in mirrors:
+            uid = ((m.get("metadata") or {}).get("labels") or {}).get(POLICY_UID)
+            if uid:
+                per_policy[uid] = per_policy.get(uid, 0) + int((m.get("spec") or {}).get("replicas") or 0)
+        ledger.rebuild(target, per_policy, now)
+
+    def _reserve(self, ref: PolicyRef, views: list[_TargetView], decision: Decision) -> Decision:
+        """Take the room the decision places on each target, atomically, before acting: what another policy
+        took in the meantime is not placed (it counts as unplaced) and is planned again next poll."""
+        targets = dict(decision.placement.targets)
+        short = 0
+        for v in views:
+            if v.mirror is None:
+                continue
+            want = targets.get(v.spec.name, 0)
+            granted = self.targets.ledger.reserve(v.spec.name, ref.uid, want, v.mirror.replicas)
+            if granted < want:
+                targets[v.spec.name], short = granted, short + want - granted
+        if not short:
+            return decision
+        return replace(
+            decision, placement=replace(decision.placement, targets=targets), unplaced=decision.unplaced + short
+        )
 
     # ---- act -----------------------------------------------------------------------------------------------
     def _deletion_costs(
@@ -260,19 +341,16 @@ class Reconciler:
         spec: BurstPolicySpec,
         namespace: str,
         pods: tuple[PodInfo, ...],
-        levels: dict[str, float],
+        levels: Levels,
         patch: Callable[[str, str, int], None],
     ) -> int:
         writes = 0
         for pod in pods:
             if pod.deleting:
                 continue
-            level = levels.get(pod.name, 0.0)
-            cost = (
-                (BUSY_COST if level > 0 else 0)
-                if spec.workload_class == WorkloadClass.CI_RUNNER
-                else int(min(level, 10_000) * 100)
-            )
+            cost = busy_rules.deletion_cost(levels.get(pod.name, 0.0), spec.workload_class)
+            if cost is None:
+                continue  # unknown: the cost it has stays (a busy runner keeps its protection)
             if pod.annotations.get(DELETION_COST, "0") != str(cost):
                 patch(namespace, pod.name, cost)
                 writes += 1
@@ -285,25 +363,70 @@ class Reconciler:
         view: _TargetView,
         want: int,
         template: Callable[[], dict[str, Any]],
+        notes: _Notes,
     ) -> int:
         assert view.client is not None and view.mirror is not None
         obs = view.mirror
         if not obs.exists and want == 0:
             return 0
-        body = None
-        if want > 0:
-            body = self._mirror_body(ref, spec, view.spec, template(), want)
+        key = (view.spec.name, view.ref.namespace, view.ref.name)
+        body = self._mirror_body(ref, spec, view.spec, template(), want) if want > 0 else None
         if not obs.exists:
             assert body is not None
-            view.client.create(body)
+            handle = self.targets.get(view.spec.name)
+            labels = pod_security_labels(handle.spec) if handle is not None else None
+            stored = view.client.create(body, namespace_labels=labels)
+            if stored is not None:
+                self._applied[key] = template_fingerprint(stored)
             return 1
-        if body is not None and body["metadata"]["annotations"][TEMPLATE_HASH] != obs.template_hash:
-            view.client.replace_template(body)
-            return 1
+        if body is not None and view.live is not None:
+            changed = body["metadata"]["annotations"][TEMPLATE_HASH] != obs.template_hash
+            drifted = self._drifted(key, body, view.live)
+            if changed or drifted:
+                if self._waits_for_idle(spec, view):
+                    busy = sum(1 for v in view.levels.values() if v is None or v > 0)
+                    notes.pending[view.spec.name] = (
+                        f"the pod template of mirror {view.ref.namespace}/{view.ref.name} in {view.spec.name} "
+                        f"changed; the update waits while {busy} runners are busy (busy.templateUpdate: WaitForIdle)"
+                    )
+                else:
+                    stored = view.client.replace(body)
+                    self._applied[key] = template_fingerprint(stored)
+                    if drifted and not changed:
+                        notes.events.append(
+                            (
+                                "Normal",
+                                "MirrorDriftCorrected",
+                                f"mirror {view.ref.namespace}/{view.ref.name} in {view.spec.name} was changed by "
+                                "someone else; its template was replaced with the desired one",
+                            )
+                        )
+                    return 1
         if obs.replicas != want:
             view.client.scale(view.ref, want)
             return 1
         return 0
+
+    def _drifted(self, key: tuple[str, str, str], body: dict[str, Any], live: dict[str, Any]) -> bool:
+        """The live template differs from what was last written (a hand edit, a merge by another tool). After a
+        restart, what was written is not known: the live one must still hold every desired field, and becomes
+        the reference from then on."""
+        applied = self._applied.get(key)
+        if applied is None:
+            if not covers(body["spec"]["template"], (live.get("spec") or {}).get("template")):
+                return True
+            self._applied[key] = template_fingerprint(live)
+            return False
+        return template_fingerprint(live) != applied
+
+    @staticmethod
+    def _waits_for_idle(spec: BurstPolicySpec, view: _TargetView) -> bool:
+        """A CI runner mirror's rollout would kill busy runners: it waits while any is busy (or unknown)."""
+        if spec.workload_class != WorkloadClass.CI_RUNNER or spec.busy is None:
+            return False
+        if spec.busy.template_update != TemplateUpdate.WAIT_FOR_IDLE:
+            return False
+        return any(v is None or v > 0 for v in view.levels.values())
 
     # ---- the loop body -------------------------------------------------------------------------------------
     def reconcile(
@@ -388,9 +511,15 @@ class Reconciler:
         try:
             workload = self._workload(ref, spec)
         except WorkloadUnavailable as err:
+            if err.missing:
+                return self._workload_missing(ref, spec, prev, generation, str(err))
             return self.failure(prev, generation, "WorkloadUnavailable", str(err))
-        per_pod = self._per_pod(spec)
-        levels = {p.name: busy_level(p, spec.busy, per_pod) for p in workload.pods} if spec.busy else {}
+        conflict = self._autoscaler_conflict(ref, spec)
+        if conflict is not None:
+            return self.failure(prev, generation, Reason.CONFLICT.value, conflict)
+        url = spec.metric.prometheus.url or self.default_prometheus_url
+        per_pod, busy_problem = self._per_pod(spec, url, "the primary")
+        levels = _levels(spec, workload.pods, per_pod)
         primary_state = _state(
             workload.replicas,
             workload.pods,
@@ -406,7 +535,7 @@ class Reconciler:
                 body = self._mirror_body(ref, spec, pt, workload.template, 0)
                 shape = shape_of(body["spec"]["template"].get("spec") or {})
                 key = body["metadata"]["annotations"][TEMPLATE_HASH]
-            views.append(self._target(ref, spec, pt, prev, per_pod, now, shape, key))
+            views.append(self._target(ref, spec, pt, prev, now, shape, key))
         memory = report.memory_from_status(prev.memory)
         snapshot = Snapshot(
             now=now, metric=metric, primary=primary_state, targets=tuple(v.state for v in views), memory=memory
@@ -415,16 +544,112 @@ class Reconciler:
         writes = 0
         # a target not probed yet (operator start-up) is held as it is, quietly: it is not a failure
         problems = {v.spec.name: v.problem for v in views if v.problem and not v.probing}
+        notes = _Notes()
         if spec.mode == Mode.ACTIVE:
-            writes, act_problems = self._act(ref, spec, workload, levels, views, decision)
+            decision = self._reserve(ref, views, decision)  # DryRun and Paused never take room
+            writes, act_problems = self._act(ref, spec, workload, levels, views, decision, notes)
             problems.update(act_problems)
-        self.targets.set_usage(ref.uid, {v.spec.name: decision.placement.targets.get(v.spec.name, 0) for v in views})
+            swept = self.release(
+                ref, spec, keep=views, release_ready=self._replaced(spec, primary_state, views, decision)
+            )
+            writes += swept.writes
         self._observe_metrics(ref, decision)
         targets = [TargetReport(v.spec.name, v.state, v.problem) for v in views]
+        safety = self._safety(spec, levels, views, busy_problem, notes)
         status, events = report.policy_status(
-            spec, prev, generation, now, metric, metric_problem, primary_state, targets, decision, problems
+            spec,
+            prev,
+            generation,
+            now,
+            metric,
+            metric_problem,
+            primary_state,
+            targets,
+            decision,
+            problems,
+            safety=safety,
         )
         return Outcome(decision, status, events, writes)
+
+    @staticmethod
+    def _safety(
+        spec: BurstPolicySpec, levels: Levels, views: list[_TargetView], busy_problem: str, notes: _Notes
+    ) -> SafetyReport:
+        unknown = sum(1 for v in levels.values() if v is None) + sum(
+            1 for v in views for x in v.levels.values() if x is None
+        )
+        reasons = [busy_problem] if busy_problem and any(x is None for x in levels.values()) else []
+        reasons += [v.busy_problem for v in views if v.busy_problem and any(x is None for x in v.levels.values())]
+        busy = None
+        if unknown:
+            busy = f"busy levels of {unknown} pods unknown: " + ("; ".join(reasons) or "unreadable busy annotation")
+        return SafetyReport(
+            busy_configured=spec.busy is not None,
+            busy=busy,
+            refused={v.spec.name: v.refused for v in views if v.refused},
+            pending=notes.pending,
+            events=tuple(notes.events),
+        )
+
+    # ---- what the spec no longer wants -------------------------------------------------------------------------
+    def release(
+        self,
+        ref: PolicyRef,
+        spec: BurstPolicySpec | None,
+        *,
+        keep: list[_TargetView] | None = None,
+        release_ready: bool = True,
+        places: set[tuple[str, str]] | None = None,
+    ) -> SweepResult:
+        """Drain and delete the policy's mirrors (found by label in every known target) that `keep` does not
+        hold; everything when `keep` is None (a deleted policy or workload). Busy runners stay until idle."""
+        wanted = {(v.spec.name, v.ref.namespace, v.ref.name) for v in keep or [] if v.refused is None}
+
+        def hold_for(target: str, namespace: str, pods: list[dict[str, Any]]) -> int:
+            if spec is None or spec.busy is None:
+                return 0
+            handle = self.targets.get(target)
+            url = handle.spec.prometheus.url if handle and handle.spec.prometheus else None
+            per_pod, _ = self._per_pod(spec, url, f"BurstTarget {target}")
+            levels = _levels(spec, tuple(pod_info(p) for p in pods), per_pod)
+            protect = spec.workload_class == WorkloadClass.CI_RUNNER
+            return sum(1 for v in levels.values() if v is None or (protect and v > 0))
+
+        serving = Serving(self.primary, self.origin_cluster)
+        return sweep(
+            self.targets,
+            ref.uid,
+            wanted,
+            release_ready=release_ready,
+            hold_for=hold_for,
+            remove_copies=serving.remove,
+            also_vacate=places or (),
+        )
+
+    @staticmethod
+    def _replaced(spec: BurstPolicySpec, primary: ClusterState, views: list[_TargetView], d: Decision) -> bool:
+        """Make-before-break for mirrors the spec no longer wants: inference replicas there go once the placement
+        that replaces them is Ready (pods the primary cannot schedule do not count). CI runners need no
+        replacement: only busy runners are kept."""
+        if spec.workload_class == WorkloadClass.CI_RUNNER:
+            return True
+        live = [v for v in views if v.mirror is not None and v.refused is None]
+        planned = (
+            d.placement.primary - primary.unschedulable + sum(d.placement.targets.get(v.spec.name, 0) for v in live)
+        )
+        return primary.ready + sum(v.state.state.ready for v in live) >= planned
+
+    def _workload_missing(
+        self, ref: PolicyRef, spec: BurstPolicySpec, prev: BurstPolicyStatus, generation: int | None, why: str
+    ) -> Outcome:
+        """The primary workload is gone: its replicas in secondaries go too (busy runners once idle)."""
+        left = ""
+        if spec.mode == Mode.ACTIVE:
+            swept = self.release(ref, spec)
+            if swept.pending:
+                left = "; still draining: " + "; ".join(swept.pending[t] for t in sorted(swept.pending))
+        message = f"{why}: its replicas in secondary clusters are drained and removed{left}"
+        return self.failure(prev, generation, Reason.WORKLOAD_MISSING.value, message)
 
     def failure(self, prev: BurstPolicyStatus, generation: int | None, reason: str, message: str) -> Outcome:
         """A status that says why nothing was done (invalid spec, missing workload, conflict)."""
@@ -436,9 +661,10 @@ class Reconciler:
         ref: PolicyRef,
         spec: BurstPolicySpec,
         workload: Workload,
-        levels: dict[str, float],
+        levels: Levels,
         views: list[_TargetView],
         decision: Decision,
+        notes: _Notes,
     ) -> tuple[int, dict[str, str]]:
         writes = 0
         problems: dict[str, str] = {}
@@ -477,7 +703,7 @@ class Reconciler:
 
             def apply(v: _TargetView = v, want: int = want) -> int:
                 try:
-                    n = self._apply_target(ref, spec, v, want, template)
+                    n = self._apply_target(ref, spec, v, want, template, notes)
                 except Exception as err:  # an unreachable target must not stop the others
                     problems[v.spec.name] = (
                         f"BurstTarget {v.spec.name}: could not update the mirror: {type(err).__name__}"
@@ -485,6 +711,7 @@ class Reconciler:
                     return 0
                 if n:
                     metrics.API_WRITES.labels(v.spec.name, "mirror").inc()
+                self.targets.ledger.observe(v.spec.name, ref.uid, want)
                 return n
 
             ops.append((want - v.mirror.replicas, apply))

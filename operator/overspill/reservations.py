@@ -22,6 +22,7 @@ class _Account:
     reserved: dict[str, int] = field(default_factory=dict)  # policy uid -> replicas it may run here
     observed: dict[str, int] = field(default_factory=dict)  # policy uid -> replicas of its mirrors seen here
     known: bool = False  # observed rebuilt from the target's real mirrors since the operator started
+    rebuilt_at: float = float("-inf")
 
     def charge(self, uid: str) -> int:
         return max(self.reserved.get(uid, 0), self.observed.get(uid, 0))
@@ -48,13 +49,20 @@ class CapLedger:
         with self._lock:
             self._accounts.pop(target, None)
 
-    def rebuild(self, target: str, mirrors: Mapping[str, int]) -> None:
+    def rebuild(self, target: str, mirrors: Mapping[str, int], now: float = 0.0) -> None:
         """What really runs on the target, per policy uid (replicas of mirrors found by label). Until the
         first rebuild after start, no policy may grow on a capped target: its usage is unknown."""
         with self._lock:
             acct = self._account(target)
             acct.observed = {uid: n for uid, n in mirrors.items() if n > 0}
             acct.known = True
+            acct.rebuilt_at = now
+
+    def stale(self, target: str, now: float, max_age: float) -> bool:
+        """Never rebuilt, or not for `max_age` seconds (mirrors changed by someone else are seen then)."""
+        with self._lock:
+            acct = self._account(target)
+            return not acct.known or now - acct.rebuilt_at >= max_age
 
     def observe(self, target: str, uid: str, replicas: int) -> None:
         """One policy's own mirror as just seen or written (keeps the charge current between rebuilds)."""

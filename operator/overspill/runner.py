@@ -65,6 +65,7 @@ def run_operator(
     standalone: bool,
     peering: str,
     priority: int | None = None,
+    allowed_prometheus_urls: list[str] | None = None,
 ) -> int:
     if not standalone:
         api = _primary_api()
@@ -73,6 +74,8 @@ def run_operator(
                 check_peering(api, peering)
     if prometheus_url:
         os.environ["OVERSPILL_PROMETHEUS_URL"] = prometheus_url
+    if allowed_prometheus_urls:
+        os.environ["OVERSPILL_ALLOWED_PROMETHEUS_URLS"] = " ".join(allowed_prometheus_urls)
     os.environ["OVERSPILL_METRICS_PORT"] = str(metrics_port)
     os.environ["OVERSPILL_METRICS_ADDRESS"] = metrics_address
     kopf.configure(verbose=False)

@@ -12,7 +12,7 @@ from overspill.reconcile import Reconciler
 from overspill.targets import TargetRegistry
 from overspill.triggers import Triggers
 from overspill.views import ClusterView
-from overspill.views.resource import DEPLOYMENTS, PODS
+from overspill.views.resource import DEPLOYMENTS, HPAS, PODS, SCALEDOBJECTS
 
 
 @dataclass
@@ -24,20 +24,29 @@ class Runtime:
     triggers: Triggers
 
 
+def allowed_prometheus_urls(default_url: str | None) -> list[str]:
+    """--allowed-prometheus-url prefixes; without any, only the operator-wide Prometheus."""
+    given = os.environ.get("OVERSPILL_ALLOWED_PROMETHEUS_URLS", "").split()
+    return given or ([default_url] if default_url else [])
+
+
 def build() -> Runtime:
     primary = Cluster(primary_client(os.environ.get("KUBECONFIG") or None))
     primary_view = ClusterView("primary", primary.api)
     triggers = Triggers()
     primary_view.cache(PODS).subscribe(triggers.on_primary_pod)
     primary_view.cache(DEPLOYMENTS)  # the common workload kind: listed before the first policy asks
+    for other_autoscaler in (HPAS, SCALEDOBJECTS):  # a policy refuses a workload another autoscaler scales
+        primary_view.cache(other_autoscaler)
+    default_url = os.environ.get("OVERSPILL_PROMETHEUS_URL") or None
     targets = TargetRegistry()
     reconciler = Reconciler(
         primary=primary,
         primary_view=primary_view,
         targets=targets,
         triggers=triggers,
-        metrics_source=SharedQueries(PrometheusSource()),
-        default_prometheus_url=os.environ.get("OVERSPILL_PROMETHEUS_URL") or None,
+        metrics_source=SharedQueries(PrometheusSource(allowed_prometheus_urls(default_url))),
+        default_prometheus_url=default_url,
         origin_cluster=os.environ.get("OVERSPILL_CLUSTER_NAME", "primary"),
         query_timeout=float(os.environ.get("OVERSPILL_QUERY_TIMEOUT_SECONDS", "5")),
     )

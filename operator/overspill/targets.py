@@ -1,4 +1,4 @@
-"""What the operator knows about BurstTargets: spec, client, health, and replicas used per policy.
+"""What the operator knows about BurstTargets: spec, client, view, health, and the ledger of their shared caps.
 
 Filled by the BurstTarget daemons, read by every policy's reconcile. Holds live clients, so nothing here
 is ever serialized: the kubeconfig text is dropped as soon as the client is built.
@@ -7,10 +7,12 @@ is ever serialized: the kubeconfig text is dropped as soon as the client is buil
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from overspill.adapters.kube import Cluster
+from overspill.adapters.kubeconfig import TargetCredentials
 from overspill.api.target import BurstTargetSpec
+from overspill.reservations import CapLedger
 from overspill.views import ClusterView
 
 
@@ -23,13 +25,15 @@ class TargetHandle:
     healthy: bool = False
     probed: bool = False
     message: str = "not probed yet"
-    usage: dict[str, int] = field(default_factory=dict)  # policy uid -> replicas placed here
+    # material the client reads from files (certificates, keys), in a private directory removed with the target
+    credentials: TargetCredentials | None = None
 
 
 class TargetRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._targets: dict[str, TargetHandle] = {}
+        self.ledger = CapLedger()  # shared caps: reserved before acting, rebuilt from the targets' mirrors
 
     def upsert(self, name: str, spec: BurstTargetSpec) -> TargetHandle:
         with self._lock:
@@ -38,7 +42,20 @@ class TargetRegistry:
                 handle = self._targets[name] = TargetHandle(name=name, spec=spec)
             else:
                 handle.spec = spec
-            return handle
+        self.ledger.set_cap(name, spec.max_replicas)
+        return handle
+
+    def set_credentials(self, name: str, credentials: TargetCredentials | None) -> None:
+        """New key material for the target (its kubeconfig changed); the directory it replaces is removed."""
+        with self._lock:
+            handle = self._targets.get(name)
+            old = handle.credentials if handle is not None else None
+            if handle is not None:
+                handle.credentials = credentials
+        if old is not None and old is not credentials:
+            old.close()
+        if handle is None and credentials is not None:
+            credentials.close()
 
     def set_health(self, name: str, *, cluster: Cluster | None, healthy: bool, message: str) -> None:
         with self._lock:
@@ -60,8 +77,11 @@ class TargetRegistry:
     def remove(self, name: str) -> None:
         with self._lock:
             handle = self._targets.pop(name, None)
+        self.ledger.drop_target(name)
         if handle is not None and handle.view is not None:
             handle.view.close()
+        if handle is not None and handle.credentials is not None:
+            handle.credentials.close()
 
     def names(self) -> list[str]:
         with self._lock:
@@ -71,23 +91,9 @@ class TargetRegistry:
         with self._lock:
             return self._targets.get(name)
 
-    def set_usage(self, policy_uid: str, replicas: dict[str, int]) -> None:
-        """The policy's replicas per target; targets it no longer uses forget it (their room comes back)."""
-        with self._lock:
-            for name, handle in self._targets.items():
-                if replicas.get(name):
-                    handle.usage[policy_uid] = replicas[name]
-                else:
-                    handle.usage.pop(policy_uid, None)
+    def room_for(self, name: str, policy_uid: str, current: int = 0) -> int | None:
+        """What the target's own maxReplicas leaves for this policy after all other policies (None: no cap)."""
+        return self.ledger.room_for(name, policy_uid, current)
 
-    def forget_policy(self, policy_uid: str) -> None:
-        self.set_usage(policy_uid, {})
-
-    def room_for(self, name: str, policy_uid: str) -> int | None:
-        """What the target's own maxReplicas leaves for this policy after all other policies."""
-        with self._lock:
-            handle = self._targets.get(name)
-            if handle is None or handle.spec.max_replicas is None:
-                return None
-            others = sum(v for k, v in handle.usage.items() if k != policy_uid)
-            return max(0, handle.spec.max_replicas - others)
+    def usage(self, name: str) -> int:
+        return self.ledger.usage(name)

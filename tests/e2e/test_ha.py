@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import ROOT, Lab, OperatorProcess
+from tests.e2e.conftest import ROOT, Lab, OperatorProcess, eventually
 from tests.e2e.helpers import burst, wait_placement
 
 
@@ -28,21 +28,30 @@ def pair(installed: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[t
         capture_output=True,
     )
     tmp = tmp_path_factory.mktemp("ha")
-    leader = OperatorProcess(installed, tmp / "leader.log", standalone=False, priority=200, ports=(19491, 19492))
-    standby = OperatorProcess(installed, tmp / "standby.log", standalone=False, priority=100, ports=(19493, 19494))
-    leader.start()
-    standby.start()
-    yield leader, standby
-    for op in (leader, standby):
+    # no --priority: each replica draws a random one, as the Deployment's replicas do
+    first = OperatorProcess(installed, tmp / "first.log", standalone=False, ports=(19491, 19492))
+    second = OperatorProcess(installed, tmp / "second.log", standalone=False, ports=(19493, 19494))
+    first.start()
+    second.start()
+    yield first, second
+    for op in (first, second):
         op.stop()
 
 
+def _active(op: OperatorProcess) -> bool:
+    """Kopf starts a peered replica paused: it resumes when no live peer has a higher priority, and pauses again
+    when one appears. Its last word on the matter says what it is doing now."""
+    log = op.log_path.read_text()
+    return log.rfind("Resuming operations") > log.rfind("Pausing operations")
+
+
 def test_standby_takes_over_when_the_leader_dies(lab: Lab, pair: tuple[OperatorProcess, ...], namespace: str) -> None:
-    leader, standby = pair
     burst(lab, namespace)
-    # Kopf starts a peered operator paused; the standby stays so while the leader's keep-alive is fresh
-    assert "Resuming operations" not in standby.log_path.read_text()
+    # exactly one replica acts: the one with the higher random priority; the other stays paused
+    eventually(lambda: sum(_active(op) for op in pair) == 1, 30, what="exactly one active replica")
+    leader = next(op for op in pair if _active(op))
+    standby = next(op for op in pair if op is not leader)
     leader.kill()  # SIGKILL: its keep-alive in the peering object expires, the standby resumes
     lab.set_queue(namespace, 20)
     wait_placement(lab, namespace, "vllm", (2, 0), timeout=150)
-    assert "Resuming operations" in standby.log_path.read_text()
+    assert _active(standby)

@@ -32,6 +32,9 @@ def test_burst_to_secondary_and_return_secondaries_first(lab: Lab, operator: Ope
     assert st["primary"]["atCapacity"] is True
     assert condition(lab, namespace, "vllm", "Bursting")["status"] == "True"
     assert any(r == "BurstUp" for _, r, _ in events(lab, namespace, "vllm"))
+    # the namespace Overspill created in the secondary enforces the BurstTarget's Pod Security level
+    created = client.CoreV1Api(lab.secondary).read_namespace(namespace).metadata.labels
+    assert created["pod-security.kubernetes.io/enforce"] == "baseline"
 
     lab.set_queue(namespace, 20)
     seen: list[tuple[int | None, int | None]] = []
@@ -73,12 +76,18 @@ def test_secondary_down_never_scales_primary_down(lab: Lab, operator: OperatorPr
     try:
         wait_condition(lab, namespace, "vllm", "TargetsAvailable", "False", 30)
         assert any(t == "Warning" and r == "TargetUnavailable" for t, r, _ in events(lab, namespace, "vllm"))
+        # the queue falls to 100 (10 replicas) while the secondary's 7 cannot be seen: the primary must keep
+        # its 8 (what the queue asks of it), not give up replicas for the secondary's sake, nor take more
+        lab.set_queue(namespace, 100)
         samples = hold(lambda: spec_replicas(lab.primary, namespace, "vllm"), 8)
         assert set(samples) == {8}, samples
+        assert policy(lab, namespace, "vllm")["status"]["desiredReplicas"] == 10
     finally:
         lab.control("start", "secondary-apiserver")
     wait_condition(lab, namespace, "vllm", "TargetsAvailable", "True", 60)
-    wait_placement(lab, namespace, "vllm", (8, 7), timeout=90)
+    # back: the secondary, frozen at 7 while down, now gives up what the queue no longer needs
+    eventually(lambda: spec_replicas(lab.secondary, namespace, "vllm") == 2, 60, what="secondary at 2")
+    wait_placement(lab, namespace, "vllm", (8, 2), timeout=90)
 
     def schedulable() -> bool:
         # the restarted secondary's nodes carry unreachable taints for a while; later tests need them gone
@@ -99,6 +108,9 @@ def test_sigkill_mid_burst_restarts_to_the_same_placement(lab: Lab, operator: Op
     assert mirrors[0].metadata.labels["app.kubernetes.io/managed-by"] == "overspill"
     pods = client.CoreV1Api(lab.secondary).list_namespaced_pod(namespace).items
     assert len(pods) == 7  # no orphan
+    # the restarted operator acts: it follows the queue down, secondaries first
+    lab.set_queue(namespace, 20)
+    wait_placement(lab, namespace, "vllm", (2, 0), timeout=90)
 
 
 def test_dry_run_changes_nothing(lab: Lab, operator: OperatorProcess, namespace: str) -> None:

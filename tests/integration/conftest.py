@@ -70,7 +70,8 @@ class FakeMetrics:
 
     def __init__(self, value: float | None = 0.0) -> None:
         self.queue = value
-        self.per_pod_values: dict[str, float] = {}
+        self.per_pod_values: dict[str, float] | None = {}  # None: the busy query fails
+        self.per_pod_by_url: dict[str, dict[str, float]] = {}  # answers of other Prometheus servers, by URL
 
     def value(self, url: str, query: str, timeout: float) -> float:
         if self.queue is None:
@@ -78,6 +79,10 @@ class FakeMetrics:
         return self.queue
 
     def per_pod(self, url: str, query: str, timeout: float) -> dict[str, float]:
+        if url in self.per_pod_by_url:
+            return dict(self.per_pod_by_url[url])
+        if self.per_pod_values is None:
+            raise MetricError(f"query to {url} failed: HTTP 503")
         return dict(self.per_pod_values)
 
 
@@ -87,7 +92,7 @@ def emulator(kmock: Any) -> Any:
         "kind": "Deployment",
         "namespaced": True,
         "subresources": ["scale"],
-        "verbs": ["get", "list", "watch", "create", "patch", "delete"],
+        "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
     }
     kmock.resources["v1/pods"] = {"kind": "Pod", "namespaced": True, "verbs": ["get", "list", "watch", "patch"]}
     kmock.resources["v1/namespaces"] = {"kind": "Namespace", "namespaced": False, "verbs": ["get", "create"]}

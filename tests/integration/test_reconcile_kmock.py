@@ -72,7 +72,14 @@ async def synced_view(name: str, cluster: Cluster) -> ClusterView:
 async def reconciler(cluster: Cluster, metrics: FakeMetrics, healthy: bool = True) -> Reconciler:
     registry = TargetRegistry()
     registry.upsert(
-        "aws", parse_target_spec({"kubeconfigSecretRef": {"name": "s", "namespace": "ops"}, "costPerReplicaHour": 2.5})
+        "aws",
+        parse_target_spec(
+            {
+                "kubeconfigSecretRef": {"name": "s", "namespace": "ops"},
+                "costPerReplicaHour": 2.5,
+                "allowedTargetNamespaces": ["mirror"],
+            }
+        ),
     )
     registry.set_health("aws", cluster=cluster if healthy else None, healthy=healthy, message="probe failed")
     if healthy:
@@ -121,6 +128,8 @@ async def test_burst_scales_primary_and_creates_the_mirror(emulator: Any, cluste
         "TargetsAvailable": "True",
         "PrimaryAtCapacity": "True",
         "Bursting": "True",
+        "PlacementAllowed": "True",
+        "MirrorsUpToDate": "True",
     }
 
 
@@ -173,7 +182,7 @@ async def test_missing_workload_is_reported_and_nothing_scaled(emulator: Any, cl
     assert out.decision is None
     assert writes(emulator) == []
     ready = next(c for c in out.status["conditions"] if c["type"] == "Ready")
-    assert ready["reason"] == "WorkloadUnavailable" and "Deployment ml/vllm not found" in ready["message"]
+    assert ready["reason"] == "WorkloadMissing" and "Deployment ml/vllm not found" in ready["message"]
 
 
 async def test_ci_runner_busy_pods_get_top_deletion_cost(emulator: Any, cluster: Cluster) -> None:
@@ -284,20 +293,3 @@ async def test_any_kind_with_a_scale_subresource_is_scaled(emulator: Any, cluste
     assert "PATCH /apis/actions.summerwind.dev/v1alpha1/namespaces/ml/runnerdeployments/runners/scale" in writes(
         emulator
     )
-
-
-async def test_secondary_pods_get_deletion_cost_from_the_per_pod_query(emulator: Any, cluster: Cluster) -> None:
-    emulator.objects["apps/v1/deployments", "ml", "vllm"] = deployment("vllm", "ml", 8)
-    mirror = deployment(
-        "vllm", "mirror", 2, labels={"app.kubernetes.io/managed-by": "overspill", "overspill.dev/policy-uid": "uid-1"}
-    )
-    emulator.objects["apps/v1/deployments", "mirror", "vllm"] = mirror
-    for name in ("m-busy", "m-idle"):  # mirror pods carry their policy's uid (as the mirror's template sets it)
-        emulator.objects["v1/pods", "mirror", name] = pod(name, "mirror", labels={"overspill.dev/policy-uid": "uid-1"})
-    metrics = FakeMetrics(100)
-    metrics.per_pod_values = {"m-busy": 3.0}
-    await run(await reconciler(cluster, metrics), spec(busy={"query": "sum by (pod) (running)"}))
-    busy = emulator.objects["v1/pods", "mirror", "m-busy"]["metadata"]["annotations"]
-    assert busy["controller.kubernetes.io/pod-deletion-cost"] == "300"
-    idle = emulator.objects["v1/pods", "mirror", "m-idle"]["metadata"].get("annotations", {})
-    assert "controller.kubernetes.io/pod-deletion-cost" not in idle

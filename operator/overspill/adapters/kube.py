@@ -10,7 +10,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
 from kubernetes import client, config
 from kubernetes.client import ApiClient
 
@@ -25,20 +24,6 @@ def primary_client(kubeconfig: str | None = None) -> ApiClient:
     except config.ConfigException:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
         api = ApiClient()
-    return api
-
-
-def client_from_kubeconfig_text(text: str) -> ApiClient:
-    """Build a client from kubeconfig content held in memory only (never written to disk or logged)."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ValueError("the Secret's kubeconfig is not valid YAML") from err
-    if not isinstance(data, dict) or not data.get("clusters"):
-        raise ValueError("the Secret's kubeconfig has no clusters")
-    api: ApiClient = config.new_client_from_config_dict(data)  # type: ignore[no-untyped-call]
-    # fail fast on an unreachable target: the loop retries on its own schedule, urllib3 need not
-    api.configuration.retries = 0
     return api
 
 

@@ -99,6 +99,40 @@ def build_mirror(
     }
 
 
+def _pruned(node: Any) -> Any:
+    """Without nulls and empty maps: the same template whether it came from a typed client or raw JSON."""
+    if isinstance(node, dict):
+        out = {k: _pruned(v) for k, v in node.items() if v is not None}
+        return {k: v for k, v in out.items() if v != {}}
+    if isinstance(node, list):
+        return [_pruned(x) for x in node]
+    return node
+
+
+def template_fingerprint(deployment: dict[str, Any]) -> str:
+    """What the target holds as the mirror's pod template (and selector), as the API server stored it: a change
+    by anyone else (a hand edit, a merge by a tool) changes it; our own scale writes do not."""
+    spec = deployment.get("spec") or {}
+    text = json.dumps(_pruned([spec.get("template"), spec.get("selector")]), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def covers(desired: Any, live: Any) -> bool:
+    """Every field of `desired` is in `live` with the same value (the server only adds defaults). Used once after
+    a restart, when what was last written is not known: a removed or changed field shows; an added one is
+    caught from then on by the fingerprint."""
+    if isinstance(desired, dict):
+        return isinstance(live, dict) and all(covers(v, live.get(k)) for k, v in desired.items() if v is not None)
+    if isinstance(desired, list):
+        return isinstance(live, list) and len(desired) == len(live) and all(map(covers, desired, live))
+    return bool(desired == live or (desired in ({}, []) and live is None))
+
+
+def _json(resp: Any) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(resp.data or b"{}")
+    return data
+
+
 def _managed(obj: Any, uid: str) -> bool:
     labels = (obj.metadata.labels or {}) if obj is not None else {}
     return labels.get(MANAGED_BY) == MANAGER and labels.get(POLICY_UID) == uid
@@ -133,35 +167,47 @@ class MirrorClient:
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
 
-    def ensure_namespace(self, namespace: str) -> None:
+    def ensure_namespace(self, namespace: str, labels: dict[str, str] | None = None) -> None:
+        """Create the namespace with our label and `labels` (the target's Pod Security level); an existing one
+        is left as its owner made it."""
         try:
             self.cluster.core.create_namespace(
-                client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace, labels={MANAGED_BY: MANAGER})),
+                client.V1Namespace(
+                    metadata=client.V1ObjectMeta(name=namespace, labels={MANAGED_BY: MANAGER, **(labels or {})})
+                ),
                 _request_timeout=TIMEOUT,
             )
         except ApiException as err:
             if err.status != 409:
                 raise
 
-    def create(self, body: dict[str, Any]) -> None:
+    def create(self, body: dict[str, Any], namespace_labels: dict[str, str] | None = None) -> dict[str, Any] | None:
         """Create the mirror; create its namespace only when the API says it is missing (one call when it exists).
+        Returns the mirror as stored (None when it already existed).
 
         An existing object of that name is ours when the view has not caught up yet, and a conflict otherwise.
         """
         ns = body["metadata"]["namespace"]
         try:
-            self._create(ns, body)
+            return self._create(ns, body)
         except ApiException as err:
             if err.status == 409:
                 self._owned_or_conflict(body)
-                return
+                return None
             if err.status != 404:
                 raise
-            self.ensure_namespace(ns)
-            self._create(ns, body)
+            self.ensure_namespace(ns, namespace_labels)
+            return self._create(ns, body)
 
-    def _create(self, namespace: str, body: dict[str, Any]) -> None:
-        self.cluster.apps.create_namespaced_deployment(namespace, body, _request_timeout=TIMEOUT)  # type: ignore[arg-type]
+    def _create(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        return _json(
+            self.cluster.apps.create_namespaced_deployment(
+                namespace,
+                body,  # type: ignore[arg-type]
+                _request_timeout=TIMEOUT,
+                _preload_content=False,
+            )
+        )
 
     def _owned_or_conflict(self, body: dict[str, Any]) -> None:
         meta = body["metadata"]
@@ -170,10 +216,29 @@ class MirrorClient:
         if not _managed(dep, ref.policy_uid):
             raise _conflict(ref)
 
-    def replace_template(self, body: dict[str, Any]) -> None:
+    def replace(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Replace the mirror's pod template, never merge it: a JSON Patch `replace` of /spec/template, so a field
+        removed from the desired template (an env var, a volume, a container, a nodeSelector key) or added by a
+        hand edit is gone afterwards. Returns the mirror as stored."""
         meta = body["metadata"]
-        patch = {"metadata": {"annotations": meta["annotations"], "labels": meta["labels"]}, "spec": body["spec"]}
-        self.cluster.apps.patch_namespaced_deployment(meta["name"], meta["namespace"], patch, _request_timeout=TIMEOUT)
+        ops: list[dict[str, Any]] = [
+            {"op": "replace", "path": "/spec/template", "value": body["spec"]["template"]},
+            {"op": "replace", "path": "/spec/replicas", "value": body["spec"]["replicas"]},
+        ]
+        ops += [
+            {"op": "add", "path": "/metadata/annotations/" + key.replace("~", "~0").replace("/", "~1"), "value": v}
+            for key, v in meta["annotations"].items()
+        ]
+        return _json(
+            self.cluster.apps.patch_namespaced_deployment(
+                meta["name"],
+                meta["namespace"],
+                ops,
+                _request_timeout=TIMEOUT,
+                _preload_content=False,
+                _content_type="application/json-patch+json",
+            )
+        )
 
     def scale(self, ref: MirrorRef, replicas: int) -> None:
         self.cluster.apps.patch_namespaced_deployment_scale(

@@ -37,6 +37,7 @@ SERVICEACCOUNTS = Resource("", "v1", "serviceaccounts")
 SERVICES = Resource("", "v1", "services")
 NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
 HPAS = Resource("autoscaling", "v2", "horizontalpodautoscalers")
+SCALEDOBJECTS = Resource("keda.sh", "v1alpha1", "scaledobjects")  # KEDA; absent where it is not installed
 
 _WELL_KNOWN = {
     ("apps/v1", "Deployment"): DEPLOYMENTS,

@@ -1,0 +1,109 @@
+"""A policy's mirrors in every known target, found by its labels; what its spec no longer wants is drained, then
+deleted (decide/cleanup.py says what, this module does it), and what they carried goes with them.
+
+Objects are never looked up by the current spec: a target dropped from the spec, a changed `overrides.namespace`
+or `workloadRef.name`, a deleted workload or a deleted policy leave objects the spec no longer names, and only
+their labels (`app.kubernetes.io/managed-by: overspill`, `overspill.dev/policy-uid`) still find them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes.client import ApiException
+
+from overspill.adapters.kube import Cluster
+from overspill.adapters.mirror import POLICY_UID, MirrorClient, MirrorRef
+from overspill.decide.cleanup import MIRROR_KIND, Owned, plan
+from overspill.targets import TargetRegistry
+from overspill.views import MANAGED_SELECTOR, ClusterView
+from overspill.views.resource import DEPLOYMENTS, PODS
+
+# pods of a mirror that must not go now (busy, or busy level unknown): (target, namespace, its pods) -> count
+HoldFor = Callable[[str, str, list[dict[str, Any]]], int]
+# everything else of the policy's in a namespace of a target (copies, burst Service, ServiceExport), by label
+RemoveCopies = Callable[[Cluster, str, str], int]
+
+
+@dataclass
+class SweepResult:
+    writes: int = 0
+    # targets where something of the policy is (or may be) left: unreachable, not in sync, or still draining
+    pending: dict[str, str] = field(default_factory=dict)
+
+
+def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta: Mapping[str, Any] = obj.get("metadata") or {}
+    return meta
+
+
+def mirrors(view: ClusterView, target: str, uid: str, hold_for: HoldFor) -> list[Owned]:
+    """The policy's mirrors in the target's view, with the pods each must keep for now."""
+    pods = view.cache(PODS).by_label(POLICY_UID, uid)
+    found = []
+    for obj in view.cache(DEPLOYMENTS, MANAGED_SELECTOR).by_label(POLICY_UID, uid):
+        meta = _meta(obj)
+        ns, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+        here = [p for p in pods if _meta(p).get("namespace") == ns and not _meta(p).get("deletionTimestamp")]
+        replicas = int((obj.get("spec") or {}).get("replicas") or 0)
+        found.append(Owned(target, MIRROR_KIND, ns, name, replicas, hold_for(target, ns, here)))
+    return found
+
+
+def sweep(
+    registry: TargetRegistry,
+    uid: str,
+    wanted: set[tuple[str, str, str]],
+    *,
+    release_ready: bool,
+    hold_for: HoldFor,
+    remove_copies: RemoveCopies,
+    also_vacate: Iterable[tuple[str, str]] = (),
+) -> SweepResult:
+    """Drain and delete the mirrors `wanted` ((target, namespace, name)) does not hold, in every known target;
+    then remove what they carried from each namespace left without a mirror of the policy (and from
+    `also_vacate`: (target, namespace) places the policy used, for its deletion)."""
+    result = SweepResult()
+    extra = set(also_vacate)
+    for target in registry.names():
+        handle = registry.get(target)
+        if handle is None:
+            continue
+        view, cluster = handle.view, handle.cluster
+        if view is None or cluster is None or not handle.healthy:
+            result.pending[target] = f"{target} is unavailable ({handle.message})"
+            continue
+        problem = view.problem
+        if problem is not None:
+            result.pending[target] = f"{target}: the operator's view of it is not in sync ({problem})"
+            continue
+        found = mirrors(view, target, uid, hold_for)
+        steps = plan(found, wanted, release_ready=release_ready)
+        deleted = {s.owned for s in steps if s.delete}
+        try:
+            for step in steps:
+                ref = MirrorRef(step.owned.namespace, step.owned.name, uid)
+                if step.delete:
+                    MirrorClient(cluster).delete(ref)
+                else:
+                    MirrorClient(cluster).scale(ref, step.replicas)
+                result.writes += 1
+            left = {m.namespace for m in found if m not in deleted}
+            wanted_here = {ns for t, ns, _ in wanted if t == target}
+            vacated = {m.namespace for m in deleted} | {ns for t, ns in extra if t == target}
+            for ns in sorted(vacated - left - wanted_here):
+                result.writes += remove_copies(cluster, ns, uid)
+        except Exception as err:  # unreachable now: the next poll (or the finalizer's retry) tries again
+            status = err.status if isinstance(err, ApiException) else None
+            why = f"HTTP {status}" if status else type(err).__name__
+            result.pending[target] = f"{target}: cleanup failed ({why})"
+            continue
+        draining = [m for m in found if m.key not in wanted and m not in deleted]
+        if draining:
+            m = draining[0]
+            result.pending[target] = (
+                f"{target}: mirror {m.namespace}/{m.name} drains ({m.hold} replicas busy or not yet replaced)"
+            )
+    return result
