@@ -1,0 +1,677 @@
+"""KEDA and Overspill side by side on the lab: the same machine, API server, Prometheus and queues, one run.
+
+    flock /tmp/overspill-lab.lock bash -c 'hack/lab up && eval "$(hack/lab env)" && \\
+        .venv/bin/python -m benchmarks.versus_keda --objects 1000; hack/keda down; hack/lab down'
+
+Needs KEDA built once (`hack/keda build`, cached outside the repo). N Deployments, each with its own queue
+(`sum(overspill_lab_queue_depth{queue="vk-w-0001"})`: N distinct PromQL queries, nothing for either tool to share),
+scaled either by a KEDA ScaledObject (Prometheus scaler, threshold = targetPerReplica = 10) or by a BurstPolicy.
+The tools run one after the other, KEDA first, each alone on the lab.
+
+Scenario `scaling`: the primary has room for everything (roomy fake nodes of the benchmark's own). For each
+setting (`defaults`: each tool's own polling; `equal`: KEDA's pollingInterval = Overspill's pollIntervalSeconds):
+  1. first act: the queues ask for 2 replicas, the tool starts: time until all N Deployments are at 2;
+  2. steady: the queues hold; API server requests per second (its own apiserver_request_total), tool RSS and CPU;
+  3. changes: `--rounds` times every queue moves (10 <-> 20, i.e. 1 <-> 2 replicas), each at a random moment of a
+     10 s window: queue change -> desired replicas written, and -> pods Running, per object.
+Scale-down stabilization is 0 for both tools (KEDA's HPA default is 300 s, Overspill's too): deliberate hysteresis,
+not reaction time, and it would make each down round last five minutes.
+
+Scenario `full`: the primary's pool holds exactly one replica per workload; the queues ask for 3. KEDA's HPA
+writes 3 and the other two stay Pending; Overspill places them in the secondary. Reported: replicas serving vs
+wanted, Pending pods, time to all 3 Running.
+
+Writes benchmarks/results/versus_keda.json (runs merged by tool, N, scenario and setting);
+`--table` prints the Markdown table for docs/benchmarks.md from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+
+from benchmarks import apiserver_metrics
+from benchmarks.common import RESULTS, ROOT, summarize, write
+from benchmarks.lab_setup import GROUP, VERSION, Lab
+from benchmarks.procstat import Sampler
+from benchmarks.watching import Workloads, first_reach, first_sum_reach
+
+SELECTOR = "overspill.dev/bench=versus-keda"
+POOL = "overspill.dev/bench-pool"
+TARGET = "vk-secondary"  # a BurstTarget of the benchmark's own: the lab's example one caps at 16 replicas
+TARGET_PER_REPLICA = 10
+EQUAL_POLL = 10  # Overspill's default pollIntervalSeconds; KEDA's default pollingInterval is 30
+LAB_STATE = Path(os.environ.get("OVERSPILL_LAB_DIR", ROOT / ".lab"))
+PYTHON = str(ROOT / ".venv/bin/python")
+
+
+def name(i: int) -> str:
+    return f"w-{i:04d}"
+
+
+def queue(i: int) -> str:
+    return f"vk-w-{i:04d}"
+
+
+def query(i: int) -> str:
+    return f'sum(overspill_lab_queue_depth{{queue="{queue(i)}"}})'
+
+
+def api_client(kubeconfig: str) -> client.ApiClient:
+    cfg = client.Configuration()
+    config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)  # type: ignore[no-untyped-call]
+    cfg.connection_pool_maxsize = 32
+    return client.ApiClient(cfg)
+
+
+def parallel(fn: Callable[[int], Any], items: Iterable[int], workers: int = 12) -> None:
+    with ThreadPoolExecutor(workers) as pool:
+        for _ in pool.map(fn, items):
+            pass
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> float:
+    t0 = time.monotonic()
+    while not check():
+        if time.monotonic() - t0 > timeout:
+            raise TimeoutError(f"{what}: not reached within {timeout:.0f} s")
+        time.sleep(0.2)
+    return time.monotonic() - t0
+
+
+# --- the lab: nodes, workloads, queues ---------------------------------------------------------------------------
+
+
+def node(node_name: str, pool: str, gpus: int, pods: int) -> dict[str, Any]:
+    res = {"cpu": "1000", "memory": "4Ti", "pods": str(pods), "nvidia.com/gpu": str(gpus)}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": node_name,
+            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {
+                "type": "kwok",
+                "kubernetes.io/hostname": node_name,
+                POOL: pool,
+                "overspill.dev/bench": "versus-keda",
+            },
+        },
+        "status": {"allocatable": res, "capacity": res},
+    }
+
+
+class Bench:
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.primary = api_client(lab.primary_kc)
+        self.secondary = api_client(lab.secondary_kc)
+
+    def kubectl(self, kubeconfig: str, *args: str, stdin: str | None = None) -> str:
+        out = subprocess.run(
+            [self.lab.kubectl, "--kubeconfig", kubeconfig, *args],
+            input=stdin,
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        if out.returncode != 0:
+            raise SystemExit(f"kubectl {' '.join(args)}: {out.stderr.strip()[-1000:]}")
+        return out.stdout
+
+    def add_nodes(self, kubeconfig: str, nodes: list[dict[str, Any]]) -> None:
+        self.kubectl(
+            kubeconfig, "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": nodes})
+        )
+
+    def remove_nodes(self) -> None:
+        for kc in (self.lab.primary_kc, self.lab.secondary_kc):
+            self.kubectl(kc, "delete", "nodes", "-l", SELECTOR, "--ignore-not-found", "--wait=false")
+
+    def set_queues(self, n: int, value: float) -> None:
+        parallel(lambda i: self.lab.set_queue(queue(i), value), range(n), workers=8)
+
+    def create_workloads(self, ns: str, n: int, pool: str) -> None:
+        core, apps = client.CoreV1Api(self.primary), client.AppsV1Api(self.primary)
+        with contextlib.suppress(client.ApiException):
+            core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+
+        def create(i: int) -> None:
+            labels = {"app": name(i), "overspill.dev/bench": "versus-keda"}
+            body: dict[str, Any] = {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": name(i), "labels": labels},
+                "spec": {
+                    "replicas": 1,
+                    "selector": {"matchLabels": {"app": name(i)}},
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": {
+                            "terminationGracePeriodSeconds": 0,
+                            "nodeSelector": {POOL: pool},
+                            "containers": [
+                                {
+                                    "name": "s",
+                                    "image": "registry.k8s.io/pause:3.10",
+                                    "resources": {"limits": {"nvidia.com/gpu": "1"}},
+                                }
+                            ],
+                        },
+                    },
+                },
+            }
+            with contextlib.suppress(client.ApiException):
+                apps.create_namespaced_deployment(ns, body)  # type: ignore[arg-type]  # plain dicts serialize as-is
+
+        parallel(create, range(n))
+
+    def reset_replicas(self, ns: str, n: int, seen: Workloads) -> None:
+        apps = client.AppsV1Api(self.primary)
+        todo = [i for i in range(n) if seen.now(seen.replicas, name(i)) != 1]
+        parallel(lambda i: apps.patch_namespaced_deployment_scale(name(i), ns, {"spec": {"replicas": 1}}), todo)
+
+    def delete_namespace(self, ns: str, timeout: float = 600) -> None:
+        for api in (self.primary, self.secondary):
+            with contextlib.suppress(client.ApiException):
+                client.CoreV1Api(api).delete_namespace(ns)
+        for api in (self.primary, self.secondary):
+            core = client.CoreV1Api(api)
+
+            def gone(core: client.CoreV1Api = core) -> bool:
+                try:
+                    core.read_namespace(ns)
+                except client.ApiException as e:
+                    return bool(e.status == 404)
+                return False
+
+            wait_for(gone, timeout, f"namespace {ns} deleted")
+
+
+# --- the two tools -----------------------------------------------------------------------------------------------
+
+
+class Tool:
+    name = ""
+    group, version, plural = "", "", ""
+
+    def __init__(self, bench: Bench) -> None:
+        self.bench = bench
+
+    def body(self, i: int, setting: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def pids(self) -> list[int]:
+        raise NotImplementedError
+
+    def config(self, setting: str) -> dict[str, Any]:
+        spec: dict[str, Any] = self.body(0, setting)["spec"]
+        return spec
+
+    def install(self) -> None:
+        raise NotImplementedError
+
+    def uninstall(self) -> None:
+        raise NotImplementedError
+
+    def create(self, ns: str, n: int, setting: str) -> None:
+        api = client.CustomObjectsApi(self.bench.primary)
+
+        def create(i: int) -> None:
+            try:
+                api.create_namespaced_custom_object(self.group, self.version, ns, self.plural, self.body(i, setting))
+            except client.ApiException as e:
+                if e.status != 409:
+                    raise
+                api.patch_namespaced_custom_object(
+                    self.group, self.version, ns, self.plural, name(i), {"spec": self.body(i, setting)["spec"]}
+                )
+
+        parallel(create, range(n))
+
+    def remove(self, ns: str, n: int) -> None:
+        """With the tool stopped: its finalizers stripped, its objects deleted (a stopped tool cannot release them,
+        and releasing 1,000 through a rate-limited client would time the teardown, not the tool)."""
+        api = client.CustomObjectsApi(self.bench.primary)
+
+        def remove(i: int) -> None:
+            with contextlib.suppress(client.ApiException):
+                api.patch_namespaced_custom_object(
+                    self.group, self.version, ns, self.plural, name(i), {"metadata": {"finalizers": None}}
+                )
+            with contextlib.suppress(client.ApiException):
+                api.delete_namespaced_custom_object(self.group, self.version, ns, self.plural, name(i))
+
+        parallel(remove, range(n))
+
+    def before_start(self, ns: str) -> None:
+        """Every start begins from the same place: nothing the tool derived in an earlier run is left."""
+
+
+class Keda(Tool):
+    name = "keda"
+    group, version, plural = "keda.sh", "v1alpha1", "scaledobjects"
+
+    def body(self, i: int, setting: str) -> dict[str, Any]:
+        spec: dict[str, Any] = {
+            "scaleTargetRef": {"name": name(i)},
+            "minReplicaCount": 1,
+            "maxReplicaCount": 20,
+            "advanced": {
+                "horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}}}
+            },
+            "triggers": [
+                {
+                    "type": "prometheus",
+                    "metadata": {
+                        "serverAddress": self.bench.lab.prom,
+                        "query": query(i),
+                        "threshold": str(TARGET_PER_REPLICA),
+                    },
+                }
+            ],
+        }
+        if setting == "equal":
+            spec["pollingInterval"] = EQUAL_POLL
+        return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": name(i)}, "spec": spec}
+
+    def _hack(self, verb: str) -> str:
+        out = subprocess.run([PYTHON, str(ROOT / "hack/keda.py"), verb], capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            raise SystemExit(f"hack/keda {verb} failed:\n{out.stderr[-3000:]}")
+        return out.stdout
+
+    def install(self) -> None:
+        self._hack("up")  # certs, CRDs and the APIService; the processes are stopped again until a run starts
+        self._hack("stop")
+
+    def start(self) -> None:
+        self._hack("up")
+
+    def stop(self) -> None:
+        self._hack("stop")
+
+    def uninstall(self) -> None:
+        self._hack("down")
+
+    def pids(self) -> list[int]:
+        return [p["pid"] for p in json.loads(self._hack("status"))["processes"]]
+
+    def before_start(self, ns: str) -> None:
+        # KEDA creates one HPA per ScaledObject on start: remove them so every start times that too
+        client.AutoscalingV2Api(self.bench.primary).delete_collection_namespaced_horizontal_pod_autoscaler(ns)
+
+
+class Overspill(Tool):
+    name = "overspill"
+    group, version, plural = GROUP, VERSION, "burstpolicies"
+
+    def __init__(self, bench: Bench) -> None:
+        super().__init__(bench)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = Path(tempfile.mkdtemp(prefix="versus-keda-")) / "overspill.log"
+
+    def body(self, i: int, setting: str) -> dict[str, Any]:
+        behavior: dict[str, Any] = {"scaleDownStabilizationSeconds": 0, "minBurstDurationSeconds": 0}
+        if setting == "equal":
+            behavior["pollIntervalSeconds"] = EQUAL_POLL
+        spec = {
+            "workloadRef": {"name": name(i)},
+            "metric": {"prometheus": {"query": query(i)}, "targetPerReplica": TARGET_PER_REPLICA},
+            "minReplicas": 1,
+            "maxReplicas": 20,
+            "targets": [{"name": TARGET}],
+            "behavior": behavior,
+        }
+        return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "BurstPolicy", "metadata": {"name": name(i)}, "spec": spec}
+
+    def install(self) -> None:
+        self.bench.lab.install()
+        target = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "BurstTarget",
+            "metadata": {"name": TARGET},
+            "spec": {
+                "kubeconfigSecretRef": {"name": "lab-secondary-kubeconfig", "namespace": "overspill-system"},
+                "provider": "lab",
+                "region": "local",
+                "costPerReplicaHour": 2.5,
+                "maxReplicas": 100000,
+                "probeIntervalSeconds": 5,
+            },
+        }
+        self.bench.kubectl(self.bench.lab.primary_kc, "apply", "-f", "-", stdin=json.dumps(target))
+
+    def uninstall(self) -> None:
+        self.bench.kubectl(self.bench.lab.primary_kc, "delete", "bursttarget", TARGET, "--ignore-not-found")
+
+    def start(self) -> None:
+        self.proc = self.bench.lab.start_operator(self.log)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(60)
+            self.proc = None
+
+    def pids(self) -> list[int]:
+        return [self.proc.pid] if self.proc else []
+
+
+# --- measuring ---------------------------------------------------------------------------------------------------
+
+
+def control_plane_pids(cluster: str = "primary") -> list[int]:
+    pids = []
+    for component in ("kube-apiserver", "kube-controller-manager"):
+        f = LAB_STATE / "kwok/clusters" / cluster / "pids" / f"{component}.pid"
+        with contextlib.suppress(OSError, ValueError):
+            pids.append(int(f.read_text().strip()))
+    return pids
+
+
+class Window:
+    """API server request rates (both clusters), the tool's RSS and CPU and the primary control plane's CPU, over
+    the `with` block."""
+
+    def __init__(self, bench: Bench, tool_pids: list[int]) -> None:
+        self.bench, self.tool = bench, Sampler(tool_pids)
+        self.control_plane = Sampler(control_plane_pids())
+        self.result: dict[str, Any] = {}
+
+    def __enter__(self) -> Window:
+        self.before = [apiserver_metrics.scrape(a) for a in (self.bench.primary, self.bench.secondary)]
+        self.tool.__enter__()
+        self.control_plane.__enter__()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.tool.__exit__()
+        self.control_plane.__exit__()
+        after = [apiserver_metrics.scrape(a) for a in (self.bench.primary, self.bench.secondary)]
+        self.result = {
+            "primary_api": apiserver_metrics.rates(self.before[0], after[0]).as_dict(),
+            "secondary_api": apiserver_metrics.rates(self.before[1], after[1]).as_dict(),
+            "tool": self.tool.result,
+            "primary_control_plane": self.control_plane.result,
+        }
+
+
+def change_round(bench: Bench, n: int, value: int, spread: float, rng: random.Random) -> dict[int, float]:
+    """Every queue moves to `value`, each at a random moment of `spread` seconds; returns when each moved."""
+    plan = sorted((rng.uniform(0, spread), i) for i in range(n))
+    t0, moved = time.monotonic(), {}
+    for offset, i in plan:
+        delay = t0 + offset - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        bench.lab.set_queue(queue(i), value)
+        moved[i] = time.monotonic()
+    return moved
+
+
+def latencies(seen: Workloads, moved: dict[int, float], want: int) -> tuple[list[float], list[float], int]:
+    written, running, missed = [], [], 0
+    for i, t in moved.items():
+        w = first_reach(seen.snapshot(seen.replicas, name(i)), t, want)
+        r = first_reach(seen.snapshot(seen.running, name(i)), t, want)
+        if w is None or r is None:
+            missed += 1
+        if w is not None:
+            written.append(w - t)
+        if r is not None:
+            running.append(r - t)
+    return written, running, missed
+
+
+def all_at(seen: Workloads, n: int, want: int, running: bool = True) -> Callable[[], bool]:
+    def check() -> bool:
+        if any(seen.now(seen.replicas, name(i)) != want for i in range(n)):
+            return False
+        return not running or all(seen.now(seen.running, name(i)) == want for i in range(n))
+
+    return check
+
+
+def scaling_run(bench: Bench, tool: Tool, ns: str, n: int, setting: str, args: argparse.Namespace) -> dict[str, Any]:
+    rng = random.Random(args.seed)
+    timeout = max(300.0, n * 0.6)
+    with Workloads(bench.primary, ns, SELECTOR) as seen:
+        tool.stop()
+        bench.reset_replicas(ns, n, seen)
+        tool.before_start(ns)
+        tool.create(ns, n, setting)
+        wait_for(all_at(seen, n, 1), timeout, "every workload back at 1 Running replica")
+        bench.set_queues(n, 2 * TARGET_PER_REPLICA)
+        time.sleep(2)  # Prometheus (1 s scrape) holds the new values before the tool starts
+        t0 = time.monotonic()
+        tool.start()
+        started = time.monotonic() - t0
+        first = wait_for(all_at(seen, n, 2, running=False), timeout, f"{tool.name}: every workload scaled to 2")
+        per_object = [(first_reach(seen.snapshot(seen.replicas, name(i)), t0, 2) or t0 + first) - t0 for i in range(n)]
+        wait_for(all_at(seen, n, 2), timeout, "every workload at 2 Running")
+        print(f"[versus-keda] {tool.name} N={n} {setting}: all acted in {first:.1f} s", file=sys.stderr)
+        time.sleep(args.settle)
+        with Window(bench, tool.pids()) as steady:
+            time.sleep(args.steady)
+        ups: dict[str, list[float]] = {"written": [], "running": []}
+        downs: dict[str, list[float]] = {"written": [], "running": []}
+        missed = 0
+        with Window(bench, tool.pids()) as changing:
+            for r in range(args.rounds):
+                want = 1 if r % 2 == 0 else 2
+                moved = change_round(bench, n, want * TARGET_PER_REPLICA, args.spread, rng)
+                with contextlib.suppress(TimeoutError):
+                    wait_for(all_at(seen, n, want), timeout, f"round {r}: every workload at {want}")
+                written, running, m = latencies(seen, moved, want)
+                missed += m
+                into = downs if want == 1 else ups
+                into["written"] += written
+                into["running"] += running
+                print(
+                    f"[versus-keda] {tool.name} N={n} {setting} round {r}: to {want}, median written "
+                    f"{summarize(written)['median'] if written else None} s, missed {m}",
+                    file=sys.stderr,
+                )
+    return {
+        "tool": tool.name,
+        "objects": n,
+        "scenario": "scaling",
+        "setting": setting,
+        "spec": tool.config(setting),
+        "process_start_seconds": round(started, 2),
+        "first_act_all_seconds": round(first, 2),
+        "first_act_per_object_seconds": summarize(per_object),
+        "steady": steady.result,
+        "changes": {
+            "rounds": args.rounds,
+            "spread_seconds": args.spread,
+            "up_desired_written_seconds": summarize(ups["written"]) if ups["written"] else None,
+            "up_running_seconds": summarize(ups["running"]) if ups["running"] else None,
+            "down_desired_written_seconds": summarize(downs["written"]) if downs["written"] else None,
+            "down_running_seconds": summarize(downs["running"]) if downs["running"] else None,
+            "missed": missed,
+        },
+        "during_changes": changing.result,
+    }
+
+
+def full_run(bench: Bench, tool: Tool, ns: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
+    """The primary's pool holds one replica per workload; the queues ask for 3 each."""
+    want, hold = 3, args.full_hold
+    bench.create_workloads(ns, n, pool="full")
+    with Workloads(bench.primary, ns, SELECTOR) as seen, Workloads(bench.secondary, ns, SELECTOR, False) as far:
+        wait_for(all_at(seen, n, 1), 300, "every full-scenario workload at 1 Running")
+        tool.before_start(ns)
+        tool.create(ns, n, "defaults")
+        tool.start()
+        time.sleep(args.settle)
+        moved = change_round(bench, n, want * TARGET_PER_REPLICA, args.spread, random.Random(args.seed))
+        t0 = time.monotonic()
+
+        def serving(i: int) -> int:
+            return seen.now(seen.running, name(i)) + far.now(far.running, name(i))
+
+        with contextlib.suppress(TimeoutError):
+            wait_for(lambda: all(serving(i) >= want for i in range(n)), hold, "all replicas serving")
+        time.sleep(max(0.0, min(hold, 30) - (time.monotonic() - t0)))
+        written = [
+            w - t for i, t in moved.items() if (w := first_reach(seen.snapshot(seen.replicas, name(i)), t, want))
+        ]
+        served = [
+            r - t
+            for i, t in moved.items()
+            if (r := first_sum_reach(seen.snapshot(seen.running, name(i)), far.snapshot(far.running, name(i)), t, want))
+            is not None
+        ]
+        result = {
+            "tool": tool.name,
+            "objects": n,
+            "scenario": "full",
+            "setting": "defaults",
+            "wanted_replicas": want * n,
+            "primary_running": seen.total(seen.running),
+            "primary_pending": seen.total(seen.pending),
+            "secondary_running": far.total(far.running),
+            "observed_after_seconds": round(time.monotonic() - t0, 1),
+            "desired_written_seconds": summarize(written) if written else None,
+            "all_serving_seconds": summarize(served) if served else None,
+            "workloads_fully_serving": len(served),
+        }
+    tool.stop()
+    tool.remove(ns, n)
+    return result
+
+
+# --- the run -----------------------------------------------------------------------------------------------------
+
+
+def baseline(bench: Bench, n: int, seconds: float) -> dict[str, Any]:
+    """The lab with N idle workloads and no tool: what the cluster's own controllers and KWOK cost."""
+    with Window(bench, []) as w:
+        time.sleep(seconds)
+    return {"objects": n, **{k: v for k, v in w.result.items() if k != "tool"}}
+
+
+def run_tool(bench: Bench, tool: Tool, n: int, args: argparse.Namespace) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = []
+    ns = f"vk-{tool.name}"
+    if "scaling" in args.scenarios:
+        bench.create_workloads(ns, n, pool="roomy")
+        with Workloads(bench.primary, ns, SELECTOR) as seen:
+            wait_for(all_at(seen, n, 1), max(300.0, n * 0.6), "every workload at 1 Running replica")
+        time.sleep(args.settle)
+        base = baseline(bench, n, args.steady)  # before the tool is even installed
+    tool.install()
+    try:
+        if "scaling" in args.scenarios:
+            done: dict[str, dict[str, Any]] = {}
+            for setting in args.settings:
+                same = next((s for s, r in done.items() if r["spec"] == tool.config(setting)), None)
+                if same:  # Overspill's default poll is the equal poll: the same configuration, measured once
+                    runs.append({**done[same], "setting": setting, "same_configuration_as": same})
+                    continue
+                done[setting] = {**scaling_run(bench, tool, ns, n, setting, args), "baseline": base}
+                runs.append(done[setting])
+            tool.stop()
+            tool.remove(ns, n)
+            bench.set_queues(n, TARGET_PER_REPLICA)
+            bench.delete_namespace(ns)
+        if "full" in args.scenarios:
+            m = min(n, args.full_objects)
+            bench.set_queues(m, TARGET_PER_REPLICA)
+            runs.append(full_run(bench, tool, f"{ns}-full", m, args))
+            bench.set_queues(m, TARGET_PER_REPLICA)
+            bench.delete_namespace(f"{ns}-full")
+    finally:
+        tool.stop()
+        tool.uninstall()
+    return runs
+
+
+def merge(new_runs: list[dict[str, Any]], command: str) -> dict[str, Any]:
+    path = RESULTS / "versus_keda.json"
+    old = json.loads(path.read_text()) if path.exists() else {}
+
+    def key(r: dict[str, Any]) -> tuple[Any, ...]:
+        return (r["tool"], r["objects"], r["scenario"], r["setting"])
+
+    runs = {key(r): r for r in old.get("runs", [])}
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for r in new_runs:
+        runs[key(r)] = {**r, "measured_at": stamp, "command": command}
+    return {
+        "keda_version": os.environ.get("OVERSPILL_KEDA_VERSION", "v2.21.0"),
+        "overspill_commit": subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True
+        ).stdout.strip(),
+        "runs": sorted(runs.values(), key=lambda r: (r["objects"], r["scenario"], r["setting"], r["tool"])),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--objects", type=int, default=100, help="N workloads (and ScaledObjects / BurstPolicies)")
+    ap.add_argument("--tools", default="keda,overspill")
+    ap.add_argument("--settings", default="defaults,equal")
+    ap.add_argument("--scenarios", default="scaling,full")
+    ap.add_argument("--rounds", type=int, default=4, help="queue changes per object per setting (alternating)")
+    ap.add_argument("--spread", type=float, default=10.0, help="each round's changes land over this many seconds")
+    ap.add_argument("--steady", type=float, default=30.0, help="seconds of the steady window")
+    ap.add_argument("--settle", type=float, default=10.0, help="seconds after the first act before measuring")
+    ap.add_argument("--full-objects", type=int, default=100, help="cap on N for the full-primary scenario")
+    ap.add_argument("--full-hold", type=float, default=120.0, help="seconds to wait for the full scenario")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--table", action="store_true", help="print the Markdown table from the results and exit")
+    args = ap.parse_args()
+    if args.table:
+        from benchmarks.versus_keda_table import table
+
+        print(table(json.loads((RESULTS / "versus_keda.json").read_text())))
+        return
+    args.settings = args.settings.split(",")
+    args.scenarios = args.scenarios.split(",")
+    bench = Bench(Lab())
+    n = args.objects
+    roomy = math.ceil(2.5 * n / 1000) + 1
+    full = min(n, args.full_objects)
+    bench.add_nodes(bench.lab.primary_kc, [node(f"vk-roomy-{k}", "roomy", 1000, 1000) for k in range(roomy)])
+    bench.add_nodes(bench.lab.primary_kc, [node("vk-full-0", "full", full, full + 10)])
+    bench.add_nodes(
+        bench.lab.secondary_kc,
+        [node(f"vk-full-{k}", "full", 1000, 1000) for k in range(math.ceil(3 * full / 1000) + 1)],
+    )
+    bench.set_queues(n, TARGET_PER_REPLICA)
+    tools: dict[str, type[Tool]] = {"keda": Keda, "overspill": Overspill}
+    runs: list[dict[str, Any]] = []
+    try:
+        for tool_name in args.tools.split(","):
+            runs += run_tool(bench, tools[tool_name](bench), n, args)
+    finally:
+        bench.remove_nodes()
+    command = "python -m benchmarks.versus_keda " + " ".join(sys.argv[1:])
+    write("versus_keda", merge(runs, command))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""The Markdown tables of docs/benchmarks.md (KEDA section), from benchmarks/results/versus_keda.json."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Run = dict[str, Any]
+
+
+def _get(run: Run, *path: str) -> float | None:
+    value: Any = run
+    for key in path:
+        if not isinstance(value, dict) or value.get(key) is None:
+            return None
+        value = value[key]
+    return float(value)
+
+
+def _api(kind: str) -> Callable[[Run], float | None]:
+    """Requests per second to the primary's API server above the same lab's rate with no tool (the baseline)."""
+
+    def figure(run: Run) -> float | None:
+        total, base = (
+            _get(run, kind, "primary_api", "requests_per_second"),
+            _get(run, "baseline", "primary_api", "requests_per_second"),
+        )
+        return None if total is None or base is None else max(0.0, total - base)
+
+    return figure
+
+
+# (label, unit, how to read it from a run); lower is better for every one
+FIGURES: list[tuple[str, str, Callable[[Run], float | None]]] = [
+    (
+        "queue up → desired replicas written, median",
+        "s",
+        lambda r: _get(r, "changes", "up_desired_written_seconds", "median"),
+    ),
+    (
+        "queue up → desired replicas written, p95",
+        "s",
+        lambda r: _get(r, "changes", "up_desired_written_seconds", "p95"),
+    ),
+    ("queue up → pods Running, median", "s", lambda r: _get(r, "changes", "up_running_seconds", "median")),
+    ("queue up → pods Running, p95", "s", lambda r: _get(r, "changes", "up_running_seconds", "p95")),
+    (
+        "queue down → desired written, median",
+        "s",
+        lambda r: _get(r, "changes", "down_desired_written_seconds", "median"),
+    ),
+    ("start → all N objects acted", "s", lambda r: _get(r, "first_act_all_seconds")),
+    ("API requests/s above baseline, steady", "/s", _api("steady")),
+    ("API requests/s above baseline, during changes", "/s", _api("during_changes")),
+    ("RSS, steady (median)", "MiB", lambda r: _get(r, "steady", "tool", "rss_mib_median")),
+    ("RSS, during changes (max)", "MiB", lambda r: _get(r, "during_changes", "tool", "rss_mib_max")),
+    ("CPU, steady", "% core", lambda r: _get(r, "steady", "tool", "cpu_percent_of_one_core")),
+    ("CPU, during changes", "% core", lambda r: _get(r, "during_changes", "tool", "cpu_percent_of_one_core")),
+    (
+        "primary API server + controller-manager CPU, steady",
+        "% core",
+        lambda r: _get(r, "steady", "primary_control_plane", "cpu_percent_of_one_core"),
+    ),
+]
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "—"
+    text = f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
+    return f"{text} {unit}"
+
+
+def ratio(ours: float | None, theirs: float | None) -> str:
+    if ours is None or theirs is None:
+        return "—"
+    if theirs == 0:
+        return "—" if ours == 0 else "∞"
+    return f"{ours / theirs:.2f}"
+
+
+def pairs(results: dict[str, Any], scenario: str) -> list[tuple[int, str, Run, Run]]:
+    by_key = {(r["objects"], r["scenario"], r["setting"], r["tool"]): r for r in results["runs"]}
+    out = []
+    for n, sc, setting, tool in sorted(by_key):
+        if sc == scenario and tool == "overspill" and (n, sc, setting, "keda") in by_key:
+            out.append((n, setting, by_key[(n, sc, setting, tool)], by_key[(n, sc, setting, "keda")]))
+    return out
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [
+        "| N | setting | figure | Overspill | KEDA | Overspill / KEDA |",
+        "|---|---|---|---|---|---|",
+    ]
+    for n, setting, ours, theirs in pairs(results, "scaling"):
+        for label, unit, read in FIGURES:
+            a, b = read(ours), read(theirs)
+            lines.append(f"| {n} | {setting} | {label} | {_fmt(a, unit)} | {_fmt(b, unit)} | {ratio(a, b)} |")
+    full = pairs(results, "full")
+    if full:
+        lines += [
+            "",
+            "| N | primary full: replicas wanted | serving (Overspill) | serving (KEDA) | Pending (Overspill) "
+            "| Pending (KEDA) | all serving, median (Overspill) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for n, _, ours, theirs in full:
+            serving = [int(r["primary_running"]) + int(r["secondary_running"]) for r in (ours, theirs)]
+            median = _get(ours, "all_serving_seconds", "median")
+            lines.append(
+                f"| {n} | {ours['wanted_replicas']} | {serving[0]} | {serving[1]} | {ours['primary_pending']} "
+                f"| {theirs['primary_pending']} | {_fmt(median, 's')} |"
+            )
+    return "\n".join(lines)

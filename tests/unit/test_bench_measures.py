@@ -1,0 +1,107 @@
+"""The measuring parts of benchmarks/versus_keda.py: what they count decides which tool looks cheaper or faster."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from benchmarks import apiserver_metrics
+from benchmarks.versus_keda_table import FIGURES, ratio, table
+from benchmarks.watching import Workloads, first_reach, first_sum_reach, value_at
+
+METRICS = """\
+# HELP apiserver_request_total [STABLE] Counter of apiserver requests
+# TYPE apiserver_request_total counter
+apiserver_request_total{code="200",group="apps",resource="deployments",scope="namespace",verb="LIST"} 10
+apiserver_request_total{code="200",group="apps",resource="deployments",scope="cluster",verb="LIST"} 5
+apiserver_request_total{code="0",group="",resource="pods",scope="namespace",verb="WATCH"} 7
+apiserver_request_total{code="200",group="",resource="pods",scope="namespace",verb="PATCH"} 1e+03
+apiserver_request_duration_seconds_count{verb="GET"} 99
+"""
+
+
+def test_parse_sums_over_codes_and_scopes_and_ignores_other_series() -> None:
+    counts = apiserver_metrics.parse(METRICS)
+    assert counts[("LIST", "apps", "deployments")] == 15
+    assert counts[("PATCH", "", "pods")] == 1000
+    assert ("GET", "", "") not in counts
+
+
+def test_rates_leave_out_watch_streams_and_count_writes() -> None:
+    before = apiserver_metrics.Snapshot(at=0.0, counts=Counter({("LIST", "apps", "deployments"): 10}))
+    after = apiserver_metrics.Snapshot(
+        at=10.0,
+        counts=Counter({("LIST", "apps", "deployments"): 30, ("WATCH", "", "pods"): 500, ("PATCH", "", "pods"): 50}),
+    )
+    r = apiserver_metrics.rates(before, after)
+    assert r.requests_per_second == 7.0  # (20 LIST + 50 PATCH) / 10 s; the 500 watches are streams
+    assert r.writes_per_second == 5.0
+    assert r.by_verb == {"LIST": 2.0, "PATCH": 5.0}
+    assert next(iter(r.top)) == "PATCH pods"
+
+
+def test_first_reach_finds_the_first_time_at_or_after_the_change() -> None:
+    line = [(1.0, 1), (5.0, 2), (9.0, 1), (12.0, 2)]
+    assert first_reach(line, 6.0, 2) == 6.0  # already there when the change landed
+    assert first_reach(line, 9.5, 2) == 12.0
+    assert first_reach(line, 2.0, 2) == 5.0
+    assert first_reach(line, 13.0, 3) is None
+    assert first_reach([], 0.0, 1) is None
+
+
+def test_first_sum_reach_adds_two_clusters() -> None:
+    primary = [(0.0, 1), (4.0, 3), (30.0, 1)]  # scaled to 3, two Pending -> back to 1
+    secondary = [(0.0, 0), (35.0, 1), (36.0, 2)]
+    assert value_at(primary, 3.9) == 1 and value_at(primary, -1) == 0
+    assert first_sum_reach(primary, secondary, 2.0, 3) == 4.0
+    assert first_sum_reach(primary, secondary, 31.0, 3) == 36.0
+    assert first_sum_reach(primary, secondary, 37.0, 4) is None
+
+
+def pod(name: str, app: str, phase: str, unschedulable: bool = False, deleting: bool = False) -> dict[str, object]:
+    meta: dict[str, object] = {"name": name, "labels": {"app": app}}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    conditions = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}] if unschedulable else []
+    return {"metadata": meta, "status": {"phase": phase, "conditions": conditions}}
+
+
+def test_pod_counts_follow_running_pending_and_deletion() -> None:
+    seen = Workloads(None, "ns", "x=y")  # not entered: no watch runs, events are fed by hand
+    seen._on_pod("ADDED", pod("a", "w", "Pending"))
+    seen._on_pod("MODIFIED", pod("a", "w", "Running"))
+    seen._on_pod("ADDED", pod("b", "w", "Pending", unschedulable=True))
+    assert seen.now(seen.running, "w") == 1 and seen.now(seen.pending, "w") == 1
+    seen._on_pod("MODIFIED", pod("a", "w", "Running", deleting=True))  # terminating does not serve
+    assert seen.now(seen.running, "w") == 0
+    seen._on_pod("DELETED", pod("b", "w", "Pending", unschedulable=True))
+    assert seen.now(seen.pending, "w") == 0
+    seen._on_deployment("ADDED", {"metadata": {"name": "w"}, "spec": {"replicas": 1}})
+    seen._on_deployment("MODIFIED", {"metadata": {"name": "w"}, "spec": {"replicas": 1}})
+    seen._on_deployment("MODIFIED", {"metadata": {"name": "w"}, "spec": {"replicas": 3}})
+    assert [v for _, v in seen.replicas["w"]] == [1, 3]  # a timeline records changes only
+
+
+def run(tool: str, written: float, steady_rps: float, base_rps: float) -> dict[str, object]:
+    return {
+        "tool": tool,
+        "objects": 10,
+        "scenario": "scaling",
+        "setting": "defaults",
+        "changes": {"up_desired_written_seconds": {"median": written, "p95": written}},
+        "steady": {"primary_api": {"requests_per_second": steady_rps}, "tool": {"rss_mib_median": 50.0}},
+        "baseline": {"primary_api": {"requests_per_second": base_rps}},
+    }
+
+
+def test_table_ratios_are_overspill_over_keda_above_the_same_baseline() -> None:
+    results = {"runs": [run("overspill", 2.0, 12.0, 10.0), run("keda", 8.0, 30.0, 10.0)]}
+    rows = {line.split(" | ")[2]: line for line in table(results).splitlines()[2:]}
+    assert rows["queue up → desired replicas written, median"].endswith("| 2.00 s | 8.00 s | 0.25 |")
+    assert rows["API requests/s above baseline, steady"].endswith("| 2.00 /s | 20.0 /s | 0.10 |")
+    assert len(rows) == len(FIGURES)
+
+
+def test_ratio_edges() -> None:
+    assert ratio(None, 1.0) == "—"
+    assert ratio(0.0, 0.0) == "—"
+    assert ratio(1.0, 0.0) == "∞"
