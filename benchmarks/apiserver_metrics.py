@@ -12,6 +12,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchmarks import raw_api
+
 # apiserver_request_total{code="200",component="apiserver",group="apps",resource="deployments",...,verb="LIST"} 12
 _SAMPLE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
@@ -76,10 +78,5 @@ def rates(before: Snapshot, after: Snapshot, top: int = 8) -> Rates:
 
 def scrape(api: Any) -> Snapshot:
     """GET /metrics with the client's own credentials (the lab's kubeconfig: client certificates)."""
-    headers = {}
-    token = api.configuration.api_key.get("authorization") or api.configuration.api_key.get("BearerToken")
-    if token:
-        prefix = api.configuration.api_key_prefix.get("authorization", "")
-        headers["Authorization"] = f"{prefix} {token}".strip()
-    response = api.rest_client.GET(f"{api.configuration.host}/metrics", headers=headers, _request_timeout=30)
-    return Snapshot(at=time.monotonic(), counts=parse(response.data.decode()))
+    text = raw_api.get(api, "/metrics", timeout=30).read().decode()
+    return Snapshot(at=time.monotonic(), counts=parse(text))

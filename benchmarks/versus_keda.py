@@ -54,7 +54,8 @@ SELECTOR = "overspill.dev/bench=versus-keda"
 POOL = "overspill.dev/bench-pool"
 TARGET = "vk-secondary"  # a BurstTarget of the benchmark's own: the lab's example one caps at 16 replicas
 TARGET_PER_REPLICA = 10
-EQUAL_POLL = 10  # Overspill's default pollIntervalSeconds; KEDA's default pollingInterval is 30
+OVERSPILL_DEFAULT_POLL = 10  # Behavior.poll_interval_seconds' default; KEDA's pollingInterval defaults to 30
+EQUAL_POLL = OVERSPILL_DEFAULT_POLL
 LAB_STATE = Path(os.environ.get("OVERSPILL_LAB_DIR", ROOT / ".lab"))
 PYTHON = str(ROOT / ".venv/bin/python")
 
@@ -332,9 +333,9 @@ class Overspill(Tool):
         self.log = Path(tempfile.mkdtemp(prefix="versus-keda-")) / "overspill.log"
 
     def body(self, i: int, setting: str) -> dict[str, Any]:
-        behavior: dict[str, Any] = {"scaleDownStabilizationSeconds": 0, "minBurstDurationSeconds": 0}
-        if setting == "equal":
-            behavior["pollIntervalSeconds"] = EQUAL_POLL
+        # Overspill's default poll is the equal poll: written out, so both settings are visibly the same spec
+        poll = EQUAL_POLL if setting == "equal" else OVERSPILL_DEFAULT_POLL
+        behavior = {"pollIntervalSeconds": poll, "scaleDownStabilizationSeconds": 0, "minBurstDurationSeconds": 0}
         spec = {
             "workloadRef": {"name": name(i)},
             "metric": {"prometheus": {"query": query(i)}, "targetPerReplica": TARGET_PER_REPLICA},
@@ -363,7 +364,13 @@ class Overspill(Tool):
         self.bench.kubectl(self.bench.lab.primary_kc, "apply", "-f", "-", stdin=json.dumps(target))
 
     def uninstall(self) -> None:
-        self.bench.kubectl(self.bench.lab.primary_kc, "delete", "bursttarget", TARGET, "--ignore-not-found")
+        # the operator is stopped: strip its finalizer rather than wait for it
+        kc = self.bench.lab.primary_kc
+        with contextlib.suppress(SystemExit):
+            self.bench.kubectl(
+                kc, "patch", "bursttarget", TARGET, "--type=merge", "-p", '{"metadata":{"finalizers":null}}'
+            )
+        self.bench.kubectl(kc, "delete", "bursttarget", TARGET, "--ignore-not-found", "--wait=false")
 
     def start(self) -> None:
         self.proc = self.bench.lab.start_operator(self.log)
@@ -601,16 +608,20 @@ def run_tool(bench: Bench, tool: Tool, n: int, args: argparse.Namespace) -> list
             m = min(n, args.full_objects)
             bench.set_queues(m, TARGET_PER_REPLICA)
             runs.append(full_run(bench, tool, f"{ns}-full", m, args))
+            print(f"[versus-keda] {tool.name} primary full: {json.dumps(runs[-1])}", file=sys.stderr)
             bench.set_queues(m, TARGET_PER_REPLICA)
             bench.delete_namespace(f"{ns}-full")
     finally:
         tool.stop()
-        tool.uninstall()
+        try:
+            tool.uninstall()
+        except SystemExit as e:  # a failed clean-up must not throw away the figures; the lab goes down anyway
+            print(f"[versus-keda] {tool.name}: clean-up failed: {e}", file=sys.stderr)
     return runs
 
 
-def merge(new_runs: list[dict[str, Any]], command: str) -> dict[str, Any]:
-    path = RESULTS / "versus_keda.json"
+def merge(new_runs: list[dict[str, Any]], command: str, name: str) -> dict[str, Any]:
+    path = RESULTS / f"{name}.json"
     old = json.loads(path.read_text()) if path.exists() else {}
 
     def key(r: dict[str, Any]) -> tuple[Any, ...]:
@@ -642,12 +653,13 @@ def main() -> None:
     ap.add_argument("--full-objects", type=int, default=100, help="cap on N for the full-primary scenario")
     ap.add_argument("--full-hold", type=float, default=120.0, help="seconds to wait for the full scenario")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--name", default="versus_keda", help="results file name (a smoke run: anything else)")
     ap.add_argument("--table", action="store_true", help="print the Markdown table from the results and exit")
     args = ap.parse_args()
     if args.table:
         from benchmarks.versus_keda_table import table
 
-        print(table(json.loads((RESULTS / "versus_keda.json").read_text())))
+        print(table(json.loads((RESULTS / f"{args.name}.json").read_text())))
         return
     args.settings = args.settings.split(",")
     args.scenarios = args.scenarios.split(",")
@@ -670,7 +682,7 @@ def main() -> None:
     finally:
         bench.remove_nodes()
     command = "python -m benchmarks.versus_keda " + " ".join(sys.argv[1:])
-    write("versus_keda", merge(runs, command))
+    write(args.name, merge(runs, command, args.name))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
+from benchmarks import raw_api
+
 Timeline = list[tuple[float, int]]  # (monotonic time, value), appended when the value changes
 
 
@@ -52,24 +54,22 @@ class RawWatch(threading.Thread):
         super().__init__(daemon=True)
         self.api, self.path, self.selector, self.on_event = api, path, selector, on_event
         self.synced = threading.Event()
+        self.problem = ""
         self._stopping = False
 
-    def _get(self, query: str, stream: bool) -> Any:
-        url = f"{self.api.configuration.host}{self.path}?labelSelector={quote(self.selector)}&{query}"
-        return self.api.rest_client.GET(url, _preload_content=not stream, _request_timeout=None if stream else 60)
-
     def run(self) -> None:
-        rv = ""
+        rv, base = "", f"{self.path}?labelSelector={quote(self.selector)}"
         while not self._stopping:
             try:
                 if not rv:
-                    body = json.loads(self._get("limit=0", stream=False).data)
+                    body = json.loads(raw_api.get(self.api, base).read())
                     for item in body["items"]:
                         self.on_event("ADDED", item)
                     rv = body["metadata"]["resourceVersion"]
                     self.synced.set()
-                resp = self._get(f"watch=1&allowWatchBookmarks=true&timeoutSeconds=300&resourceVersion={rv}", True)
-                for line in resp:
+                query = f"&watch=1&allowWatchBookmarks=true&timeoutSeconds=300&resourceVersion={rv}"
+                stream = raw_api.get(self.api, base + query, timeout=None).response
+                for line in stream:
                     event = json.loads(line)
                     obj = event["object"]
                     if event["type"] == "ERROR":
@@ -78,10 +78,11 @@ class RawWatch(threading.Thread):
                     rv = obj["metadata"]["resourceVersion"]
                     if event["type"] != "BOOKMARK":
                         self.on_event(event["type"], obj)
-                resp.release_conn()
-            except Exception:  # a dropped stream is retried; the benchmark's timeouts catch a dead one
+                stream.release_conn()
+            except Exception as e:  # a dropped stream is retried; the benchmark's timeouts catch a dead one
                 if self._stopping:
                     return
+                self.problem = str(e)
                 time.sleep(0.5)
 
     def stop(self) -> None:
@@ -108,7 +109,7 @@ class Workloads:
             w.start()
         for w in self.watches:
             if not w.synced.wait(120):
-                raise TimeoutError(f"watch of {w.path} did not sync in 120 s")
+                raise TimeoutError(f"watch of {w.path} did not sync in 120 s: {w.problem or 'no answer'}")
         return self
 
     def __exit__(self, *_: object) -> None:

@@ -48,15 +48,15 @@ import (
 )
 GO
 
-# One build-time overlay, nothing else changed: the adapter's own /metrics server binds ":<port>" (every
-# interface) with no flag for the address; this machine's servers listen on loopback only.
-adapter_main="$src/cmd/adapter/main.go"
-mkdir -p "$cache/overlay"
+# One change, nothing else: the adapter's own /metrics server binds ":<port>" (every interface) with no flag for the
+# address, and this machine's servers listen on loopback only. Its main package (one file, importing only KEDA's
+# public packages) is built from a copy in the wrapper with that one line changed; everything else is KEDA's module.
+mkdir -p "$cache/wrapper/cmd/keda-adapter"
 sed 's|fmt.Sprintf(":%v", metricsAPIServerPort)|fmt.Sprintf("127.0.0.1:%v", metricsAPIServerPort)|' \
-  "$adapter_main" >"$cache/overlay/adapter-main.go"
-grep -q '"127.0.0.1:%v", metricsAPIServerPort' "$cache/overlay/adapter-main.go" \
-  || die "KEDA $KEDA_VERSION's cmd/adapter/main.go changed shape: review the loopback overlay in $0"
-printf '{"Replace": {"%s": "%s"}}\n' "$adapter_main" "$cache/overlay/adapter-main.go" >"$cache/overlay/adapter.json"
+  "$src/cmd/adapter/main.go" >"$cache/wrapper/cmd/keda-adapter/main.go"
+grep -q '"127.0.0.1:%v", metricsAPIServerPort' "$cache/wrapper/cmd/keda-adapter/main.go" \
+  || die "KEDA $KEDA_VERSION's cmd/adapter/main.go changed shape: review the loopback line in $0"
+[ "$(find "$src/cmd/adapter" -name '*.go' | wc -l)" = 1 ] || die "KEDA's cmd/adapter has more than main.go now: copy them all in $0"
 
 ld="-s -w -X $mod/version.Version=$KEDA_VERSION -X $mod/version.GitCommit=module-proxy"
 build() {  # $1 = output name, $2 = package, then extra go build flags
@@ -68,7 +68,7 @@ build() {  # $1 = output name, $2 = package, then extra go build flags
   mv "$cache/bin/$out.tmp" "$cache/bin/$out"
 }
 build keda "$mod/cmd/operator"
-build keda-adapter "$mod/cmd/adapter" -overlay "$cache/overlay/adapter.json"
+build keda-adapter ./cmd/keda-adapter
 
 rm -rf "$cache/crd.tmp" && mkdir -p "$cache/crd.tmp"
 cp "$src"/config/crd/bases/*.yaml "$cache/crd.tmp/" && chmod -R u+w "$cache/crd.tmp"

@@ -105,3 +105,10 @@ def test_ratio_edges() -> None:
     assert ratio(None, 1.0) == "—"
     assert ratio(0.0, 0.0) == "—"
     assert ratio(1.0, 0.0) == "∞"
+
+
+def test_the_benchmark_writes_out_overspills_real_default_poll() -> None:
+    from benchmarks.versus_keda import OVERSPILL_DEFAULT_POLL
+    from overspill.api.policy import Behavior
+
+    assert Behavior().poll_interval_seconds == OVERSPILL_DEFAULT_POLL  # else "defaults" would not be the defaults
