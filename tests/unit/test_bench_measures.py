@@ -109,6 +109,7 @@ def test_ratio_edges() -> None:
 
 def test_the_benchmark_writes_out_overspills_real_default_poll() -> None:
     from benchmarks.versus_keda import OVERSPILL_DEFAULT_POLL
+
     from overspill.api.policy import Behavior
 
     assert Behavior().poll_interval_seconds == OVERSPILL_DEFAULT_POLL  # else "defaults" would not be the defaults
