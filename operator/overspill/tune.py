@@ -36,6 +36,7 @@ UP_WINDOWS = (0, 10, 20, 30)
 DOWN_WINDOWS = (0, 30, 60, 120, 300)
 DWELLS = (0, 30, 60, 120, 300)
 LEADS = (0, 20, 40, 60, 90, 120, 180)  # 0: predictive off
+TREND_WINDOWS = (40, 60, 120, 240)  # the trend needs 4 samples: at least 4 polls
 
 
 @dataclass(frozen=True, order=True)
@@ -46,6 +47,12 @@ class Knobs:
     scale_down_stabilization_seconds: int
     min_burst_duration_seconds: int
     predictive_lead_seconds: int  # 0 = off
+    predictive_window_seconds: int = 60
+
+    def __post_init__(self) -> None:
+        if not self.predictive_lead_seconds:
+            # the trend window means nothing with prediction off: one setting, not four
+            object.__setattr__(self, "predictive_window_seconds", Predictive().window_seconds)
 
     @staticmethod
     def of(spec: BurstPolicySpec) -> Knobs:
@@ -57,13 +64,18 @@ class Knobs:
             b.scale_down_stabilization_seconds,
             b.min_burst_duration_seconds,
             pred.lead_seconds if pred is not None and pred.enabled else 0,
+            pred.window_seconds if pred is not None else Predictive().window_seconds,
         )
 
     def apply(self, spec: BurstPolicySpec) -> BurstPolicySpec:
         pred = spec.behavior.predictive
         if self.predictive_lead_seconds:
             pred = (pred or Predictive()).model_copy(
-                update={"enabled": True, "lead_seconds": self.predictive_lead_seconds}
+                update={
+                    "enabled": True,
+                    "lead_seconds": self.predictive_lead_seconds,
+                    "window_seconds": self.predictive_window_seconds,
+                }
             )
         elif pred is not None:
             pred = pred.model_copy(update={"enabled": False})
@@ -95,12 +107,17 @@ class Knobs:
         ):
             if getattr(self, field) != getattr(before, field):
                 behavior[key] = getattr(self, field)
-        if self.predictive_lead_seconds != before.predictive_lead_seconds:
-            behavior["predictive"] = (
-                {"enabled": True, "leadSeconds": self.predictive_lead_seconds}
-                if self.predictive_lead_seconds
-                else {"enabled": False}
-            )
+        if self.predictive_lead_seconds and (
+            self.predictive_lead_seconds != before.predictive_lead_seconds
+            or self.predictive_window_seconds != before.predictive_window_seconds
+        ):
+            behavior["predictive"] = {
+                "enabled": True,
+                "leadSeconds": self.predictive_lead_seconds,
+                "windowSeconds": self.predictive_window_seconds,
+            }
+        elif not self.predictive_lead_seconds and before.predictive_lead_seconds:
+            behavior["predictive"] = {"enabled": False}
         if behavior:
             spec["behavior"] = behavior
         return {"spec": spec} if spec else {}
@@ -184,6 +201,7 @@ def _random(rng: random.Random, base: Knobs) -> Knobs:
         rng.choice(DOWN_WINDOWS),
         rng.choice(DWELLS),
         rng.choice(LEADS),
+        rng.choice(TREND_WINDOWS),
     )
 
 
@@ -198,6 +216,7 @@ def _neighbours(k: Knobs, base: Knobs) -> list[Knobs]:
         ("scale_down_stabilization_seconds", DOWN_WINDOWS),
         ("min_burst_duration_seconds", DWELLS),
         ("predictive_lead_seconds", LEADS),
+        ("predictive_window_seconds", TREND_WINDOWS),
     ]
     for field, values in options:
         current = getattr(k, field)

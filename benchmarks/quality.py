@@ -1,0 +1,187 @@
+"""Decision quality against the oracle: SLO attainment, secondary replica-hours, cost and placement changes for
+primary-only, a KEDA-like and a Karmada-like baseline, Overspill with the example policies, Overspill tuned by
+`overspill tune`'s search, and the clairvoyant lower bound (`overspill.oracle`), on both Azure LLM traces and a
+synthetic CI day.
+
+    .venv/bin/python -m benchmarks.quality [--traces-dir ../shared/traces] [--budget 60] [--plot docs/quality.png]
+
+Writes benchmarks/results/quality.json and prints the markdown table used in docs/benchmarks.md. The Azure LLM
+inference trace 2023 (CC-BY 4.0): Patel, Choukse, Zhang, Shah, Goiri, Maleki, Bianchini, "Splitwise: Efficient
+generative LLM inference using phase splitting", ISCA 2024.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import ROOT, write
+from overspill import oracle
+from overspill.api.policy import BurstPolicySpec
+from overspill.api.target import BurstTargetSpec
+from overspill.policyfile import load_policy_file
+from overspill.simulate import ServiceModel, Slo, run, strategy_spec
+from overspill.traces import RequestLog, load, synthetic_ci_day
+from overspill.tune import Problem, search
+
+BASELINES = (
+    ("primary-only", "primary-only"),
+    ("KEDA-like (one cluster, 30 s poll)", "keda-like"),
+    ("Karmada-like (static overflow, no return)", "static-overflow"),
+    ("Overspill, example policy", "overspill"),
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    label: str
+    spec: BurstPolicySpec
+    targets: dict[str, BurstTargetSpec]
+    trace: RequestLog
+    primary_capacity: int
+    model: ServiceModel
+    slo: Slo
+
+
+def cases(traces: Path) -> list[Case]:
+    inference, targets = load_policy_file(ROOT / "manifests/examples/inference-policy.yaml")
+    ci, ci_targets = load_policy_file(ROOT / "manifests/examples/ci-runner-policy.yaml")
+    model = ServiceModel()  # 35 s start-up in the primary, 60 s in a secondary (docs/simulator.md)
+    out = []
+    for name in ("code", "conv"):
+        log = load(traces / f"azure-llm-2023-{name}.csv")
+        assert isinstance(log, RequestLog)
+        out.append(Case(f"azure-{name} (1 h)", inference, targets, log, 8, model, Slo(30, 0.98)))
+    ci_model = ServiceModel(tokens_per_second=1.0, startup_seconds={"primary": 20, "gcp-europe-west4": 60})
+    out.append(Case("ci-day (24 h, synthetic)", ci, ci_targets, synthetic_ci_day(), 20, ci_model, Slo(120, 0.95)))
+    return out
+
+
+def figures(s: Any) -> dict[str, Any]:
+    return {
+        "slo_attainment": s.slo_attainment,
+        "secondary_replica_hours": s.secondary_replica_hours,
+        "total_cost": s.total_cost,
+        "placement_changes": s.placement_changes,
+        "unfinished_requests": s.unfinished_requests,
+    }
+
+
+def measure(case: Case, budget: float, workers: int) -> dict[str, Any]:
+    kw: dict[str, Any] = {
+        "targets": case.targets,
+        "primary_capacity": case.primary_capacity,
+        "model": case.model,
+        "slo": case.slo,
+    }
+    rows: dict[str, Any] = {}
+    for label, strategy in BASELINES:
+        rows[label] = figures(run(strategy_spec(case.spec, strategy), case.trace, **kw))
+    problem = Problem(case.spec, case.trace, case.targets, case.primary_capacity, case.model, case.slo, 1.0, 0.0)
+    tuned = search(problem, budget_seconds=budget, workers=workers, seed=1)
+    best = tuned.best
+    rows["Overspill, tuned"] = figures(run(best.knobs.apply(case.spec), case.trace, **kw)) | {
+        "patch": best.knobs.patch(tuned.before.knobs),
+        "evaluated": len(tuned.outcomes),
+        "search_seconds": tuned.elapsed_seconds,
+    }
+    bound = oracle.bound(
+        case.spec,
+        case.trace,
+        targets=case.targets,
+        primary_capacity=case.primary_capacity,
+        model=case.model,
+        slo=case.slo,
+    )
+    rows["oracle (clairvoyant lower bound)"] = {
+        "slo_attainment": case.slo.target if bound.feasible else None,
+        "secondary_replica_hours": bound.replica_hours,
+        "rounded_replica_hours": bound.rounded_replica_hours,
+        "rounding_gap_hours": bound.rounding_gap_hours,
+        "interval_seconds": bound.interval_seconds,
+        "solve_seconds": bound.solve_seconds,
+        "feasible": bound.feasible,
+    }
+    for label, r in rows.items():
+        if "oracle" not in label:
+            hours = r["secondary_replica_hours"]
+            r["oracle_ratio"] = round(hours / bound.replica_hours, 2) if bound.replica_hours > 0 else None
+    t = rows["Overspill, tuned"]
+    t["dominates"] = {
+        label: t["slo_attainment"] >= rows[label]["slo_attainment"]
+        and t["secondary_replica_hours"] <= rows[label]["secondary_replica_hours"]
+        for label, _ in BASELINES
+    }
+    return {"slo": {"wait_seconds": case.slo.wait_seconds, "target": case.slo.target}, "rows": rows}
+
+
+def table(results: dict[str, Any]) -> list[str]:
+    lines = [
+        "| trace (SLO) | strategy | SLO attainment | secondary replica-h | ratio to oracle | cost | changes |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for trace, res in results.items():
+        slo = res["slo"]
+        where = f"{trace} ({slo['target']:.0%} wait <= {slo['wait_seconds']:g} s)"
+        for label, r in res["rows"].items():
+            att = "-" if r["slo_attainment"] is None else f"{r['slo_attainment']:.1%}"
+            ratio = (
+                "1 (bound)" if "oracle" in label else ("-" if r["oracle_ratio"] is None else f"{r['oracle_ratio']}x")
+            )
+            cost = r.get("total_cost", "-")
+            changes = r.get("placement_changes", "-")
+            lines.append(
+                f"| {where} | {label} | {att} | {r['secondary_replica_hours']:.2f} | {ratio} | {cost} | {changes} |"
+            )
+    return lines
+
+
+def plot(results: dict[str, Any], out: str) -> None:
+    from overspill.plot import _pyplot
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4.4), squeeze=False)
+    for ax, (trace, res) in zip(axes[0], results.items(), strict=True):
+        for i, (label, r) in enumerate(res["rows"].items()):
+            if "oracle" in label:
+                ax.axvline(r["secondary_replica_hours"], color="#b07aa1", ls="--", lw=1, label="oracle (lower bound)")
+                continue
+            ax.scatter(r["secondary_replica_hours"], r["slo_attainment"], s=40, label=label, color=f"C{i}")
+        ax.axhline(res["slo"]["target"], color="black", ls=":", lw=1, label="SLO target")
+        ax.set_title(f"{trace}: {res['slo']['target']:.0%} within {res['slo']['wait_seconds']:g} s", fontsize=9)
+        ax.set_xlabel("secondary replica-hours")
+        ax.set_ylabel("SLO attainment")
+    axes[0][0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--traces-dir", default=str(ROOT.parent / "shared/traces"))
+    ap.add_argument("--budget", type=float, default=60.0, help="seconds of tuning per trace")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--plot", default=str(ROOT / "docs/quality.png"))
+    args = ap.parse_args()
+    results = {c.label: measure(c, args.budget, args.workers) for c in cases(Path(args.traces_dir))}
+    lines = table(results)
+    if args.plot:
+        plot(results, args.plot)
+    write(
+        "quality",
+        {
+            "command": f"python -m benchmarks.quality --budget {args.budget:g}",
+            "workers": args.workers,
+            "results": results,
+            "table": lines,
+        },
+    )
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
