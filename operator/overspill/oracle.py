@@ -12,7 +12,10 @@ the future — maps to a feasible point of the program with the same secondary r
   most what the Ready replicas could serve in it;
 - request i (FIFO) can start within W only if the work before it, C_i, was served by the end of the interval
   holding its deadline. The number of requests meeting the SLO with the same deadline interval is at most the
-  staircase #{i: C_i <= D}, replaced by its upper concave envelope (a few linear cuts).
+  staircase #{i: C_i <= D}, replaced by its upper concave envelope over the D that interval must reach anyway
+  (the next rule), a few linear cuts;
+- at most M = N - ceil(target * N) requests may miss, so among any M+1 consecutive requests one starts in time:
+  the work before request i is served by the deadline of request i+M (exact, no relaxation needed).
 
 Replicas per interval rounded up give `rounded_replica_hours`; the difference is reported as the rounding gap.
 """
@@ -74,14 +77,15 @@ def _upper_hull(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return hull
 
 
-def _slo_cuts(prior_work: list[float]) -> list[tuple[float, float]]:
-    """(intercept, slope) cuts with count <= intercept + slope * D, for requests whose prior work is `prior_work`."""
+def _slo_cuts(prior_work: list[float], floor: float) -> list[tuple[float, float]]:
+    """(intercept, slope) cuts with count <= intercept + slope * D, for requests whose prior work is `prior_work`,
+    valid for every D >= `floor` (the served work the interval is already known to need)."""
     ranks: dict[float, int] = {}
     for i, c in enumerate(sorted(prior_work), start=1):
         ranks[c] = i  # ties: the staircase jumps to the last rank
-    points: list[tuple[float, float]] = [(c, float(n)) for c, n in sorted(ranks.items())]
-    if points[0][0] > 0:
-        points.insert(0, (0.0, 0.0))
+    at_floor = max((n for c, n in ranks.items() if c <= floor), default=0)
+    points: list[tuple[float, float]] = [(floor, float(at_floor))]
+    points += [(c, float(n)) for c, n in sorted(ranks.items()) if c > floor]
     hull = _upper_hull(points)
     cuts = []
     for (x1, y1), (x2, y2) in itertools.pairwise(hull):
@@ -134,15 +138,29 @@ def bound(
     # cumulative arrivals by interval, and each request's deadline interval and prior work (FIFO)
     arrived = [0.0] * k_count
     groups: dict[int, list[float]] = defaultdict(list)
+    deadlines: list[int] = []
+    priors: list[float] = []
     prior = 0.0
     for r in reqs:
         added = math.ceil(r.t / dt - EPS) * dt  # the step at which the simulator enqueues it
         arrived[min(k_count - 1, int(added / delta + EPS))] += r.work
         deadline = min(k_count - 1, int((r.t + slo.wait_seconds) / delta + EPS))
         groups[deadline].append(prior)
+        deadlines.append(deadline)
+        priors.append(prior)
         prior += r.work
     for k in range(1, k_count):
         arrived[k] += arrived[k - 1]
+    # At most `misses` requests may wait too long, so among any misses+1 consecutive requests (FIFO) one starts
+    # in time, and it starts only once all the work before it is served: the work before request i is served by
+    # the deadline of request i+misses. A linear cut, and the one that holds the bound up on spiky traces.
+    misses = len(reqs) - math.ceil(slo.target * len(reqs) - EPS)
+    served_at_least = [0.0] * k_count
+    for j in range(misses, len(reqs)):
+        k = deadlines[j]
+        served_at_least[k] = max(served_at_least[k], priors[j - misses])
+    for k in range(1, k_count):
+        served_at_least[k] = max(served_at_least[k], served_at_least[k - 1])
 
     # variables: y[c,k], r[c,k] per target; p[k]; D[k]; m[g] per deadline group
     n_t = len(names)
@@ -170,7 +188,7 @@ def bound(
     for k in range(k_count):
         warm_only = (k + 1) * delta - dt < p_startup - 1e-6
         bounds[base_p + k] = (0.0, min(p_cap, float(spec.min_replicas)) if warm_only else p_cap)
-        bounds[base_d + k] = (0.0, arrived[k])
+        bounds[base_d + k] = (served_at_least[k], arrived[k])
     for g, key in enumerate(group_keys):
         bounds[base_m + g] = (0.0, float(len(groups[key])))
 
@@ -202,7 +220,7 @@ def bound(
             row([(base_d + k - 1, 1.0), (base_d + k, -1.0)], 0.0)
         row([(base_p + k, 1.0)] + [(idx_r(c, k), 1.0) for c in range(n_t)], float(spec.max_replicas))
     for g, key in enumerate(group_keys):
-        for intercept, slope in _slo_cuts(groups[key]):
+        for intercept, slope in _slo_cuts(groups[key], served_at_least[key]):
             row([(base_m + g, 1.0), (base_d + key, -slope)], intercept)
     need = slo.target * len(reqs)
     row([(base_m + g, -1.0) for g in range(len(group_keys))], -need + 1e-9)
