@@ -48,6 +48,8 @@ class Knobs:
     min_burst_duration_seconds: int
     predictive_lead_seconds: int  # 0 = off
     predictive_window_seconds: int = 60
+    # keeping the primary warm costs nothing when its replicas are already paid for (--primary-cost 0)
+    min_replicas: int = 1
 
     def __post_init__(self) -> None:
         if not self.predictive_lead_seconds:
@@ -65,6 +67,7 @@ class Knobs:
             b.min_burst_duration_seconds,
             pred.lead_seconds if pred is not None and pred.enabled else 0,
             pred.window_seconds if pred is not None else Predictive().window_seconds,
+            spec.min_replicas,
         )
 
     def apply(self, spec: BurstPolicySpec) -> BurstPolicySpec:
@@ -90,11 +93,13 @@ class Knobs:
         metric = spec.metric.model_copy(
             update={"target_per_replica": self.target_per_replica, "activation_threshold": self.activation_threshold}
         )
-        return spec.model_copy(update={"metric": metric, "behavior": behavior})
+        return spec.model_copy(update={"metric": metric, "behavior": behavior, "min_replicas": self.min_replicas})
 
     def patch(self, before: Knobs) -> dict[str, Any]:
         """A merge patch to the policy: only what changes."""
         spec: dict[str, Any] = {}
+        if self.min_replicas != before.min_replicas:
+            spec["minReplicas"] = self.min_replicas
         if self.target_per_replica != before.target_per_replica:
             spec.setdefault("metric", {})["targetPerReplica"] = self.target_per_replica
         if self.activation_threshold != before.activation_threshold:
@@ -193,7 +198,19 @@ def evaluate(knobs: Knobs, problem: Problem | None = None) -> Outcome:
     return Outcome(knobs, attained, s.secondary_replica_hours, s.total_cost, s.placement_changes, bool(s.slo_met))
 
 
-def _random(rng: random.Random, base: Knobs) -> Knobs:
+def min_replica_options(problem: Problem) -> tuple[int, ...]:
+    """The policy's own minReplicas, and the primary half or fully warm (never above maxReplicas)."""
+    spec = problem.spec
+    caps = [c for c in (problem.primary_capacity, spec.primary.max_replicas) if c is not None]
+    if not caps:
+        return (spec.min_replicas,)
+    cap = min(*caps, spec.max_replicas)
+    if spec.fallback.replicas is not None:
+        cap = min(cap, spec.fallback.replicas)  # the API server requires fallback.replicas >= minReplicas
+    return tuple(sorted({spec.min_replicas, max(spec.min_replicas, (cap + 1) // 2), max(spec.min_replicas, cap)}))
+
+
+def _random(rng: random.Random, base: Knobs, mins: tuple[int, ...]) -> Knobs:
     return Knobs(
         round(base.target_per_replica * rng.choice(TPR_FACTORS), 3),
         rng.choice((*ACTIVATION, base.activation_threshold)),
@@ -202,10 +219,11 @@ def _random(rng: random.Random, base: Knobs) -> Knobs:
         rng.choice(DWELLS),
         rng.choice(LEADS),
         rng.choice(TREND_WINDOWS),
+        rng.choice(mins),
     )
 
 
-def _neighbours(k: Knobs, base: Knobs) -> list[Knobs]:
+def _neighbours(k: Knobs, base: Knobs, mins: tuple[int, ...]) -> list[Knobs]:
     """One knob one notch either way."""
     out = []
     tprs = sorted({round(base.target_per_replica * f, 3) for f in TPR_FACTORS} | {k.target_per_replica})
@@ -217,6 +235,7 @@ def _neighbours(k: Knobs, base: Knobs) -> list[Knobs]:
         ("min_burst_duration_seconds", DWELLS),
         ("predictive_lead_seconds", LEADS),
         ("predictive_window_seconds", TREND_WINDOWS),
+        ("min_replicas", mins),
     ]
     for field, values in options:
         current = getattr(k, field)
@@ -249,6 +268,7 @@ def search(
     deadline = started + budget_seconds
     rng = random.Random(seed)
     base = Knobs.of(problem.spec)
+    mins = min_replica_options(problem)
     before = evaluate(base, problem)
     outcomes: dict[Knobs, Outcome] = {base: before}
     best = before
@@ -262,9 +282,10 @@ def search(
             if queue:
                 k = queue.pop()
             elif len(outcomes) < 48 or rng.random() < 0.3:
-                k = _random(rng, base)
+                k = _random(rng, base, mins)
             else:
-                queue.extend(rng.sample(_neighbours(best.knobs, base), k=len(_neighbours(best.knobs, base))))
+                moves = _neighbours(best.knobs, base, mins)
+                queue.extend(rng.sample(moves, k=len(moves)))
                 continue
             if k not in seen:
                 seen.add(k)

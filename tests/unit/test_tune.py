@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from overspill.api import parse_policy_spec
 from overspill.simulate import ServiceModel, Slo
 from overspill.traces import Request, RequestLog
 from overspill.tune import Knobs, Problem, evaluate, frontier, search
@@ -44,6 +45,13 @@ def test_search_finds_a_cheaper_setting_that_meets_the_slo() -> None:
     patch = result.best.knobs.patch(result.before.knobs)
     assert patch["spec"]  # the recommendation is a change to the policy
     assert Knobs.of(result.best.knobs.apply(p.spec)) == result.best.knobs
+    # the patch, merged into the policy, is one the API server accepts, and it is the recommended setting
+    merged = p.spec.model_dump(by_alias=True, exclude_none=True, mode="json")
+    for key, value in patch["spec"].items():
+        merged[key] = {**merged[key], **value} if isinstance(value, dict) else value
+    if "predictive" in patch["spec"].get("behavior", {}):
+        merged["behavior"]["predictive"] = patch["spec"]["behavior"]["predictive"]
+    assert Knobs.of(parse_policy_spec(merged, strict=True)) == result.best.knobs
 
 
 def test_frontier_keeps_only_undominated_settings() -> None:
