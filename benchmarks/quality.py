@@ -13,12 +13,13 @@ generative LLM inference using phase splitting", ISCA 2024.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import ROOT, write
+from benchmarks.common import RESULTS, ROOT, write
 from overspill import oracle
 from overspill.api.policy import BurstPolicySpec
 from overspill.api.target import BurstTargetSpec
@@ -128,9 +129,12 @@ def table(results: dict[str, Any]) -> list[str]:
         where = f"{trace} ({slo['target']:.0%} wait <= {slo['wait_seconds']:g} s)"
         for label, r in res["rows"].items():
             att = "-" if r["slo_attainment"] is None else f"{r['slo_attainment']:.1%}"
-            ratio = (
-                "1 (bound)" if "oracle" in label else ("-" if r["oracle_ratio"] is None else f"{r['oracle_ratio']}x")
-            )
+            if "oracle" in label:
+                ratio = "1 (bound)"
+            elif r["slo_attainment"] < slo["target"]:
+                ratio = "misses the SLO"
+            else:
+                ratio = "-" if r["oracle_ratio"] is None else f"{r['oracle_ratio']}x"
             cost = r.get("total_cost", "-")
             changes = r.get("placement_changes", "-")
             lines.append(
@@ -166,7 +170,14 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=60.0, help="seconds of tuning per trace")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--plot", default=str(ROOT / "docs/quality.png"))
+    ap.add_argument("--from-json", action="store_true", help="redraw the table and plot from the last results")
     args = ap.parse_args()
+    if args.from_json:
+        saved = json.loads((RESULTS / "quality.json").read_text())
+        if args.plot:
+            plot(saved["results"], args.plot)
+        print("\n".join(table(saved["results"])))
+        return
     results = {c.label: measure(c, args.budget, args.workers) for c in cases(Path(args.traces_dir))}
     lines = table(results)
     if args.plot:
