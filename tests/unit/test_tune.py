@@ -120,3 +120,17 @@ def test_cli_refuses_an_slo_the_caps_make_infeasible(tmp_path: Path) -> None:
     r = tune(tmp_path, 0, "--slo-target", "0.99", "--budget", "5s", "--workers", "1")
     assert r.returncode == 2
     assert "no schedule meets 99.00% within 20 s" in r.stderr and "Raise the caps" in r.stderr
+
+
+def test_cli_refuses_a_metric_trace(tmp_path: Path) -> None:
+    (tmp_path / "trace.csv").write_text("t_seconds,value\n0,5\n10,50\n")
+    (tmp_path / "policy.yaml").write_text(POLICY.replace("MAX", "60").replace("CAP", "10"))
+    r = subprocess.run(
+        [OVERSPILL, "tune", "--policy", str(tmp_path / "policy.yaml"), "--trace", str(tmp_path / "trace.csv")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert r.returncode == 2
+    assert "tune needs a request log" in r.stderr and "fix:" in r.stderr
