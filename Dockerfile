@@ -9,6 +9,9 @@ COPY operator ./operator
 RUN python -m build --wheel --outdir /dist
 
 FROM python:3.11-slim
+LABEL org.opencontainers.image.title="overspill" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.source="https://github.com/overspill/overspill"
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 COPY --from=build /dist/*.whl /tmp/
 RUN pip install --no-cache-dir /tmp/*.whl && rm -f /tmp/*.whl \

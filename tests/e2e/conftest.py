@@ -132,8 +132,10 @@ class OperatorProcess:
         standalone: bool = True,
         priority: int | None = None,
         ports: tuple[int, int] = (19195, 19196),
+        peering: str = "overspill",
     ) -> None:
         self.standalone = standalone
+        self.peering = peering
         self.priority = priority
         self.ports = ports
         self.lab = lab
@@ -149,7 +151,7 @@ class OperatorProcess:
             [
                 str(self.executable),
                 "run",
-                *(["--standalone"] if self.standalone else ["--peering", "overspill"]),
+                *(["--standalone"] if self.standalone else ["--peering", self.peering]),
                 *(["--priority", str(self.priority)] if self.priority is not None else []),
                 "--all-namespaces",
                 "--metrics-port",

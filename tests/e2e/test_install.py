@@ -3,16 +3,20 @@ builds it (a wheel in a clean virtualenv), running with its own ServiceAccount's
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
+import time
 import venv
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from kubernetes import client, config
 
+from overspill.adapters.kube import DELETION_COST
 from tests.e2e.conftest import ROOT, Lab, OperatorProcess
 from tests.e2e.helpers import burst, events, wait_placement
 
@@ -53,40 +57,81 @@ def applied(installed: Lab) -> Lab:
     return installed
 
 
-@pytest.fixture(scope="module")
-def sa_operator(
-    applied: Lab, wheel_operator: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    installed = applied
-    token = kubectl(installed, "create", "token", "overspill", "-n", "overspill-system", "--duration=2h").strip()
-    admin = yaml.safe_load(Path(installed.primary_kubeconfig).read_text())
-    cluster = admin["clusters"][0]["cluster"]
+def sa_kubeconfig(lab: Lab, namespace: str, name: str, folder: Path) -> Path:
+    """A kubeconfig holding only a token of that ServiceAccount: the identity a pod of the Deployment runs as."""
+    token = kubectl(lab, "create", "token", name, "-n", namespace, "--duration=2h").strip()
+    admin = yaml.safe_load(Path(lab.primary_kubeconfig).read_text())
     kc = {
         "apiVersion": "v1",
         "kind": "Config",
         "current-context": "sa",
-        "clusters": [{"name": "lab", "cluster": cluster}],
-        "contexts": [{"name": "sa", "context": {"cluster": "lab", "user": "overspill"}}],
-        "users": [{"name": "overspill", "user": {"token": token}}],
+        "clusters": [{"name": "lab", "cluster": admin["clusters"][0]["cluster"]}],
+        "contexts": [{"name": "sa", "context": {"cluster": "lab", "user": name}}],
+        "users": [{"name": name, "user": {"token": token}}],
     }
-    path = tmp_path_factory.mktemp("sa") / "kubeconfig.yaml"
+    path = folder / "kubeconfig.yaml"
     path.write_text(yaml.safe_dump(kc))
     path.chmod(0o600)
+    return path
+
+
+def denials(op: OperatorProcess, user: str) -> list[str]:
+    """RBAC denials name the identity ("User ... cannot <verb> resource ..."; a 403 for posting into a namespace
+    being deleted is not one); the admission policy's denials name the policy."""
+    return [
+        line
+        for line in op.log_path.read_text().splitlines()
+        if (user in line and "cannot" in line) or ("ValidatingAdmissionPolicy" in line and "denied" in line)
+    ]
+
+
+def patch_pod(kubeconfig: str | Path, namespace: str, pod: str, patch: dict[str, object]) -> str:
+    """ "" when the API server accepted the patch, else its refusal (the operator's own call, with that identity)."""
+    with config.new_client_from_config(str(kubeconfig)) as api:
+        try:
+            client.CoreV1Api(api).patch_namespaced_pod(pod, namespace, patch)
+        except client.ApiException as err:
+            return f"HTTP {err.status}: {err.body}"
+    return ""
+
+
+def only_deletion_cost_is_patchable(lab: Lab, sa_kc: Path, namespace: str) -> None:
+    """The real API server enforces the shipped ValidatingAdmissionPolicy for that ServiceAccount's token."""
+    kubectl(lab, "run", "p", "-n", namespace, "--image=registry.k8s.io/pause:3.10", "--labels=app=p")
+    refusal = "may change only the controller.kubernetes.io/pod-deletion-cost annotation"
+    deadline = time.monotonic() + 20  # the API server loads a new policy within a second or so
+    for attempt in itertools.count():  # a new value each time: a label already set would be no change at all
+        answer = patch_pod(sa_kc, namespace, "p", {"metadata": {"labels": {"moved": str(attempt)}}})
+        if refusal in answer or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert refusal in answer, f"a label change by the operator's ServiceAccount was not refused: {answer!r}"
+    core = client.CoreV1Api(lab.primary)
+    labels = core.read_namespaced_pod("p", namespace).metadata.labels
+    assert refusal in patch_pod(sa_kc, namespace, "p", {"metadata": {"annotations": {"example.com/note": "x"}}})
+    assert refusal in patch_pod(sa_kc, namespace, "p", {"spec": {"activeDeadlineSeconds": 60}})
+    assert patch_pod(sa_kc, namespace, "p", {"metadata": {"annotations": {DELETION_COST: "42"}}}) == ""
+    pod = core.read_namespaced_pod("p", namespace)
+    assert pod.metadata.annotations[DELETION_COST] == "42"
+    assert pod.metadata.labels == labels and "example.com/note" not in pod.metadata.annotations
+    assert pod.spec.active_deadline_seconds is None
+    assert patch_pod(lab.primary_kubeconfig, namespace, "p", {"metadata": {"labels": {"moved": "x"}}}) == ""
+
+
+@pytest.fixture(scope="module")
+def sa_operator(
+    applied: Lab, wheel_operator: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    path = sa_kubeconfig(applied, "overspill-system", "overspill", tmp_path_factory.mktemp("sa"))
     # as deployed: with Kopf peering (standby replicas), which needs its own RBAC and its ClusterKopfPeering
     op = OperatorProcess(
-        installed, path.parent / "operator.log", kubeconfig=str(path), executable=wheel_operator, standalone=False
+        applied, path.parent / "operator.log", kubeconfig=str(path), executable=wheel_operator, standalone=False
     )
     op.start()
     yield op
     op.stop()
-    # an RBAC denial names the identity ("User ... cannot <verb> resource ..."); a 403 for posting into a namespace
-    # being deleted is not one
-    denials = [
-        line
-        for line in op.log_path.read_text().splitlines()
-        if "system:serviceaccount:overspill-system:overspill" in line and "cannot" in line
-    ]
-    assert denials == [], "the operator hit RBAC denials:\n" + "\n".join(denials[:5])
+    found = denials(op, "system:serviceaccount:overspill-system:overspill")
+    assert found == [], "the operator hit RBAC or admission denials:\n" + "\n".join(found[:5])
 
 
 def can_i(lab: Lab, verb: str, resource: str, namespace: str) -> str:
@@ -114,6 +159,12 @@ def test_service_account_token_is_not_admin(applied: Lab) -> None:
     assert can_i(applied, "get", "secrets", "default") == "no"
     assert can_i(applied, "get", "secrets", "overspill-system") == "yes"  # the kubeconfigs live there, only there
     assert can_i(applied, "delete", "deployments", "default") == "no"
+
+
+def test_operator_may_patch_only_the_deletion_cost_of_a_pod(applied: Lab, namespace: str, tmp_path: Path) -> None:
+    only_deletion_cost_is_patchable(
+        applied, sa_kubeconfig(applied, "overspill-system", "overspill", tmp_path), namespace
+    )
 
 
 def test_peering_object_created_by_the_operator(lab: Lab, sa_operator: OperatorProcess) -> None:
