@@ -158,6 +158,13 @@ def rbac(docs: Docs) -> dict[str, Any]:
 
 def test_chart_and_kustomize_grant_the_same_rbac() -> None:
     from_kustomize, from_chart = rbac(kustomize()), rbac(chart())
+    for key in from_kustomize.keys() & from_chart.keys():
+        if isinstance(from_kustomize[key], set):
+            only_k, only_c = from_kustomize[key] - from_chart[key], from_chart[key] - from_kustomize[key]
+            assert not only_k and not only_c, (
+                f"{key}: only in manifests/base/rbac.yaml {sorted(only_k)}; only in the chart {sorted(only_c)}: "
+                "change charts/overspill/templates/rbac.yaml with it"
+            )
     assert from_chart == from_kustomize
     assert "ClusterRole in *" in from_kustomize and "Role in overspill-system" in from_kustomize
 

@@ -22,3 +22,20 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
+
+{{/* The rules of the kustomize base's ClusterRole or Role (files/rbac.yaml -> manifests/base/rbac.yaml). */}}
+{{- define "overspill.kustomizeRules" -}}
+{{- $root := index . 0 -}}
+{{- $kind := index . 1 -}}
+{{- $found := list -}}
+{{- range $doc := regexSplit "(?m)^---[ \t]*$" ($root.Files.Get "files/rbac.yaml") -1 -}}
+{{- $obj := fromYaml $doc -}}
+{{- if eq (get $obj "kind") $kind -}}
+{{- $found = append $found $obj -}}
+{{- end -}}
+{{- end -}}
+{{- if ne (len $found) 1 -}}
+{{- fail (printf "files/rbac.yaml (manifests/base/rbac.yaml) must hold exactly one %s" $kind) -}}
+{{- end -}}
+{{- toYaml (index $found 0).rules -}}
+{{- end -}}
