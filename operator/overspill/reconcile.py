@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -83,6 +84,7 @@ class _TargetView:
     refused: str | None = None  # why the target's namespace is not allowed for this policy
     busy_problem: str | None = None  # why some mirror pods' busy levels are unknown
     live: dict[str, Any] | None = None  # the mirror as the target's view holds it
+    draining: int = 0  # replicas of the policy's other mirrors in this target (unwanted, still draining)
 
 
 @dataclass
@@ -276,7 +278,14 @@ class Reconciler:
                         stuck_after=float(handle.spec.provisioning_timeout_seconds),
                     )
                     mc = MirrorClient(handle.cluster)
-                    healthy = replace(base, state=state, healthy=True, cap=self._cap(pt, ref, obs.replicas))
+                    draining = sum(
+                        int((m.get("spec") or {}).get("replicas") or 0)
+                        for m in mirrors.by_label(POLICY_UID, ref.uid)
+                        if (m.get("metadata") or {}).get("namespace") != mref.namespace
+                        or (m.get("metadata") or {}).get("name") != mref.name
+                    )
+                    cap = self._cap(pt, ref, obs.replicas, draining)
+                    healthy = replace(base, state=state, healthy=True, cap=cap)
                     return _TargetView(
                         pt,
                         healthy,
@@ -288,6 +297,7 @@ class Reconciler:
                         refused=refused,
                         busy_problem=busy_problem,
                         live=live,
+                        draining=draining,
                     )
             else:
                 problem = f"BurstTarget {pt.name} is unavailable: {problem}"
@@ -300,9 +310,11 @@ class Reconciler:
             pt, replace(base, state=state, healthy=False), mref, None, None, problem, probing, refused=refused
         )
 
-    def _cap(self, pt: PolicyTarget, ref: PolicyRef, current: int) -> int | None:
-        """The tighter of the policy's cap on the target and the room the target's shared cap leaves it."""
-        caps = [c for c in (pt.max_replicas, self.targets.room_for(pt.name, ref.uid, current)) if c is not None]
+    def _cap(self, pt: PolicyTarget, ref: PolicyRef, current: int, draining: int = 0) -> int | None:
+        """The tighter of the policy's cap on the target and the room the target's shared cap leaves it (its
+        own mirrors still draining there, after a namespace change, take room too)."""
+        room = self.targets.room_for(pt.name, ref.uid, current + draining)
+        caps = [c for c in (pt.max_replicas, None if room is None else max(0, room - draining)) if c is not None]
         return min(caps) if caps else None
 
     def _rebuild_usage(self, target: str, mirrors: list[dict[str, Any]], now: float) -> None:
@@ -326,7 +338,8 @@ class Reconciler:
             if v.mirror is None:
                 continue
             want = targets.get(v.spec.name, 0)
-            granted = self.targets.ledger.reserve(v.spec.name, ref.uid, want, v.mirror.replicas)
+            total = self.targets.ledger.reserve(v.spec.name, ref.uid, want + v.draining, v.mirror.replicas + v.draining)
+            granted = max(0, total - v.draining)
             if granted < want:
                 targets[v.spec.name], short = granted, short + want - granted
         if not short:
@@ -613,6 +626,11 @@ class Reconciler:
             per_pod, _ = self._per_pod(spec, url, f"BurstTarget {target}")
             levels = _levels(spec, tuple(pod_info(p) for p in pods), per_pod)
             protect = spec.workload_class == WorkloadClass.CI_RUNNER
+            infos = tuple(pod_info(p) for p in pods)
+            if handle is not None and handle.cluster is not None:
+                # the ReplicaSet picks the pods to remove by deletion cost: set it before the drain scales down
+                with contextlib.suppress(Exception):  # unreachable: the scale-down fails the same way next
+                    self._deletion_costs(spec, namespace, infos, levels, handle.cluster.set_deletion_cost)
             return sum(1 for v in levels.values() if v is None or (protect and v > 0))
 
         serving = Serving(self.primary, self.origin_cluster)
@@ -711,7 +729,7 @@ class Reconciler:
                     return 0
                 if n:
                     metrics.API_WRITES.labels(v.spec.name, "mirror").inc()
-                self.targets.ledger.observe(v.spec.name, ref.uid, want)
+                self.targets.ledger.observe(v.spec.name, ref.uid, want + v.draining)
                 return n
 
             ops.append((want - v.mirror.replicas, apply))
