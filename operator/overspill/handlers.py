@@ -27,6 +27,7 @@ from overspill.api.policy import BurstPolicySpec, BurstPolicyStatus
 from overspill.api.target import BurstTargetSpec, BurstTargetStatus
 from overspill.decide.reasons import Reason
 from overspill.reconcile import Outcome, PolicyRef
+from overspill.serving import SERVING_RESOURCES, export_namespace
 from overspill.views import MANAGED_SELECTOR, ClusterView
 from overspill.views.resource import DEPLOYMENTS, PODS
 
@@ -126,6 +127,8 @@ def _probe(
         view = ClusterView(name, built.api)
         view.cache(PODS).subscribe(rtm.triggers.on_target_pod)
         view.cache(DEPLOYMENTS, MANAGED_SELECTOR)
+        for resource in SERVING_RESOURCES:  # copies and burst Services: in sync before a policy reads them
+            view.cache(resource, MANAGED_SELECTOR)
         rtm.targets.set_view(name, view)
     del text
     cluster: Cluster = cache["cluster"]
@@ -409,6 +412,11 @@ async def burstpolicy_delete(
         spec = None  # no busy rules can be read: mirrors are removed as they are
     ref = PolicyRef(namespace=namespace or "", name=name, uid=uid)
     result = await asyncio.to_thread(rtm.reconciler.release, ref, spec, places=_places(namespace or "", raw))
+    try:  # the route sends everything to the local Service again (its burst backendRef is dropped)
+        export_ns = export_namespace(raw.get("targets"), namespace or "")
+        await asyncio.to_thread(rtm.reconciler.serving.unroute, raw, namespace or "", export_ns)
+    except Exception as err:
+        result.pending["primary"] = f"the HTTPRoute named by spec.traffic.httpRouteRef ({_error_summary(err)})"
     if result.pending:
         delay = cleanup_delay(retry)
         waiting = "; ".join(result.pending[t] for t in sorted(result.pending))

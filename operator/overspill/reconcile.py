@@ -40,8 +40,9 @@ from overspill.decide.capacity import shape_of
 from overspill.decide.conflicts import autoscaler_conflict
 from overspill.decide.reasons import Reason
 from overspill.decide.tenancy import placement_refusal, pod_security_labels
-from overspill.report import SafetyReport, TargetReport
-from overspill.serving import Serving
+from overspill.decide.weights import drain_first
+from overspill.report import DependencyReport, SafetyReport, TargetReport, TrafficReport
+from overspill.serving import Serving, Side, export_namespace, target_lookup
 from overspill.sweep import SweepResult, sweep
 from overspill.targets import TargetRegistry
 from overspill.triggers import Triggers
@@ -101,6 +102,19 @@ def _levels(spec: BurstPolicySpec, pods: tuple[PodInfo, ...], per_pod: dict[str,
     return {p.name: busy_rules.level(p.name, p.annotations, p.labels, spec.busy, per_pod) for p in pods}
 
 
+@dataclass
+class _Serve:
+    """What the act step found for dependencies and traffic, for the report."""
+
+    sides: dict[str, Side] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)  # target -> copy failure (blocks scale-up there)
+    traffic: TrafficReport | None = None
+
+    def dependencies(self, holding: set[str]) -> DependencyReport:
+        found = Serving.dependency_report(list(self.sides.values()), holding)
+        return replace(found, problems={**found.problems, **{t: m for t, m in self.failed.items() if t in holding}})
+
+
 def _state(
     replicas: int,
     pods: tuple[PodInfo, ...],
@@ -155,6 +169,15 @@ def _mirror_ref(ref: PolicyRef, spec: BurstPolicySpec, pt: PolicyTarget) -> Mirr
     )
 
 
+def _holding(views: list[_TargetView], decision: Decision) -> set[str]:
+    """Targets that hold replicas or are about to: what a burst needs is carried there."""
+    return {
+        v.spec.name
+        for v in views
+        if decision.placement.targets.get(v.spec.name, 0) > 0 or (v.mirror is not None and v.mirror.replicas > 0)
+    }
+
+
 class Reconciler:
     def __init__(
         self,
@@ -180,6 +203,7 @@ class Reconciler:
         self.query_timeout = query_timeout
         # per mirror (target, namespace, name): the fingerprint of its template as last written by us
         self._applied: dict[tuple[str, str, str], str] = {}
+        self.serving = Serving(primary, origin_cluster, primary_view)
 
     # ---- observe -------------------------------------------------------------------------------------------
     def _metric(self, ref: PolicyRef, spec: BurstPolicySpec) -> tuple[float | None, str]:
@@ -549,6 +573,7 @@ class Reconciler:
                 shape = shape_of(body["spec"]["template"].get("spec") or {})
                 key = body["metadata"]["annotations"][TEMPLATE_HASH]
             views.append(self._target(ref, spec, pt, prev, now, shape, key))
+        serve = self._plan_serving(ref, spec, workload, views)
         memory = report.memory_from_status(prev.memory)
         snapshot = Snapshot(
             now=now, metric=metric, primary=primary_state, targets=tuple(v.state for v in views), memory=memory
@@ -560,12 +585,16 @@ class Reconciler:
         notes = _Notes()
         if spec.mode == Mode.ACTIVE:
             decision = self._reserve(ref, views, decision)  # DryRun and Paused never take room
-            writes, act_problems = self._act(ref, spec, workload, levels, views, decision, notes)
+            writes, act_problems = self._act(ref, spec, workload, levels, views, decision, notes, serve)
             problems.update(act_problems)
             swept = self.release(
                 ref, spec, keep=views, release_ready=self._replaced(spec, primary_state, views, decision)
             )
             writes += swept.writes
+        elif serve.sides:
+            _, serve.traffic = self.serving.traffic(
+                spec, ref.namespace, ref.uid, list(serve.sides.values()), _holding(views, decision), act=False
+            )
         self._observe_metrics(ref, decision)
         targets = [TargetReport(v.spec.name, v.state, v.problem) for v in views]
         safety = self._safety(spec, levels, views, busy_problem, notes)
@@ -581,6 +610,9 @@ class Reconciler:
             decision,
             problems,
             safety=safety,
+            # every reachable target: a missing Secret is worth knowing before the burst that needs it
+            dependencies=serve.dependencies(set(serve.sides)) if serve.sides else None,
+            traffic=serve.traffic,
         )
         return Outcome(decision, status, events, writes)
 
@@ -683,9 +715,11 @@ class Reconciler:
         views: list[_TargetView],
         decision: Decision,
         notes: _Notes,
+        serve: _Serve,
     ) -> tuple[int, dict[str, str]]:
         writes = 0
         problems: dict[str, str] = {}
+        writes, wants = self._act_serving(ref, spec, workload, views, decision, serve)
         wl = spec.workload_ref
         cache: dict[str, dict[str, Any]] = {}
 
@@ -712,7 +746,7 @@ class Reconciler:
         for v in views:
             if v.client is None or v.mirror is None:
                 continue
-            want = decision.placement.targets.get(v.spec.name, 0)
+            want = wants.get(v.spec.name, decision.placement.targets.get(v.spec.name, 0))
             if spec.busy is not None and v.mirror.pods:
                 cluster = v.client.cluster
                 writes += self._deletion_costs(
@@ -736,6 +770,103 @@ class Reconciler:
         for _, op in sorted(ops, key=lambda o: -o[0]):
             writes += op()
         return writes, problems
+
+    # ---- serving: dependencies and traffic ---------------------------------------------------------------------
+    def _plan_serving(
+        self, ref: PolicyRef, spec: BurstPolicySpec, workload: Workload, views: list[_TargetView]
+    ) -> _Serve:
+        """Plan what each reachable target needs (reads only), and hold a target whose dependencies are not ready
+        at the replicas it has: the engine spills the rest onward instead of starting pods that cannot run."""
+        serve = _Serve()
+        live = [v for v in views if v.client is not None and v.mirror is not None]
+        if not live:
+            return serve
+        template = workload.template
+        if template is None:  # kinds read through /scale: the pod template by GET, only while there are targets
+            wl = spec.workload_ref
+            try:
+                template = self.primary.read_workload(wl.api_version, wl.kind, ref.namespace, wl.name)
+            except (ApiException, LookupError):
+                template = None
+        for v in live:
+            assert v.client is not None and v.mirror is not None
+            handle = self.targets.get(v.spec.name)
+            view = handle.view if handle is not None else None
+            serve.sides[v.spec.name] = Side(
+                name=v.spec.name,
+                namespace=v.ref.namespace,
+                cluster=v.client.cluster,
+                ensure_namespace=v.client.ensure_namespace,
+                replicas=v.mirror.replicas,
+                ready=v.state.state.ready,
+                volumes=v.spec.overrides.volumes if v.spec.overrides else None,
+                lookup=target_lookup(view, v.client.cluster, v.ref.namespace),
+                view=view,
+            )
+        try:
+            self.serving.plan(spec, ref.namespace, ref.uid, template, list(serve.sides.values()))
+        except ApiException as err:  # a source unreadable now: no target grows this poll
+            for name in serve.sides:
+                serve.failed[name] = f"cannot read what the pods reference: HTTP {err.status} {err.reason}"
+        for v in live:
+            side = serve.sides[v.spec.name]
+            if not side.plan.ready or v.spec.name in serve.failed:
+                held = v.state.state.replicas
+                v.state = replace(v.state, cap=held if v.state.cap is None else min(v.state.cap, held))
+        return serve
+
+    def _act_serving(
+        self,
+        ref: PolicyRef,
+        spec: BurstPolicySpec,
+        workload: Workload,
+        views: list[_TargetView],
+        decision: Decision,
+        serve: _Serve,
+    ) -> tuple[int, dict[str, int]]:
+        """Before any mirror changes: copies in targets holding replicas, then the burst Service and export, then
+        the route's weights. Returns (writes, replicas per target where the plan is overridden: held)."""
+        writes = 0
+        wants: dict[str, int] = {}
+        holding = _holding(views, decision)
+        for name, side in serve.sides.items():
+            if name not in holding:
+                continue
+            done, problem = self.serving.carry(side)
+            writes += done
+            if done:
+                metrics.API_WRITES.labels(name, "dependency").inc(done)
+            if problem:
+                serve.failed[name] = problem
+            if problem or not side.plan.ready:
+                wants[name] = min(decision.placement.targets.get(name, 0), side.replicas)  # never grow there
+        n, serve.traffic = self.serving.traffic(
+            spec, ref.namespace, ref.uid, list(serve.sides.values()), holding, act=True
+        )
+        writes += n
+        if spec.traffic is not None and spec.traffic.http_route_ref is not None:
+            export_ns = export_namespace(spec.targets, ref.namespace)
+            planned = {v.spec.name: decision.placement.targets.get(v.spec.name, 0) for v in views}
+            ready = {v.spec.name: v.state.state.ready for v in views if v.mirror is not None}
+            primary_ready = min(sum(p.ready for p in workload.pods if not p.deleting), decision.placement.primary)
+            n, before, now, problem = self.serving.route(
+                spec, ref.namespace, export_ns, primary_ready, ready, planned, act=True
+            )
+            writes += n
+            if drain_first(before, now):
+                # requests leave a replica before the replica leaves: secondaries shrink next poll
+                for v in views:
+                    if v.mirror is not None and planned[v.spec.name] < v.mirror.replicas:
+                        wants[v.spec.name] = v.mirror.replicas
+            if serve.traffic is not None:
+                serve.traffic = replace(
+                    serve.traffic,
+                    route=spec.traffic.http_route_ref.name,
+                    local_weight=now.local if now else None,
+                    burst_weight=now.burst if now else None,
+                    problems=serve.traffic.problems + ((problem,) if problem else ()),
+                )
+        return writes, wants
 
     def _observe_metrics(self, ref: PolicyRef, decision: Decision) -> None:
         metrics.DECISIONS.labels(ref.namespace, ref.name, decision.reason.value).inc()

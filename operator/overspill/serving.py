@@ -28,8 +28,46 @@ from overspill.api.policy import BurstPolicySpec, ExportStatus
 from overspill.carry import CarryPlan, Kind
 from overspill.decide import weights
 from overspill.report import DependencyReport, TrafficReport
+from overspill.views import MANAGED_SELECTOR, ClusterView
+from overspill.views.resource import CONFIGMAPS, SERVICEACCOUNTS, SERVICES, Resource
 
 EnsureNamespace = Callable[[str], None]
+# kinds read from watch-fed views; Secrets never are (no cluster-wide Secret watch anywhere: a GET, only when the
+# policy opted in), PersistentVolumeClaims only by GET in targets (never copied)
+_WATCHED: dict[Kind, Resource] = {Kind.CONFIG_MAP: CONFIGMAPS, Kind.SERVICE_ACCOUNT: SERVICEACCOUNTS}
+SERVING_RESOURCES = (CONFIGMAPS, SERVICEACCOUNTS, SERVICES)  # started with a target's view (MANAGED_SELECTOR)
+
+
+def primary_lookup(view: ClusterView | None, cluster: Cluster, namespace: str) -> Lookup:
+    """Sources in the primary: from the view when it is in sync, else by GET."""
+    direct = direct_lookup(cluster, namespace)
+
+    def lookup(kind: Kind, name: str) -> Mapping[str, Any] | None:
+        resource = _WATCHED.get(kind)
+        if view is not None and resource is not None:
+            cache = view.cache(resource)
+            if cache.synced:
+                return cache.get(namespace, name)
+        return direct(kind, name)
+
+    return lookup
+
+
+def target_lookup(view: ClusterView | None, cluster: Cluster, namespace: str) -> Lookup:
+    """Objects in a target: our copies from the view (it watches only what Overspill manages); a name the view does
+    not hold is looked up by GET, which tells an object someone else put there from one that is absent."""
+    direct = direct_lookup(cluster, namespace)
+
+    def lookup(kind: Kind, name: str) -> Mapping[str, Any] | None:
+        resource = _WATCHED.get(kind)
+        if view is not None and resource is not None:
+            cache = view.cache(resource, MANAGED_SELECTOR)
+            found = cache.get(namespace, name) if cache.synced else None
+            if found is not None:
+                return found
+        return direct(kind, name)
+
+    return lookup
 
 
 @dataclass
@@ -44,7 +82,19 @@ class Side:
     ready: int = 0
     volumes: list[dict[str, Any]] | None = None  # overrides.volumes
     lookup: Lookup | None = None  # the target's objects in `namespace` (a view); None: GET
+    view: ClusterView | None = None  # the target's view, for the burst Service
     plan: CarryPlan = field(default_factory=CarryPlan)
+
+
+def export_namespace(targets: Any, policy_namespace: str) -> str:
+    """Where the route's ServiceImport lives: the namespace of the first target's mirror (the policy's own unless
+    `overrides.namespace` moves it). Takes the spec's targets as models or as raw dicts (deletion)."""
+    for t in targets or []:
+        overrides = t.get("overrides") if isinstance(t, dict) else t.overrides
+        if isinstance(overrides, dict):
+            return str(overrides.get("namespace") or policy_namespace)
+        return str((overrides.namespace if overrides is not None else None) or policy_namespace)
+    return policy_namespace
 
 
 def pod_spec_of(workload: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -52,9 +102,10 @@ def pod_spec_of(workload: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 class Serving:
-    def __init__(self, primary: Cluster, origin_cluster: str) -> None:
+    def __init__(self, primary: Cluster, origin_cluster: str, primary_view: ClusterView | None = None) -> None:
         self.primary = primary
         self.origin_cluster = origin_cluster
+        self.primary_view = primary_view
 
     # ---- dependencies ---------------------------------------------------------------------------------------
     def plan(
@@ -64,11 +115,11 @@ class Serving:
         policy_uid: str,
         workload: Mapping[str, Any] | None,
         sides: list[Side],
-        primary_lookup: Lookup | None = None,
+        source_lookup: Lookup | None = None,
     ) -> None:
         """Fill each side's carry plan (reads only). A source is read only when its kind is propagated: a Secret
         is never read from the primary unless the policy owner opted in."""
-        source = primary_lookup or direct_lookup(self.primary, namespace)
+        source = source_lookup or primary_lookup(self.primary_view, self.primary, namespace)
         prop = spec.propagation
 
         def read_source(kind: Kind, name: str) -> Mapping[str, Any] | None:
@@ -136,6 +187,15 @@ class Serving:
         return removed + TrafficClient(cluster).remove_policy_objects(namespace, policy_uid)
 
     # ---- traffic --------------------------------------------------------------------------------------------
+    @staticmethod
+    def _cached(
+        view: ClusterView | None, resource: Resource, selector: str | None, namespace: str, name: str
+    ) -> dict[str, Any] | None:
+        if view is None:
+            return None
+        cache = view.cache(resource, selector)
+        return cache.get(namespace, name) if cache.synced else None
+
     def traffic(
         self,
         spec: BurstPolicySpec,
@@ -154,7 +214,9 @@ class Serving:
         exports: list[ExportStatus] = []
         writes = 0
         try:
-            primary_svc = TrafficClient(self.primary).read_service(namespace, t.service_ref.name)
+            primary_svc = self._cached(self.primary_view, SERVICES, None, namespace, t.service_ref.name)
+            if primary_svc is None:
+                primary_svc = TrafficClient(self.primary).read_service(namespace, t.service_ref.name)
         except ApiException as err:
             primary_svc = None
             problems.append(f"cannot read Service {namespace}/{t.service_ref.name}: HTTP {err.status}")
@@ -196,12 +258,14 @@ class Serving:
                 policy_uid=policy_uid,
                 origin=origin,
                 annotations=annotations,
+                # the mirror's pods carry the policy-uid label: the burst Service selects only them
+                extra_selector={carry.POLICY_UID: policy_uid},
             )
             if act:
-                existing = tc.read_service(side.namespace, name)
+                existing = self._cached(side.view, SERVICES, MANAGED_SELECTOR, side.namespace, name)
                 if existing is None:
-                    side.ensure_namespace(side.namespace)
-                writes += tc.apply_service(body, existing, policy_uid)
+                    existing = tc.read_service(side.namespace, name)
+                writes += tc.apply_service(body, existing, policy_uid, side.ensure_namespace)
             version = tc.mcs_version(group)
             if version is None:
                 return writes, ExportStatus(

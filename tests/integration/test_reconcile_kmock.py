@@ -130,6 +130,7 @@ async def test_burst_scales_primary_and_creates_the_mirror(emulator: Any, cluste
         "Bursting": "True",
         "PlacementAllowed": "True",
         "MirrorsUpToDate": "True",
+        "DependenciesReady": "True",  # the template names nothing a target lacks
     }
 
 

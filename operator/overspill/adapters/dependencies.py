@@ -62,7 +62,7 @@ def _labelled(labels: Mapping[str, str] | None, policy_uid: str) -> bool:
     return (labels or {}).get(MANAGED_BY) == MANAGER and (labels or {}).get(POLICY_UID) == policy_uid
 
 
-def _namespace_missing(err: ApiException) -> bool:
+def namespace_missing(err: ApiException) -> bool:
     if err.status != 404:
         return False
     try:
@@ -91,7 +91,7 @@ class DependencyWriter:
         try:
             create(meta["namespace"], item.body, _request_timeout=TIMEOUT)
         except ApiException as err:
-            if not _namespace_missing(err):
+            if not namespace_missing(err):
                 raise
             self.ensure_namespace(meta["namespace"])
             create(meta["namespace"], item.body, _request_timeout=TIMEOUT)

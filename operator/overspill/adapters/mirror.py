@@ -17,6 +17,7 @@ from kubernetes.client import ApiException
 
 from overspill.adapters.kube import TIMEOUT, Cluster, PodInfo, pod_info
 from overspill.api.policy import TargetOverrides
+from overspill.carry import with_volume_overrides
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGER = "overspill"
@@ -71,6 +72,8 @@ def build_mirror(
             pod_spec["nodeSelector"] = dict(overrides.node_selector)
         if overrides.tolerations is not None:
             pod_spec["tolerations"] = [dict(t) for t in overrides.tolerations]
+        if overrides.volumes:
+            pod_spec["volumes"] = with_volume_overrides(pod_spec, overrides.volumes)["volumes"]
         for container in pod_spec.get("containers", []):
             if overrides.image:
                 container["image"] = overrides.image

@@ -10,12 +10,13 @@ import copy
 import json
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from kubernetes.client import ApiException
 
+from overspill.adapters.dependencies import namespace_missing
 from overspill.adapters.kube import TIMEOUT, Cluster
 from overspill.carry import MANAGED_BY, MANAGER, ORIGIN, POLICY_UID
 
@@ -183,12 +184,25 @@ class TrafficClient:
                 return None
             raise
 
-    def apply_service(self, body: dict[str, Any], existing: Mapping[str, Any] | None, policy_uid: str) -> bool:
-        """Create the burst Service or bring ours up to date; True when something was written."""
+    def apply_service(
+        self,
+        body: dict[str, Any],
+        existing: Mapping[str, Any] | None,
+        policy_uid: str,
+        ensure_namespace: Callable[[str], None] | None = None,
+    ) -> bool:
+        """Create the burst Service or bring ours up to date; True when something was written. The namespace is
+        created (through `ensure_namespace`) only when the API says it is missing."""
         meta = body["metadata"]
         if existing is None:
             core: Any = self.cluster.core  # the body is a plain dict (camelCase), as the API serves it
-            core.create_namespaced_service(meta["namespace"], body, _request_timeout=TIMEOUT)
+            try:
+                core.create_namespaced_service(meta["namespace"], body, _request_timeout=TIMEOUT)
+            except ApiException as err:
+                if ensure_namespace is None or not namespace_missing(err):
+                    raise
+                ensure_namespace(meta["namespace"])
+                core.create_namespaced_service(meta["namespace"], body, _request_timeout=TIMEOUT)
             return True
         if not _owned(existing, policy_uid):
             raise TrafficConflict(
