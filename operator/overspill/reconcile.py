@@ -42,7 +42,7 @@ from overspill.decide.reasons import Reason
 from overspill.decide.tenancy import placement_refusal, pod_security_labels
 from overspill.decide.weights import drain_first
 from overspill.report import DependencyReport, SafetyReport, TargetReport, TrafficReport
-from overspill.serving import Serving, Side, export_namespace, target_lookup
+from overspill.serving import Misses, Serving, Side, export_namespace, target_lookup
 from overspill.sweep import SweepResult, sweep
 from overspill.targets import TargetRegistry
 from overspill.triggers import Triggers
@@ -204,6 +204,7 @@ class Reconciler:
         # per mirror (target, namespace, name): the fingerprint of its template as last written by us
         self._applied: dict[tuple[str, str, str], str] = {}
         self.serving = Serving(primary, origin_cluster, primary_view)
+        self._misses: Misses = {}  # names a target does not hold, read recently (see serving.MISS_TTL)
 
     # ---- observe -------------------------------------------------------------------------------------------
     def _metric(self, ref: PolicyRef, spec: BurstPolicySpec) -> tuple[float | None, str]:
@@ -800,7 +801,13 @@ class Reconciler:
                 replicas=v.mirror.replicas,
                 ready=v.state.state.ready,
                 volumes=v.spec.overrides.volumes if v.spec.overrides else None,
-                lookup=target_lookup(view, v.client.cluster, v.ref.namespace),
+                lookup=target_lookup(
+                    view,
+                    v.client.cluster,
+                    v.ref.namespace,
+                    misses=self._misses if v.mirror.replicas == 0 else None,  # idle there: no GET per poll
+                    target=v.spec.name,
+                ),
                 view=view,
             )
         try:
@@ -838,6 +845,8 @@ class Reconciler:
                 metrics.API_WRITES.labels(name, "dependency").inc(done)
             if problem:
                 serve.failed[name] = problem
+                for key in [k for k in self._misses if k[0] == name]:  # re-read there next poll, not from memory
+                    del self._misses[key]
             if problem or not side.plan.ready:
                 wants[name] = min(decision.placement.targets.get(name, 0), side.replicas)  # never grow there
         n, serve.traffic = self.serving.traffic(

@@ -7,6 +7,7 @@ The rules live in pure modules (`carry`, `decide.weights`); this module reads wh
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,7 +54,20 @@ def primary_lookup(view: ClusterView | None, cluster: Cluster, namespace: str) -
     return lookup
 
 
-def target_lookup(view: ClusterView | None, cluster: Cluster, namespace: str) -> Lookup:
+# a target holding no replicas re-reads a name its view does not hold at most this often: an idle policy makes no
+# GET per poll, and a burst starting re-plans with fresh reads (a target holding replicas never uses the memo)
+MISS_TTL = 60.0
+Misses = dict[tuple[str, str, Kind, str], tuple[float, Mapping[str, Any] | None]]
+
+
+def target_lookup(
+    view: ClusterView | None,
+    cluster: Cluster,
+    namespace: str,
+    misses: Misses | None = None,
+    target: str = "",
+    clock: Callable[[], float] = time.monotonic,
+) -> Lookup:
     """Objects in a target: our copies from the view (it watches only what Overspill manages); a name the view does
     not hold is looked up by GET, which tells an object someone else put there from one that is absent."""
     direct = direct_lookup(cluster, namespace)
@@ -65,7 +79,15 @@ def target_lookup(view: ClusterView | None, cluster: Cluster, namespace: str) ->
             found = cache.get(namespace, name) if cache.synced else None
             if found is not None:
                 return found
-        return direct(kind, name)
+        if misses is None:
+            return direct(kind, name)
+        key = (target, namespace, kind, name)
+        seen = misses.get(key)
+        if seen is not None and clock() - seen[0] < MISS_TTL:
+            return seen[1]
+        obj = direct(kind, name)
+        misses[key] = (clock(), obj)
+        return obj
 
     return lookup
 

@@ -203,3 +203,13 @@ async def test_route_drains_a_secondary_one_poll_before_its_replicas_go(world: A
     await run(r, s, BurstPolicyStatus.model_validate(first.status))
     assert objs["apps/v1/deployments", "mirror", "vllm"]["spec"]["replicas"] == 0  # next poll: removed
     assert weights_now()[1] == 0
+
+
+async def test_an_idle_target_costs_no_read_per_poll(world: Any, cluster: Cluster) -> None:
+    r = await reconciler(cluster, FakeMetrics(0))  # no burst: the target holds nothing
+    out = await run(r, spec(propagation={"secrets": True}))
+    assert cond(out, "DependenciesReady")["status"] == "True"  # what a burst would need can be carried
+    before = len(requests(world))
+    await run(r, spec(propagation={"secrets": True}), BurstPolicyStatus.model_validate(out.status))
+    reads = [x for x in requests(world)[before:] if x.startswith("GET") and "/namespaces/mirror/" in x]
+    assert reads == []
