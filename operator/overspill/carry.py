@@ -222,9 +222,10 @@ class State(StrEnum):
     CONFLICT = "Conflict"  # carried kind, but the target holds an object Overspill did not create
     NO_SOURCE = "NoSource"  # carried kind, but the primary does not have it
     SKIPPED = "Skipped"  # optional and absent: the pod starts without it
+    REVOKED = "Revoked"  # our copy of a kind no longer propagated: removed (the owner withdrew the consent)
 
 
-BLOCKING = frozenset({State.MISSING, State.CONFLICT, State.NO_SOURCE})
+BLOCKING = frozenset({State.MISSING, State.CONFLICT, State.NO_SOURCE, State.REVOKED})
 
 
 @dataclass(frozen=True)
@@ -242,6 +243,10 @@ class CarryPlan:
     @property
     def writes(self) -> tuple[Item, ...]:
         return tuple(i for i in self.items if i.state == State.TO_COPY)
+
+    @property
+    def revokes(self) -> tuple[Item, ...]:
+        return tuple(i for i in self.items if i.state == State.REVOKED)
 
     @property
     def blocking(self) -> tuple[Item, ...]:
@@ -275,11 +280,15 @@ def plan(
     items: list[Item] = []
     for ref in refs:
         there = found.target.get(ref.key)
+        origin = origin_of(origin_cluster, origin_namespace, ref.name)
         if not propagated(ref.kind, propagation):
+            if there is not None and is_copy_for(there, policy_uid, origin):
+                # copied while it was allowed: a copy of credentials must not outlive the owner's consent
+                items.append(Item(ref, State.REVOKED))
+                continue
             state = State.PROVIDED if there is not None else (State.SKIPPED if ref.optional else State.MISSING)
             items.append(Item(ref, state))
             continue
-        origin = origin_of(origin_cluster, origin_namespace, ref.name)
         if there is not None and not is_copy_for(there, policy_uid, origin):
             items.append(Item(ref, State.CONFLICT))
             continue
@@ -305,6 +314,7 @@ def plan(
 
 _FIX = {
     State.MISSING: "not carried",
+    State.REVOKED: "was copied earlier and is removed now that its propagation is off",
     State.CONFLICT: "exists there and was not created by Overspill: left untouched",
     State.NO_SOURCE: "does not exist in the primary",
 }

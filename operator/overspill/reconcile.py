@@ -837,14 +837,13 @@ class Reconciler:
         wants: dict[str, int] = {}
         holding = _holding(views, decision)
         for name, side in serve.sides.items():
-            if name not in holding:
-                continue
-            done, problem = self.serving.carry(side)
+            done, problem = self.serving.carry(side, copies=name in holding)  # revoked copies go everywhere
             writes += done
             if done:
                 metrics.API_WRITES.labels(name, "dependency").inc(done)
             if problem:
                 serve.failed[name] = problem
+            if problem or side.plan.revokes:
                 for key in [k for k in self._misses if k[0] == name]:  # re-read there next poll, not from memory
                     del self._misses[key]
             if problem or not side.plan.ready:

@@ -171,16 +171,21 @@ class Serving:
                 origin_namespace=namespace,
             )
 
-    def carry(self, side: Side) -> tuple[int, str | None]:
-        """Write the side's copies; (writes, problem). A 409 means someone else wrote the name in between: it is
-        re-planned next poll (and reported as a conflict if it is not ours)."""
+    def carry(self, side: Side, copies: bool = True) -> tuple[int, str | None]:
+        """Remove revoked copies, then (with `copies`) write the side's copies; (writes, problem). A 409 means
+        someone else wrote the name in between: it is re-planned next poll (a conflict if it is not ours)."""
         writer = DependencyWriter(side.cluster, side.ensure_namespace)
         done = 0
+        item = None
         try:
-            for item in side.plan.writes:
+            for item in side.plan.revokes:
+                writer.remove(item, side.namespace)
+                done += 1
+            for item in side.plan.writes if copies else ():
                 writer.write(item)
                 done += 1
         except ApiException as err:
+            assert item is not None
             what = f"{item.ref.kind.value} {side.namespace}/{item.ref.name}"
             if err.status == 409:
                 return done, f"{what} changed in BurstTarget {side.name} while being copied; retried next poll"

@@ -40,7 +40,11 @@ def world(emulator: Any) -> Any:
             "namespaced": True,
             "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
         }
-    emulator.resources["v1/secrets"] = {"kind": "Secret", "namespaced": True, "verbs": ["get", "create", "update"]}
+    emulator.resources["v1/secrets"] = {
+        "kind": "Secret",
+        "namespaced": True,
+        "verbs": ["get", "create", "update", "delete"],
+    }
     emulator.resources["gateway.networking.k8s.io/v1/httproutes"] = {
         "kind": "HTTPRoute",
         "namespaced": True,
@@ -213,3 +217,14 @@ async def test_an_idle_target_costs_no_read_per_poll(world: Any, cluster: Cluste
     await run(r, spec(propagation={"secrets": True}), BurstPolicyStatus.model_validate(out.status))
     reads = [x for x in requests(world)[before:] if x.startswith("GET") and "/namespaces/mirror/" in x]
     assert reads == []
+
+
+async def test_turning_secrets_off_removes_the_copies_and_holds_the_target(world: Any, cluster: Cluster) -> None:
+    r = await reconciler(cluster, FakeMetrics(150))
+    out = await run(r, spec(propagation={"secrets": True}))
+    assert world.objects["v1/secrets", "mirror", "hf"]["data"] == {"t": "c2VjcmV0"}
+    out = await run(r, spec(propagation={"secrets": False}), BurstPolicyStatus.model_validate(out.status))
+    assert world.objects["v1/secrets", "mirror", "hf"].deleted
+    c = cond(out, "DependenciesReady")
+    assert c["status"] == "False" and "Secret mirror/hf" in c["message"]
+    assert world.objects["apps/v1/deployments", "mirror", "vllm"]["spec"]["replicas"] == 7  # held, not grown

@@ -260,3 +260,38 @@ def test_plan_optional_absent_reference_does_not_block_and_missing_source_does()
     assert [i.state for i in p.items] == [State.NO_SOURCE] and "create it in the primary" in describe(
         "t", "ml", p.blocking
     )
+
+
+def test_a_copy_outlives_no_consent_turning_propagation_off_revokes_it() -> None:
+    src = source(SEC, "tok", data={"k": "v"})
+    ours = copy_of(SEC, src, namespace="ml", policy_uid="uid-1", origin="primary/ml/tok")
+    p = run_plan([Reference(SEC, "tok", "w")], {(SEC, "tok"): src}, {(SEC, "tok"): ours}, Propagation(secrets=False))
+    assert [i.state for i in p.items] == [State.REVOKED] and p.revokes and not p.ready
+    assert "removed now that its propagation is off" in describe("aws", "ml", p.blocking)
+    theirs = {"metadata": {"name": "tok"}, "data": {"k": "x"}}  # provided by the target's admin: kept, used
+    p = run_plan([Reference(SEC, "tok", "w")], {}, {(SEC, "tok"): theirs}, Propagation(secrets=False))
+    assert [i.state for i in p.items] == [State.PROVIDED] and p.ready
+
+
+def test_the_ci_runner_example_registers_in_the_secondary_with_a_distinct_name() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    from overspill.api import parse_policy_spec
+
+    root = Path(__file__).resolve().parents[2] / "manifests/examples"
+    dep = yaml.safe_load((root / "ci-runner-deployment.yaml").read_text())
+    pol = next(
+        d for d in yaml.safe_load_all((root / "ci-runner-policy.yaml").read_text()) if d["kind"] == "BurstPolicy"
+    )
+    spec = parse_policy_spec(pol["spec"])
+    pod = dep["spec"]["template"]["spec"]
+    refs = list(references(pod))
+    assert {r.key for r in refs} == {(SA, "ci-runner"), (SEC, "ci-runner-registration")}
+    sources = {r.key: source(r.kind, r.name) for r in refs}
+    p = run_plan(refs, sources, {}, spec.propagation)
+    assert p.ready and {i.state for i in p.items} == {State.TO_COPY}  # the token and the SA both travel
+    prefixes = {t.name: (t.overrides.env or {}).get("RUNNER_NAME_PREFIX") for t in spec.targets if t.overrides}
+    assert all(prefixes.values()) and len(set(prefixes.values())) == len(prefixes)
+    assert "${RUNNER_NAME_PREFIX}${POD_NAME}" in " ".join(pod["containers"][0]["args"])

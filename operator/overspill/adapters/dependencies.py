@@ -96,6 +96,16 @@ class DependencyWriter:
             self.ensure_namespace(meta["namespace"])
             create(meta["namespace"], item.body, _request_timeout=TIMEOUT)
 
+    def remove(self, item: Item, namespace: str) -> None:
+        """Delete one copy (a revoked one); already gone is fine."""
+        try:
+            getattr(self.cluster.core, f"delete_namespaced_{_METHOD[item.ref.kind]}")(
+                item.ref.name, namespace, _request_timeout=TIMEOUT
+            )
+        except ApiException as err:
+            if err.status != 404:
+                raise
+
     def write_all(self, items: Iterable[Item]) -> None:
         order = {k: i for i, k in enumerate(CARRIED_KINDS)}
         for item in sorted(items, key=lambda i: order.get(i.ref.kind, 99)):
