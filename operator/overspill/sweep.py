@@ -39,8 +39,10 @@ def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return meta
 
 
-def mirrors(view: ClusterView, target: str, uid: str, hold_for: HoldFor) -> list[Owned]:
-    """The policy's mirrors in the target's view, with the pods each must keep for now."""
+def mirrors(
+    view: ClusterView, target: str, uid: str, hold_for: HoldFor, wanted: set[tuple[str, str, str]]
+) -> list[Owned]:
+    """The policy's mirrors in the target's view, with the pods each unwanted one must keep for now."""
     pods = view.cache(PODS).by_label(POLICY_UID, uid)
     found = []
     for obj in view.cache(DEPLOYMENTS, MANAGED_SELECTOR).by_label(POLICY_UID, uid):
@@ -48,7 +50,8 @@ def mirrors(view: ClusterView, target: str, uid: str, hold_for: HoldFor) -> list
         ns, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
         here = [p for p in pods if _meta(p).get("namespace") == ns and not _meta(p).get("deletionTimestamp")]
         replicas = int((obj.get("spec") or {}).get("replicas") or 0)
-        found.append(Owned(target, MIRROR_KIND, ns, name, replicas, hold_for(target, ns, here)))
+        hold = 0 if (target, ns, name) in wanted else hold_for(target, ns, here)
+        found.append(Owned(target, MIRROR_KIND, ns, name, replicas, hold))
     return found
 
 
@@ -79,7 +82,7 @@ def sweep(
         if problem is not None:
             result.pending[target] = f"{target}: the operator's view of it is not in sync ({problem})"
             continue
-        found = mirrors(view, target, uid, hold_for)
+        found = mirrors(view, target, uid, hold_for, wanted)
         steps = plan(found, wanted, release_ready=release_ready)
         deleted = {s.owned for s in steps if s.delete}
         try:
