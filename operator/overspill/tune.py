@@ -1,8 +1,9 @@
 """`overspill tune`: the cheapest setting of a policy's knobs that meets an SLO on a trace, against the oracle.
 
 The search replays the trace through the real engine (`simulate.run`) for each candidate: first the policy as
-written, then a seeded random sample of the grid below, then coordinate moves around the cheapest setting that
-meets the SLO (or, while none does, the one closest to it). It runs on every core, shows progress, and stops at
+written, then a coarse sweep of the knobs that matter most (in a seeded order), then one-notch moves around the
+cheapest setting that meets the SLO (or, while none does, the one closest to it) mixed with random samples of the
+whole grid below. It runs on every core, shows progress, and stops at
 the budget with the best so far. The oracle (`oracle.bound`) says what no setting can beat; an SLO that even the
 oracle cannot meet under the caps is refused before any search.
 """
@@ -223,6 +224,29 @@ def _random(rng: random.Random, base: Knobs, mins: tuple[int, ...]) -> Knobs:
     )
 
 
+def _sweep(base: Knobs, mins: tuple[int, ...]) -> list[Knobs]:
+    """A coarse grid over the knobs that move cost and SLO most (a few hundred settings)."""
+    out = []
+    for m in {base.min_replicas, mins[-1]}:
+        for f in TPR_FACTORS:
+            for down in (0, 60, 300):
+                for dwell in (0, 60):
+                    for lead in (0, 120):
+                        out.append(
+                            Knobs(
+                                round(base.target_per_replica * f, 3),
+                                base.activation_threshold,
+                                0,
+                                down,
+                                dwell,
+                                lead,
+                                base.predictive_window_seconds,
+                                m,
+                            )
+                        )
+    return out
+
+
 def _neighbours(k: Knobs, base: Knobs, mins: tuple[int, ...]) -> list[Knobs]:
     """One knob one notch either way."""
     out = []
@@ -276,12 +300,17 @@ def search(
     seen = {base}
     stopped = False
 
+    sweep = _sweep(base, mins)
+    rng.shuffle(sweep)
+
     def propose() -> Knobs | None:
-        # exploit around the best once the random start has had its share, explore otherwise
+        # a coarse sweep of the knobs that matter most, then moves around the best, with some random exploration
         for _ in range(200):
             if queue:
                 k = queue.pop()
-            elif len(outcomes) < 48 or rng.random() < 0.3:
+            elif sweep:
+                k = sweep.pop()
+            elif rng.random() < 0.3:
                 k = _random(rng, base, mins)
             else:
                 moves = _neighbours(best.knobs, base, mins)
@@ -316,7 +345,22 @@ def search(
                 for f in running:
                     f.cancel()
                 break
-    return Search(outcomes, best, before, round(time.monotonic() - started, 2), stopped)
+    return Search(
+        outcomes, recommend(list(outcomes.values()), best), before, round(time.monotonic() - started, 2), stopped
+    )
+
+
+# a setting this much dearer than the cheapest that meets the SLO may be recommended if it changes placement less
+CALM_TOLERANCE = 0.03
+
+
+def recommend(outcomes: list[Outcome], best: Outcome) -> Outcome:
+    """The cheapest setting that meets the SLO, unless one within 3 % of its cost changes placement far less:
+    every change is pods created or removed in some cluster, which the cost figure does not show."""
+    if not best.met:
+        return best
+    near = [o for o in outcomes if o.met and o.total_cost <= best.total_cost * (1 + CALM_TOLERANCE) + 1e-9]
+    return min(near, key=lambda o: (o.placement_changes, o.total_cost, o.secondary_replica_hours))
 
 
 def frontier(outcomes: list[Outcome]) -> list[Outcome]:

@@ -3,6 +3,8 @@ what a simulated schedule that meets the SLO spends, and infeasible when the cap
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from overspill.oracle import bound
@@ -70,5 +72,42 @@ def test_never_above_a_simulated_schedule_that_meets_the_slo(per_replica: int, l
     sim = run(spec, log, primary_capacity=3, model=model, slo=Slo(30, 0.5))
     target = sim.slo_attainment or 0.0
     result = bound(spec, log, primary_capacity=3, model=model, slo=Slo(30, target))
+    assert result.feasible
+    assert result.replica_hours <= sim.secondary_replica_hours + 1e-6, (result, sim)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_never_above_random_replays(seed: int) -> None:
+    """Random bursty traces, policies, caps, start-ups, steps and SLO waits: the bound stays below the replay."""
+    rng = random.Random(seed)
+    reqs, t = [], 0.0
+    while t < 400:
+        t += rng.expovariate(rng.choice([0.5, 2.0, 5.0]))
+        if rng.random() < 0.02:
+            reqs += [Request(t, rng.uniform(1, 20)) for _ in range(rng.randint(5, 40))]
+        reqs.append(Request(t, rng.uniform(0.5, 10)))
+    log = RequestLog(tuple(sorted(reqs, key=lambda r: r.t)))
+    behavior: dict[str, object] = {
+        "pollIntervalSeconds": rng.choice([1, 5, 10]),
+        "scaleDownStabilizationSeconds": rng.choice([0, 30, 120]),
+        "minBurstDurationSeconds": rng.choice([0, 60]),
+    }
+    if rng.random() < 0.5:
+        behavior["predictive"] = {"enabled": True, "leadSeconds": rng.choice([10, 30, 60])}
+    spec = policy(
+        targets=[{"name": "aws", "maxReplicas": rng.choice([5, 20, 60])}, {"name": "gcp", "priority": 1}],
+        minReplicas=rng.choice([0, 1, 2]),
+        maxReplicas=80,
+        metric={"targetPerReplica": rng.choice([1, 3, 10])},
+        behavior=behavior,
+    )
+    model = ServiceModel(
+        tokens_per_second=rng.choice([1.0, 3.0]),
+        startup_seconds={"primary": rng.choice([0, 5, 20]), "aws": rng.choice([0, 10, 40]), "gcp": 60},
+    )
+    wait, step, cap = rng.choice([2, 5, 10, 30]), rng.choice([1.0, 0.5]), rng.choice([0, 1, 3, 6])
+    sim = run(spec, log, primary_capacity=cap, model=model, slo=Slo(wait, 0.5), step=step)
+    assert sim.slo_attainment
+    result = bound(spec, log, primary_capacity=cap, model=model, slo=Slo(wait, sim.slo_attainment), step=step)
     assert result.feasible
     assert result.replica_hours <= sim.secondary_replica_hours + 1e-6, (result, sim)
