@@ -304,13 +304,13 @@ def search(
     rng.shuffle(sweep)
 
     def propose() -> Knobs | None:
-        # a coarse sweep of the knobs that matter most, then moves around the best, with some random exploration
+        # half the time the coarse sweep of the knobs that matter most, else moves around the best or random ones
         for _ in range(200):
-            if queue:
-                k = queue.pop()
-            elif sweep:
+            if sweep and (rng.random() < 0.5 or len(outcomes) < 48):
                 k = sweep.pop()
-            elif rng.random() < 0.3:
+            elif queue:
+                k = queue.pop()
+            elif rng.random() < 0.3 or len(outcomes) < 48:
                 k = _random(rng, base, mins)
             else:
                 moves = _neighbours(best.knobs, base, mins)
