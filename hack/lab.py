@@ -35,6 +35,7 @@ SECRET_NS, SECRET_NAME = "overspill-system", "lab-secondary-kubeconfig"
 def secret_name(cluster: str) -> str:
     return f"lab-{cluster}-kubeconfig"
 
+
 K8S_VERSION = os.environ.get("OVERSPILL_K8S_VERSION", "v1.34.4")
 
 

@@ -112,7 +112,9 @@ def _probe(
             None,
         )
     key = (rv, spec.allow_exec_auth)
-    if cache.get("rv") != key:
+    handle = rtm.targets.get(name)
+    # a new kubeconfig, or a view that went with an invalid spec: build the client and its view again
+    if cache.get("rv") != key or (handle is not None and handle.view is None):
         try:
             api, credentials = build_client(text, target=name, allow_exec=spec.allow_exec_auth)
         except KubeconfigRefused as err:  # names the field and the fix, never a value
@@ -152,7 +154,8 @@ async def bursttarget_probe(*, name: str, body: kopf.Body, stopped: kopf.DaemonS
             try:
                 spec = parse_target_spec(dict(body.get("spec") or {}))
             except SpecError as err:
-                registry.remove(name)
+                registry.remove(name)  # closes its view: the next valid spec builds a new one
+                cache.clear()
                 msg = "; ".join(err.messages)
                 if last_state is not False:
                     kopf.warn(body, reason=Reason.INVALID_SPEC.value, message=msg)
@@ -292,7 +295,8 @@ def _settled(status: dict[str, Any]) -> dict[str, Any]:
     """The status without its moving figures: a difference here is a decision, written at once."""
     out = {k: v for k, v in status.items() if k not in MOVING}
     primary = dict(out.get("primary") or {})
-    primary.pop("capacityEstimate", None)
+    for key in ("capacity", "capacityEstimate", "capacityObserved"):  # atCapacity says when they matter
+        primary.pop(key, None)
     out["primary"] = primary
     out["targets"] = [{k: v for k, v in t.items() if k != "freeRoom"} for t in out.get("targets") or []]
     return out

@@ -36,7 +36,7 @@ from overspill.api.policy import (
 from overspill.decide import ClusterState, Decision, Snapshot, TargetState, decide
 from overspill.decide import busy as busy_rules
 from overspill.decide.busy import BUSY_COST
-from overspill.decide.capacity import shape_of
+from overspill.decide.capacity import admitted_shape
 from overspill.decide.conflicts import autoscaler_conflict
 from overspill.decide.reasons import Reason
 from overspill.decide.tenancy import placement_refusal, pod_security_labels
@@ -252,7 +252,7 @@ class Reconciler:
         pt: PolicyTarget,
         prev: BurstPolicyStatus,
         now: float,
-        shape: Any,
+        shape: dict[str, Any] | None,
         template_key: str,
     ) -> _TargetView:
         mref = _mirror_ref(ref, spec, pt)
@@ -291,7 +291,7 @@ class Reconciler:
                     url = handle.spec.prometheus.url if handle.spec.prometheus else None
                     per_pod, busy_problem = self._per_pod(spec, url, f"BurstTarget {pt.name}")
                     levels = _levels(spec, obs.pods, per_pod)
-                    room = view.accounting.room((ref.uid, pt.name, template_key), shape) if shape else None
+                    room = view.accounting.room(admitted_shape(shape, pods)) if shape is not None else None
                     state = _state(
                         obs.replicas,
                         obs.pods,
@@ -515,17 +515,15 @@ class Reconciler:
             selector = from_string(text)
         if self.triggers is not None:
             self.triggers.watch_pods(ref.uid, ref.namespace, selector)
-        infos: tuple[PodInfo, ...] = ()
+        mine: list[dict[str, Any]] = []
         if selector.get("matchLabels") or selector.get("matchExpressions"):  # an empty selector selects nothing
             found = pods.list(ref.namespace, selector.get("matchLabels") or None)
-            infos = tuple(
-                pod_info(p) for p in found if matches(selector, (p.get("metadata") or {}).get("labels") or {})
-            )
+            mine = [p for p in found if matches(selector, (p.get("metadata") or {}).get("labels") or {})]
+        infos = tuple(pod_info(p) for p in mine)
         room = None
         if template is not None:
             pod_spec = ((template.get("spec") or {}).get("template") or {}).get("spec") or {}
-            generation = (template.get("metadata") or {}).get("generation")
-            room = self.primary_view.accounting.room((ref.uid, "primary", generation), shape_of(pod_spec))
+            room = self.primary_view.accounting.room(admitted_shape(pod_spec, mine))
         return Workload(replicas=replicas, pods=infos, template=template, room=room)
 
     def _mirror_body(
@@ -571,7 +569,7 @@ class Reconciler:
             shape, key = None, ""
             if workload.template is not None:
                 body = self._mirror_body(ref, spec, pt, workload.template, 0)
-                shape = shape_of(body["spec"]["template"].get("spec") or {})
+                shape = body["spec"]["template"].get("spec") or {}  # the mirror's pod spec, overrides applied
                 key = body["metadata"]["annotations"][TEMPLATE_HASH]
             views.append(self._target(ref, spec, pt, prev, now, shape, key))
         serve = self._plan_serving(ref, spec, workload, views)

@@ -80,7 +80,8 @@ def memory_from_status(m: EngineMemory) -> Memory:
         primary_capacity_observed_at=m.primary_capacity_observed_at,
         samples=tuple((float(t), float(v)) for t, v in m.samples),
         primary_estimate_at_observation=m.primary_estimate_at_observation,
-        full_targets=tuple(FullTarget(f.name, f.capacity, f.estimate, f.since) for f in m.full_targets),
+        primary_estimate=m.primary_estimate,
+        full_targets=tuple(FullTarget(f.name, f.capacity, f.estimate, f.since, f.last_stuck) for f in m.full_targets),
     )
 
 
@@ -92,8 +93,11 @@ def memory_to_status(m: Memory) -> EngineMemory:
         primary_capacity_observed_at=m.primary_capacity_observed_at,
         samples=list(m.samples),
         primary_estimate_at_observation=m.primary_estimate_at_observation,
+        primary_estimate=m.primary_estimate,
         full_targets=[
-            FullTargetMemory(name=f.name, capacity=f.capacity, estimate=f.estimate, since=f.since)
+            FullTargetMemory(
+                name=f.name, capacity=f.capacity, estimate=f.estimate, since=f.since, last_stuck=f.last_stuck
+            )
             for f in m.full_targets
         ],
     )
@@ -241,8 +245,10 @@ def policy_status(
             "PrimaryAtCapacity",
             d.primary_at_capacity,
             "Full" if d.primary_at_capacity else "HasRoom",
-            f"primary capacity {d.primary_capacity} (estimate {primary.capacity_estimate}, "
-            f"observed {d.memory.primary_capacity})"
+            # no figures here: they move with every pod in the cluster; status.primary carries them
+            ("desired replicas exceed the primary's capacity (status.primary: capacity, estimate, observed)")
+            if d.primary_at_capacity
+            else "the primary has room for the desired replicas"
             if d.primary_capacity is not None
             else "capacity unknown: nodes not visible and no pod is Unschedulable",
             now,

@@ -37,6 +37,9 @@ class CapLedger:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._accounts: dict[str, _Account] = {}
+        # policies released everywhere (deleted): a tick of theirs still running in a worker thread when the
+        # daemon was cancelled must not reserve room again afterwards
+        self._gone: set[str] = set()
 
     def _account(self, target: str) -> _Account:
         return self._accounts.setdefault(target, _Account())
@@ -88,6 +91,8 @@ class CapLedger:
         """Atomically reserve up to `want` replicas; returns what was granted. Never less than
         min(want, current): a reservation never forces a scale-in, it only stops growth past the cap."""
         with self._lock:
+            if uid in self._gone:
+                return 0
             acct = self._account(target)
             if acct.cap is None:
                 granted = want
@@ -103,6 +108,8 @@ class CapLedger:
     def release(self, uid: str, target: str | None = None) -> None:
         """The policy's mirrors are gone (from `target`, or from everywhere): its room comes back."""
         with self._lock:
+            if target is None:
+                self._gone.add(uid)
             for name, acct in self._accounts.items():
                 if target is None or name == target:
                     acct.reserved.pop(uid, None)

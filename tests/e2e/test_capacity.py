@@ -121,11 +121,17 @@ def test_full_secondary_spills_onward_and_the_return_drains_the_tertiary_first(
         targets=[{"name": "stockout-second", "priority": 0}, {"name": "stockout-third", "priority": 1}],
     )
     lab.set_queue(namespace, 150)  # 15 desired: 8 primary, 7 overflow; the secondary has room for 4 of them
-    eventually(
-        lambda: (_running(lab.secondary, namespace, "vllm"), _running(lab.tertiary, namespace, "vllm")) == (4, 3),
-        90,
-        what="4 Running in the secondary, 3 spilled onward to the tertiary",
-    )
+    tertiary = lab.tertiary
+    try:
+        eventually(
+            lambda: (_running(lab.secondary, namespace, "vllm"), _running(tertiary, namespace, "vllm")) == (4, 3),
+            90,
+            what="4 Running in the secondary, 3 spilled onward to the tertiary",
+        )
+    except BaseException:
+        print("policy status:", policy(lab, namespace, "vllm").get("status"))
+        print(operator.log_tail(40))
+        raise
     status = policy(lab, namespace, "vllm")["status"]
     by_name = {t["name"]: t for t in status["targets"]}
     assert by_name["stockout-second"]["state"] == "AtCapacity", status["targets"]

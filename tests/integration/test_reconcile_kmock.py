@@ -138,6 +138,7 @@ async def test_steady_state_makes_no_writes(emulator: Any, cluster: Cluster) -> 
     emulator.objects["apps/v1/deployments", "ml", "vllm"] = deployment("vllm", "ml", 2)
     r = await reconciler(cluster, FakeMetrics(150))
     first = await run(r, spec())
+    await asyncio.sleep(1.0)  # the views see the first tick's writes (watch events), as a poll later they would
     before = len(writes(emulator))
     second = await run(r, spec(), BurstPolicyStatus.model_validate(first.status))
     third = await run(r, spec(), BurstPolicyStatus.model_validate(second.status))

@@ -78,19 +78,23 @@ def test_stockout_is_not_kept_by_the_burst_dwell() -> None:
     assert d.placement.targets["aws"] == 3, "Pending pods in a full target are not serving: the dwell keeps none"
 
 
-def test_full_target_is_rechecked_by_its_estimate_not_by_more_pods() -> None:
+def test_full_target_grows_by_the_room_its_accounting_shows_not_by_more_pods() -> None:
     spec = policy(primary={"maxReplicas": 8})
-    mem = Memory(full_targets=(FullTarget("aws", 3, 0, 100.0),))
-    still = snap(
-        150,
-        est(8, 0),
-        tgt("aws", ClusterState(3, 3, scheduled=3, room=0)),
-        tgt("gcp", ClusterState(4, 4, scheduled=4)),
-        memory=mem,
-    )
+    mem = Memory(full_targets=(FullTarget("aws", 3, 0, 100.0, 100.0),))
+    gcp = tgt("gcp", ClusterState(4, 4, scheduled=4), priority=1)
+    still = snap(150, est(8, 0), tgt("aws", ClusterState(3, 3, scheduled=3, room=0)), gcp, memory=mem, now=200.0)
     d = decide(spec, still)
     assert d.placement.targets == {"aws": 3, "gcp": 4}
-    room_back = replace(still, targets=(tgt("aws", ClusterState(3, 3, scheduled=3, room=8)), still.targets[1]))
-    d2 = decide(spec, room_back)
-    assert d2.memory.full_targets == ()
-    assert d2.placement.targets == {"aws": 3, "gcp": 4}, "existing placement is kept; the target is usable again"
+    two_free = replace(still, targets=(tgt("aws", ClusterState(3, 3, scheduled=3, room=2)), gcp))
+    d2 = decide(spec, replace(two_free, now=210.0))
+    assert d2.placement.targets == {"aws": 3, "gcp": 4}, "existing placement is kept on a steady queue"
+    more = decide(spec, replace(two_free, metric=200.0, now=220.0))
+    assert more.placement.targets["aws"] == 5, "the target takes what its accounting shows, no more"
+
+
+def test_full_target_is_tried_again_a_recheck_period_after_it_was_last_stuck() -> None:
+    spec = policy(primary={"maxReplicas": 8, "capacityRecheckSeconds": 300})
+    mem = Memory(full_targets=(FullTarget("aws", 3, 0, 100.0, 100.0),))
+    aws = tgt("aws", ClusterState(3, 3, scheduled=3, room=0))
+    assert decide(spec, snap(150, est(8, 0), aws, memory=mem, now=350.0)).memory.full_targets != ()
+    assert decide(spec, snap(150, est(8, 0), aws, memory=mem, now=400.0)).memory.full_targets == ()

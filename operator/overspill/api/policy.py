@@ -414,6 +414,7 @@ class FullTargetMemory(StatusModel):
     capacity: int = 0
     estimate: int | None = None
     since: float = 0.0
+    last_stuck: float | None = None
 
 
 class EngineMemory(StatusModel):
@@ -425,6 +426,7 @@ class EngineMemory(StatusModel):
     primary_capacity_observed_at: float | None = None
     samples: list[tuple[float, float]] = Field(default_factory=list)
     primary_estimate_at_observation: int | None = None
+    primary_estimate: int | None = None
     full_targets: list[FullTargetMemory] = Field(default_factory=list)
 
 

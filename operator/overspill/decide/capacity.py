@@ -164,9 +164,12 @@ def room(nodes: Iterable[NodeState], used: Mapping[str, Mapping[str, int]], shap
 
 
 def pod_requests(pod_spec: Mapping[str, Any]) -> dict[str, int]:
-    """Effective requests as the scheduler computes them: max(sum of containers, any init container) + overhead.
+    """Effective requests as the scheduler computes them (resourcehelper.PodRequests), plus pod overhead.
 
-    A container with limits but no requests requests its limits (the API server's defaulting).
+    Containers and native sidecars (init containers with restartPolicy Always, which run for the pod's whole
+    life) add up; a classic init container needs its own requests plus the sidecars started before it, and the
+    pod needs the larger of the two. A container with limits but no requests requests its limits (the API
+    server's defaulting).
     """
 
     def of(container: Mapping[str, Any]) -> dict[str, int]:
@@ -174,16 +177,41 @@ def pod_requests(pod_spec: Mapping[str, Any]) -> dict[str, int]:
         merged = {**(res.get("limits") or {}), **(res.get("requests") or {})}
         return {k: quantity_milli(v) for k, v in merged.items()}
 
+    def add(into: dict[str, int], more: Mapping[str, int]) -> None:
+        for k, v in more.items():
+            into[k] = into.get(k, 0) + v
+
     total: dict[str, int] = {}
     for c in pod_spec.get("containers") or []:
-        for k, v in of(c).items():
-            total[k] = total.get(k, 0) + v
+        add(total, of(c))
+    sidecars: dict[str, int] = {}
+    init_peak: dict[str, int] = {}
     for c in pod_spec.get("initContainers") or []:
-        for k, v in of(c).items():
-            total[k] = max(total.get(k, 0), v)
+        req = of(c)
+        if c.get("restartPolicy") == "Always":
+            add(sidecars, req)
+            need = dict(sidecars)
+        else:
+            need = dict(sidecars)
+            add(need, req)
+        for k, v in need.items():
+            init_peak[k] = max(init_peak.get(k, 0), v)
+    add(total, sidecars)
+    for k, v in init_peak.items():
+        total[k] = max(total.get(k, 0), v)
     for k, v in (pod_spec.get("overhead") or {}).items():
         total[k] = total.get(k, 0) + quantity_milli(v)
     return total
+
+
+def shape_key(shape: PodShape) -> tuple[Any, ...]:
+    """A hashable name for a shape: pods of equal shapes share one answer."""
+    return (
+        tuple(sorted(shape.requests.items())),
+        tuple(sorted(shape.node_selector.items())),
+        shape.affinity_terms,
+        shape.tolerations,
+    )
 
 
 def shape_of(pod_spec: Mapping[str, Any]) -> PodShape:
@@ -212,6 +240,30 @@ def shape_of(pod_spec: Mapping[str, Any]) -> PodShape:
         node_selector={str(k): str(v) for k, v in (pod_spec.get("nodeSelector") or {}).items()},
         affinity_terms=tuple(terms),
         tolerations=tolerations,
+    )
+
+
+def admitted_shape(template_spec: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> PodShape:
+    """The shape of a replica as the API server admitted it: a pod of the workload that is bound carries what
+    admission added to the template (a mesh sidecar injected by a webhook, LimitRange defaults). Per resource,
+    the larger of the template's and that pod's requests: never less than either (a rollout may be under way)."""
+    shape = shape_of(template_spec)
+    bound = [
+        p
+        for p in pods
+        if (p.get("spec") or {}).get("nodeName") and not (p.get("metadata") or {}).get("deletionTimestamp")
+    ]
+    if not bound:
+        return shape
+    admitted = pod_requests(bound[0].get("spec") or {})
+    merged = dict(shape.requests)
+    for k, v in admitted.items():
+        merged[k] = max(merged.get(k, 0), v)
+    return PodShape(
+        requests=merged,
+        node_selector=shape.node_selector,
+        affinity_terms=shape.affinity_terms,
+        tolerations=shape.tolerations,
     )
 
 

@@ -27,13 +27,19 @@ def _current(snap: Snapshot) -> Placement:
 def _primary_capacity(spec: BurstPolicySpec, snap: Snapshot) -> tuple[int | None, Memory]:
     """Explicit cap, the cluster's own accounting (bound pods + room), and what the scheduler revealed.
 
-    Pods the scheduler could not place are the ground truth: they override the estimate, and the estimate is
-    trusted again only once it grows past what it said when the scheduler contradicted it (nodes were added or
-    pods went away). Without an estimate (nodes not visible) the learned capacity expires after
-    capacityRecheckSeconds, the only way left to find out that room came back.
+    Pods the scheduler could not place are the ground truth: they override the estimate. After such a
+    contradiction only the room that appears since (the estimate growing past what it said then: nodes added,
+    pods gone) is added to the observed capacity, never the whole estimate again: one freed slot is one more
+    replica, not a return of every Pending pod. An estimate that is unknown for a moment (a watch reconnecting)
+    is the last one known: unknown never reads as "no limit". Without any estimate (nodes not visible) a
+    learned capacity expires after capacityRecheckSeconds, the only way left to find out that room came back.
     """
     mem = snap.memory
     estimate = snap.primary.capacity_estimate
+    if estimate is None:
+        estimate = mem.primary_estimate
+    elif estimate != mem.primary_estimate:
+        mem = _evolve(mem, primary_estimate=estimate)
     if snap.primary.unschedulable > 0:
         mem = _evolve(
             mem,
@@ -41,18 +47,18 @@ def _primary_capacity(spec: BurstPolicySpec, snap: Snapshot) -> tuple[int | None
             primary_capacity_observed_at=snap.now,
             primary_estimate_at_observation=estimate,
         )
-    elif mem.primary_capacity is not None:
-        if estimate is not None:
-            seen = mem.primary_estimate_at_observation
-            if (seen is None or estimate > seen) and estimate > mem.primary_capacity:
-                mem = _evolve(
-                    mem, primary_capacity=None, primary_capacity_observed_at=None, primary_estimate_at_observation=None
-                )
-        elif mem.primary_capacity_observed_at is not None and (
-            snap.now - mem.primary_capacity_observed_at >= spec.primary.capacity_recheck_seconds
-        ):
-            mem = _evolve(mem, primary_capacity=None, primary_capacity_observed_at=None)
-    learned = mem.primary_capacity if mem.primary_capacity is not None else estimate
+    elif (
+        mem.primary_capacity is not None
+        and estimate is None
+        and mem.primary_capacity_observed_at is not None
+        and snap.now - mem.primary_capacity_observed_at >= spec.primary.capacity_recheck_seconds
+    ):
+        mem = _evolve(mem, primary_capacity=None, primary_capacity_observed_at=None)
+    learned = estimate
+    if mem.primary_capacity is not None:
+        seen = mem.primary_estimate_at_observation
+        grown = max(0, estimate - seen) if estimate is not None and seen is not None else 0
+        learned = mem.primary_capacity + grown
     caps = [c for c in (spec.primary.max_replicas, learned) if c is not None]
     return (min(caps) if caps else None), mem
 
@@ -63,8 +69,10 @@ def _target_capacity(
     """Targets out of room for this pod shape (a stockout): capped at what runs there until room comes back.
 
     A target is full once its mirror pods stay Unschedulable past its provisioning timeout (the reconciler
-    counts them as `stuck`); the Pending ones are taken back and the overflow moves on. It is re-checked by
-    its own accounting (the estimate growing past what it said when it filled), never by piling on pods.
+    counts them as `stuck`); the Pending ones are taken back (its cap is what runs there now, so pods lost with
+    a node are given back too) and the overflow moves on. While full, it grows only by the room its own
+    accounting shows, never by piling on pods. When it shows no room (or none can be seen) capacityRecheckSeconds
+    after it was last stuck, it is tried again: a target whose nodes come on demand shows no room until pods ask.
     """
     known = {f.name: f for f in mem.full_targets}
     out: list[TargetState] = []
@@ -74,16 +82,16 @@ def _target_capacity(
         s = t.state
         entry = known.get(t.name)
         if t.healthy and s.stuck > 0:
-            capacity = max(s.scheduled, entry.capacity if entry else 0)
             if entry is None:
                 newly.append(t.name)
-            entry = FullTarget(t.name, capacity, s.room, entry.since if entry else snap.now)
+            entry = FullTarget(t.name, s.scheduled, s.room, entry.since if entry else snap.now, snap.now)
         elif entry is not None and t.healthy:
-            est = s.room
-            came_back = (est is not None and est > (entry.estimate or 0)) or (
-                est is None and snap.now - entry.since >= spec.primary.capacity_recheck_seconds
-            )
-            entry = None if came_back else replace(entry, capacity=max(entry.capacity, s.scheduled))
+            last = entry.last_stuck if entry.last_stuck is not None else entry.since
+            if not s.room and snap.now - last >= spec.primary.capacity_recheck_seconds:
+                entry = None  # no room to be seen (nodes on demand, or not visible): try it again
+            else:
+                grown = s.scheduled + s.room if s.room is not None else max(entry.capacity, s.scheduled)
+                entry = replace(entry, capacity=grown)
         if entry is None:
             out.append(t)
             continue

@@ -69,6 +69,8 @@ class Memory:
     samples: tuple[tuple[float, float], ...] = ()
     # the estimate when the scheduler last contradicted it: trusted again only once it grows past that
     primary_estimate_at_observation: int | None = None
+    # the last capacity estimate known: used while the views cannot tell (a watch reconnecting)
+    primary_estimate: int | None = None
     # targets out of room for this pod shape: (name, replicas that run there, estimate when it filled, since)
     full_targets: tuple[FullTarget, ...] = ()
 
@@ -79,6 +81,7 @@ class FullTarget:
     capacity: int
     estimate: int | None
     since: float
+    last_stuck: float | None = None  # when its pods were last seen stuck (None: since)
 
 
 @dataclass(frozen=True)

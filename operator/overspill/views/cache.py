@@ -31,6 +31,7 @@ Projection = Callable[[Obj], Obj]
 LIST_PAGE = 500
 WATCH_SECONDS = 50  # the server ends each watch after this; a read blocked longer means a hung server
 READ_TIMEOUT = WATCH_SECONDS + 15
+BUILT_IN_GROUPS = ("", "apps", "autoscaling", "batch", "policy")
 DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 
 
@@ -89,6 +90,7 @@ class WatchCache:
         self._response: Any = None
         self.problem: str | None = "not listed yet"
         self.absent = False  # the server does not serve this kind (a CRD that is not installed)
+        self.forbidden = False  # 401/403: waiting will not help, RBAC must change
         self.requests = 0  # LIST and WATCH requests made: what steady state costs the API server
         self.resource_version = ""
 
@@ -267,7 +269,8 @@ class WatchCache:
         resp = self._get(params, READ_TIMEOUT)
         self._response = resp.response
         try:
-            self._mark_synced()
+            # in sync again only once the server has said something about this version: a reconnect after an
+            # outage may be answered 200 and then 410, and the store must not pass for fresh in between
             for line in self._lines(resp):
                 if self._stop.is_set():
                     break
@@ -280,16 +283,22 @@ class WatchCache:
                 new_rv = str((obj.get("metadata") or {}).get("resourceVersion") or "")
                 if kind == "BOOKMARK":
                     rv = new_rv or rv
+                    self.resource_version = rv
+                    self._mark_synced()
                     continue
                 obj = self.project(obj)
                 if kind == "DELETED":
                     old = self._drop(obj)
-                    self._notify(kind, None, old or obj)
+                    if old is not None:  # a replayed deletion of what is already gone changes nothing
+                        self._notify(kind, None, old)
                 elif kind in ("ADDED", "MODIFIED"):
                     new, old = self._put(obj)
                     self._notify(kind, new, old)
                 rv = new_rv or rv
                 self.resource_version = rv
+                self._mark_synced()
+            else:
+                self._mark_synced()  # the server ended the stream on time: nothing was missed
         finally:
             self._response = None
             resp.response.release_conn()
@@ -307,18 +316,24 @@ class WatchCache:
                 if not rv:
                     rv = self._list()
                     self.resource_version = rv
-                    self.absent = False
+                    self.absent = self.forbidden = False
                     self._mark_synced()
                 rv = self._watch(rv)
                 backoff = 0.5
             except Gone:
-                rv = ""  # relist; the store stays readable (and marked in sync) meanwhile: it was current
+                # relist; a store that was in sync stays readable meanwhile (it was current); one that was not
+                # stays out of sync until the list is done
+                rv = ""
             except Exception as err:
                 if self._stop.is_set():
                     break
                 self._synced.clear()
+                # resume from the last event applied, not from the list: a replay would apply events twice
+                rv = self.resource_version or rv
+                self.forbidden = isinstance(err, WatchError) and err.status in (401, 403)
                 if isinstance(err, WatchError):
-                    self.absent = err.status == 404
+                    # only an optional kind (a CRD not installed) may be absent; a built-in answering 404 is broken
+                    self.absent = err.status == 404 and self.resource.group not in BUILT_IN_GROUPS
                     self.problem = f"cannot watch {self.resource} in {self.cluster}: {err}"
                 else:
                     self.problem = f"cannot watch {self.resource} in {self.cluster}: {type(err).__name__}"

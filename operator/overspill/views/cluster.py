@@ -29,7 +29,14 @@ def slim_pod(pod: Obj) -> Obj:
     ann.pop("kubectl.kubernetes.io/last-applied-configuration", None)
 
     def resources(containers: Any) -> list[Obj]:
-        return [{"resources": c.get("resources") or {}} for c in containers or []]
+        # restartPolicy marks a native sidecar, whose requests add up with the containers'
+        return [
+            {
+                "resources": c.get("resources") or {},
+                **({"restartPolicy": c["restartPolicy"]} if "restartPolicy" in c else {}),
+            }
+            for c in containers or []
+        ]
 
     return {
         "metadata": {
@@ -134,6 +141,8 @@ class ClusterView:
         nodes_deadline: float | None = None
         while time.monotonic() < deadline:
             caches = self.caches()
+            if any(c.forbidden for c in caches if c.resource != NODES):
+                return False  # RBAC refuses it: waiting changes nothing, say so now
             if all(c.synced or c.absent for c in caches if c.resource != NODES):
                 nodes_deadline = nodes_deadline or time.monotonic() + 2.0
                 if time.monotonic() >= nodes_deadline or all(c.synced or c.absent for c in caches):
