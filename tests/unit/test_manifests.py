@@ -285,6 +285,8 @@ def test_chart_values_reach_the_operator() -> None:
     assert one(docs, "Service")["spec"]["ports"][0]["port"] == 9191
     assert one(docs, "ServiceMonitor")["spec"]["endpoints"][0]["port"] == "metrics"
     defaults = chart()
+    assert "OVERSPILL_POLICY_SELECTOR" not in _env(defaults)
+    assert _env(chart("policySelector=shard=a"))["OVERSPILL_POLICY_SELECTOR"] == "shard=a"
     assert not [d for d in defaults if d["kind"] == "ServiceMonitor"]
     assert "--all-namespaces" in _pod(defaults)["containers"][0]["args"]
 
