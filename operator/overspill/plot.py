@@ -31,6 +31,20 @@ def draw(
     primary_capacity: int | None,
 ) -> None:
     plt = _pyplot()
+    fig = figure(timelines, policy=policy, trace=trace, primary_capacity=primary_capacity)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def figure(
+    timelines: dict[str, list[Step]],
+    *,
+    policy: str,
+    trace: str,
+    primary_capacity: int | None,
+) -> Any:
+    """The matplotlib figure `draw` saves (tests read its axes)."""
+    plt = _pyplot()
     n = len(timelines)
     fig, axes = plt.subplots(
         n + 1, 1, sharex=True, figsize=(11, 3 + 2.6 * n), height_ratios=[1] + [1.4] * n, squeeze=False
@@ -71,5 +85,4 @@ def draw(
         ax_q.legend(loc="upper left", fontsize=7)
     axes[-1][0].set_xlabel("minutes from the trace start")
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    return fig
