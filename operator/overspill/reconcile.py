@@ -590,6 +590,7 @@ class Reconciler:
                 ref, spec, keep=views, release_ready=self._replaced(spec, primary_state, views, decision)
             )
             writes += swept.writes
+            self._unreserve_dropped(ref, spec, now)
         elif serve.sides:
             _, serve.traffic = self.serving.traffic(
                 spec, ref.namespace, ref.uid, list(serve.sides.values()), _holding(views, decision), act=False
@@ -674,6 +675,19 @@ class Reconciler:
             remove_copies=serving.remove,
             also_vacate=places or (),
         )
+
+    def _unreserve_dropped(self, ref: PolicyRef, spec: BurstPolicySpec, now: float) -> None:
+        """Targets the spec no longer names keep, in their shared cap, only what still drains there."""
+        named = {pt.name for pt in spec.targets}
+        for name in self.targets.names():
+            handle = self.targets.get(name)
+            if name in named or handle is None or handle.view is None or handle.view.problem is not None:
+                continue
+            mirrors = handle.view.cache(DEPLOYMENTS, MANAGED_SELECTOR)
+            self._rebuild_usage(name, mirrors.list(), now)
+            left = sum(int((m.get("spec") or {}).get("replicas") or 0) for m in mirrors.by_label(POLICY_UID, ref.uid))
+            self.targets.ledger.reserve(name, ref.uid, left, left)
+            self.targets.ledger.observe(name, ref.uid, left)
 
     @staticmethod
     def _replaced(spec: BurstPolicySpec, primary: ClusterState, views: list[_TargetView], d: Decision) -> bool:

@@ -224,7 +224,7 @@ async def test_a_target_dropped_from_the_spec_is_drained_then_deleted(emulator: 
     for i in range(8):
         emulator.objects["v1/pods", "ml", f"p-{i}"] = pod(f"p-{i}", "ml")  # the primary's 8, Ready
     emulator.objects["apps/v1/deployments", "mirror", "vllm"] = deployment("vllm", "mirror", 7, labels=MANAGED)
-    r = await make(cluster, FakeMetrics(150))
+    r = await make(cluster, FakeMetrics(150), target={"maxReplicas": 10})
     s = spec(targets=[])
     await tick(r, s)
     assert replicas(emulator, "mirror") == 0
@@ -232,6 +232,8 @@ async def test_a_target_dropped_from_the_spec_is_drained_then_deleted(emulator: 
     await tick(r, s)
     assert writes(emulator)[-1] == "DELETE /apis/apps/v1/namespaces/mirror/deployments/vllm"
     await until(lambda: mirror_seen(r, "mirror") is None)
+    await tick(r, s)
+    assert r.targets.room_for("aws", "another-policy", 0) == 10  # its room in the shared cap came back
 
 
 async def test_a_changed_mirror_namespace_moves_the_runners_busy_ones_last(emulator: Any, cluster: Cluster) -> None:
