@@ -144,9 +144,9 @@ def table(results: dict[str, Any]) -> list[str]:
 
 
 def plot(results: dict[str, Any], out: str) -> None:
-    from overspill.plot import _pyplot
+    from overspill.plot import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4.4), squeeze=False)
     for ax, (trace, res) in zip(axes[0], results.items(), strict=True):
         for i, (label, r) in enumerate(res["rows"].items()):

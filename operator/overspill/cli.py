@@ -6,8 +6,7 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from overspill.api import SpecError
 from overspill.api.crd import all_crds
 from overspill.inputerror import InputError
 from overspill.policyfile import load_policy_file
+from overspill.progress import progress_bar
 
 __all__ = ["load_policy_file", "main", "write_crds"]
 
@@ -100,24 +100,6 @@ def _warn(text: str) -> None:
     print(f"warning: {text}", file=sys.stderr)
 
 
-@contextmanager
-def _progress(label: str, total: float, mode: str) -> Iterator[Callable[[float], None] | None]:
-    """A progress bar on stderr for long replays (rich); `auto` shows it only on a terminal."""
-    show = mode == "always" or (mode == "auto" and sys.stderr.isatty() and total > 20_000)
-    if not show:
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    console = Console(file=sys.stderr, force_terminal=mode == "always" or None)
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(), console=console, transient=False
-    ) as bar:
-        task = bar.add_task(label, total=max(total, 1.0))
-        yield lambda t: bar.update(task, completed=min(t, total))
-
-
 def _sim_setup(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     """The policy file, the trace and the service model, each refused with file, line and fix when wrong."""
     from overspill import policyfile, simulate
@@ -169,7 +151,9 @@ def _simulate(args: argparse.Namespace) -> int:
             if args.plot:
                 steps.append(s)
 
-        with _progress(f"replaying {strategy}", trace.duration, args.progress) as progress:
+        with progress_bar(
+            f"replaying {strategy}", trace.duration, args.progress, long=trace.duration / args.step > 20_000
+        ) as progress:
             results[strategy] = simulate.run(
                 simulate.strategy_spec(pf.spec, strategy),
                 trace,

@@ -11,7 +11,8 @@ from overspill.simulate import Step
 COLORS = ["#3b7dd8", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#76b7b2"]
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend, or a clear message when the optional extra is missing."""
     try:
         import matplotlib
 
@@ -30,7 +31,7 @@ def draw(
     trace: str,
     primary_capacity: int | None,
 ) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig = figure(timelines, policy=policy, trace=trace, primary_capacity=primary_capacity)
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -44,7 +45,7 @@ def figure(
     primary_capacity: int | None,
 ) -> Any:
     """The matplotlib figure `draw` saves (tests read its axes)."""
-    plt = _pyplot()
+    plt = pyplot()
     n = len(timelines)
     fig, axes = plt.subplots(
         n + 1, 1, sharex=True, figsize=(11, 3 + 2.6 * n), height_ratios=[1] + [1.4] * n, squeeze=False

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -149,15 +148,3 @@ def load_policy_file(path: str | Path) -> tuple[BurstPolicySpec, dict[str, Burst
     """The spec and targets only (benchmarks and tests)."""
     pf = load(path)
     return pf.spec, pf.targets
-
-
-def as_documents(pf: PolicyFile) -> list[dict[str, Any]]:
-    """The policy back as a Kubernetes document (for `overspill tune`'s patch)."""
-    return [
-        {
-            "apiVersion": API_VERSION,
-            "kind": "BurstPolicy",
-            "metadata": {"name": pf.name},
-            "spec": pf.spec.model_dump(by_alias=True, exclude_none=True, mode="json"),
-        }
-    ]

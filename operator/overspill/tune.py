@@ -27,6 +27,7 @@ import yaml
 from overspill.api.policy import BurstPolicySpec, Predictive
 from overspill.api.target import BurstTargetSpec
 from overspill.inputerror import InputError
+from overspill.progress import progress_bar
 from overspill.simulate import SCHEMA_VERSION, ServiceModel, Slo, Summary, run
 from overspill.traces import RequestLog
 
@@ -374,9 +375,9 @@ def frontier(outcomes: list[Outcome]) -> list[Outcome]:
 
 
 def _draw(path: str, result: Search, oracle_hours: float | None, slo: Slo, title: str) -> None:
-    from overspill.plot import _pyplot
+    from overspill.plot import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     pts = list(result.outcomes.values())
     fig, ax = plt.subplots(figsize=(8, 5))
     ax.scatter(
@@ -409,7 +410,6 @@ def _draw(path: str, result: Search, oracle_hours: float | None, slo: Slo, title
 def command(args: argparse.Namespace, setup: tuple[Any, Any, ServiceModel]) -> int:
     """The CLI: oracle, search, then the patch and the figures (text or one JSON object)."""
     from overspill import oracle
-    from overspill.cli import _progress
 
     pf, trace, model = setup
     if not isinstance(trace, RequestLog):
@@ -433,7 +433,7 @@ def command(args: argparse.Namespace, setup: tuple[Any, Any, ServiceModel]) -> i
         return 2
     workers = args.workers or os.cpu_count() or 1
     remaining = max(1.0, args.budget - bound.solve_seconds)
-    with _progress("tuning", remaining, args.progress) as progress:
+    with progress_bar("tuning", remaining, args.progress) as progress:
         result = search(
             problem,
             budget_seconds=remaining,

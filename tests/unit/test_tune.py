@@ -106,7 +106,21 @@ def tune(tmp_path: Path, cap: int, *args: str) -> subprocess.CompletedProcess[st
 
 
 def test_cli_json_has_the_documented_fields(tmp_path: Path) -> None:
-    r = tune(tmp_path, 40, "--slo-target", "0.95", "--budget", "5s", "--workers", "1", "--output", "json")
+    r = tune(
+        tmp_path,
+        40,
+        "--slo-target",
+        "0.95",
+        "--budget",
+        "5s",
+        "--workers",
+        "1",
+        "--output",
+        "json",
+        "--progress",
+        "always",
+    )
+    assert "tuning" in r.stderr  # progress shows on stderr, the JSON alone on stdout
     out = json.loads(r.stdout)
     # how far a 5 s search gets depends on the machine: exit 0 when the SLO is met, 1 when not
     assert r.returncode == (0 if out["met"] else 1), r.stderr
