@@ -15,6 +15,8 @@ from kubernetes import client, config, utils
 from benchmarks.common import ROOT
 
 GROUP, VERSION = "overspill.dev", "v1alpha1"
+# the benchmark operator's metrics port (liveness on the next one); movable beside a lab on other ports
+OPERATOR_METRICS_PORT = int(os.environ.get("OVERSPILL_BENCH_OPERATOR_PORT", "19395"))
 
 
 class Lab:
@@ -112,11 +114,11 @@ class Lab:
                 "--standalone",
                 "-A",
                 "--metrics-port",
-                "19395",
+                str(OPERATOR_METRICS_PORT),
                 "--metrics-address",
                 "127.0.0.1",
                 "--liveness",
-                "http://127.0.0.1:19396/healthz",
+                f"http://127.0.0.1:{OPERATOR_METRICS_PORT + 1}/healthz",
             ],
             env=env,
             stdout=open(log, "ab"),

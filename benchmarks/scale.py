@@ -32,10 +32,10 @@ from typing import Any
 from kubernetes import client
 
 from benchmarks.common import ROOT, write
-from benchmarks.lab_setup import GROUP, VERSION, Lab
+from benchmarks.lab_setup import GROUP, OPERATOR_METRICS_PORT, VERSION, Lab
 
 MANAGED = "app.kubernetes.io/managed-by=overspill"
-METRICS_URL = "http://127.0.0.1:19395/metrics"
+METRICS_URL = f"http://127.0.0.1:{OPERATOR_METRICS_PORT}/metrics"
 
 
 def roomy_nodes(api: client.ApiClient, prefix: str, count: int) -> None:

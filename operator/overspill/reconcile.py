@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -33,7 +34,7 @@ from overspill.api.policy import (
     TemplateUpdate,
     WorkloadClass,
 )
-from overspill.decide import ClusterState, Decision, Snapshot, TargetState, decide
+from overspill.decide import ClusterState, Decision, Placement, Snapshot, TargetState, decide
 from overspill.decide import busy as busy_rules
 from overspill.decide.busy import BUSY_COST
 from overspill.decide.capacity import admitted_shape
@@ -50,6 +51,7 @@ from overspill.views import MANAGED_SELECTOR, ClusterView
 from overspill.views.resource import DEPLOYMENTS, HPAS, PODS, SCALEDOBJECTS, well_known
 from overspill.views.selectors import from_string, matches
 
+log = logging.getLogger(__name__)
 FIRST_LIST_WAIT = 10.0  # seconds a tick waits for a cache it just started
 __all__ = ["BUSY_COST", "Outcome", "PolicyRef", "Reconciler"]
 # a capped target's usage is rebuilt from its real mirrors at least this often (hand edits, other operators)
@@ -159,6 +161,13 @@ class WorkloadUnavailable(Exception):
     def __init__(self, message: str, missing: bool = False) -> None:
         super().__init__(message)
         self.missing = missing
+
+
+def _seen(s: ClusterState) -> str:
+    return (
+        f"replicas={s.replicas} ready={s.ready} scheduled={s.scheduled} room={s.room} "
+        f"unschedulable={s.unschedulable} stuck={s.stuck}"
+    )
 
 
 def _mirror_ref(ref: PolicyRef, spec: BurstPolicySpec, pt: PolicyTarget) -> MirrorRef:
@@ -537,6 +546,7 @@ class Reconciler:
             policy_name=ref.name,
             overrides=pt.overrides,
             replicas=want,
+            target=pt.name,
         )
 
     def _reconcile(
@@ -578,6 +588,18 @@ class Reconciler:
             now=now, metric=metric, primary=primary_state, targets=tuple(v.state for v in views), memory=memory
         )
         decision = decide(spec, snapshot)
+        if decision.placement != Placement(
+            primary_state.replicas, {t.name: t.state.replicas for t in snapshot.targets}
+        ):
+            # what the engine saw when it changed something: the first thing to read when a placement surprises
+            log.info(
+                "%s/%s: %s; saw primary %s; targets %s",
+                ref.namespace,
+                ref.name,
+                decision.message,
+                _seen(primary_state),
+                "; ".join(f"{t.name} {_seen(t.state)} cap={t.cap} full={t.full}" for t in snapshot.targets),
+            )
         writes = 0
         # a target not probed yet (operator start-up) is held as it is, quietly: it is not a failure
         problems = {v.spec.name: v.problem for v in views if v.problem and not v.probing}

@@ -15,7 +15,7 @@ from typing import Any
 from kubernetes.client import ApiException
 
 from overspill.adapters.kube import Cluster
-from overspill.adapters.mirror import POLICY_UID, MirrorClient, MirrorRef
+from overspill.adapters.mirror import POLICY_UID, TARGET_NAME, MirrorClient, MirrorRef
 from overspill.decide.cleanup import MIRROR_KIND, Owned, plan
 from overspill.targets import TargetRegistry
 from overspill.views import MANAGED_SELECTOR, ClusterView
@@ -47,6 +47,11 @@ def mirrors(
     found = []
     for obj in view.cache(DEPLOYMENTS, MANAGED_SELECTOR).by_label(POLICY_UID, uid):
         meta = _meta(obj)
+        placed_by = (meta.get("annotations") or {}).get(TARGET_NAME)
+        if placed_by is not None and placed_by != target:
+            # two BurstTargets may name one cluster: a mirror belongs to the target that placed it, and is
+            # never drained as "unwanted" through the other one
+            continue
         ns, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
         here = [p for p in pods if _meta(p).get("namespace") == ns and not _meta(p).get("deletionTimestamp")]
         replicas = int((obj.get("spec") or {}).get("replicas") or 0)

@@ -26,6 +26,7 @@ ORIGIN_CLUSTER = "overspill.dev/origin-cluster"
 ORIGIN_NAMESPACE = "overspill.dev/origin-namespace"
 ORIGIN_POLICY = "overspill.dev/origin-policy"
 TEMPLATE_HASH = "overspill.dev/template-hash"
+TARGET_NAME = "overspill.dev/target"  # the BurstTarget that placed the mirror (two targets may name one cluster)
 
 
 class MirrorConflict(Exception):
@@ -57,6 +58,7 @@ def build_mirror(
     policy_name: str,
     overrides: TargetOverrides | None,
     replicas: int,
+    target: str | None = None,
 ) -> dict[str, Any]:
     spec = workload.get("spec", {})
     template = copy.deepcopy(spec.get("template") or {})
@@ -82,8 +84,16 @@ def build_mirror(
                 container["env"] = env + [{"name": k, "value": v} for k, v in overrides.env.items()]
     # the policy-uid label on every mirror pod: one label-selected watch per target finds all of them
     meta["labels"] = {**meta.get("labels", {}), POLICY_UID: ref.policy_uid}
-    digest = hashlib.sha256(json.dumps([template, selector], sort_keys=True).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(json.dumps([template, selector, target], sort_keys=True).encode()).hexdigest()[:16]
     labels = {MANAGED_BY: MANAGER, POLICY_UID: ref.policy_uid}
+    annotations = {
+        ORIGIN_CLUSTER: origin_cluster,
+        ORIGIN_NAMESPACE: origin_namespace,
+        ORIGIN_POLICY: policy_name,
+        TEMPLATE_HASH: digest,
+    }
+    if target is not None:
+        annotations[TARGET_NAME] = target
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -91,12 +101,7 @@ def build_mirror(
             "name": ref.name,
             "namespace": ref.namespace,
             "labels": labels,
-            "annotations": {
-                ORIGIN_CLUSTER: origin_cluster,
-                ORIGIN_NAMESPACE: origin_namespace,
-                ORIGIN_POLICY: policy_name,
-                TEMPLATE_HASH: digest,
-            },
+            "annotations": annotations,
         },
         "spec": {"replicas": replicas, "selector": selector, "template": template},
     }
