@@ -607,13 +607,18 @@ def run_tool(bench: Bench, tool: Tool, n: int, args: argparse.Namespace) -> list
                 runs.append(done[setting])
             tool.stop()
             tool.remove(ns, n)
+            # uninstalled before the namespace goes: a registered but stopped KEDA adapter fails the namespace
+            # controller's discovery (DiscoveryFailed) and the deletion never finishes
+            tool.uninstall()
             bench.set_queues(n, TARGET_PER_REPLICA)
             bench.delete_namespace(ns)
         if "full" in args.scenarios:
             m = min(n, args.full_objects)
+            tool.install()
             bench.set_queues(m, TARGET_PER_REPLICA)
             runs.append(full_run(bench, tool, f"{ns}-full", m, args))
             print(f"[versus-keda] {tool.name} primary full: {json.dumps(runs[-1])}", file=sys.stderr)
+            tool.uninstall()
             bench.set_queues(m, TARGET_PER_REPLICA)
             bench.delete_namespace(f"{ns}-full")
     finally:
@@ -680,14 +685,13 @@ def main() -> None:
     )
     bench.set_queues(n, TARGET_PER_REPLICA)
     tools: dict[str, type[Tool]] = {"keda": Keda, "overspill": Overspill}
-    runs: list[dict[str, Any]] = []
+    command = "python -m benchmarks.versus_keda " + " ".join(sys.argv[1:])
     try:
         for tool_name in args.tools.split(","):
-            runs += run_tool(bench, tools[tool_name](bench), n, args)
+            runs = run_tool(bench, tools[tool_name](bench), n, args)
+            write(args.name, merge(runs, command, args.name))  # each tool's figures kept as soon as they exist
     finally:
         bench.remove_nodes()
-    command = "python -m benchmarks.versus_keda " + " ".join(sys.argv[1:])
-    write(args.name, merge(runs, command, args.name))
 
 
 if __name__ == "__main__":
