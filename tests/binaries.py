@@ -10,17 +10,19 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-K8S_VERSION = "1.34.4"  # hack/build-binaries.sh's pin
 
 
 def kubectl() -> str:
-    """The lab's kubectl (hack/build-binaries.sh), else one on PATH (the kind path)."""
-    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
-    assets = os.environ.get("KUBEBUILDER_ASSETS") or str(
-        Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local/share"))
-        / f"kubebuilder-envtest/k8s/{K8S_VERSION}-linux-{arch}"
-    )
-    for candidate in (os.environ.get("OVERSPILL_LAB_KUBECTL"), f"{assets}/kubectl", shutil.which("kubectl")):
+    """The lab's kubectl (hack/build-binaries.sh, any pinned version), else one on PATH (the kind path)."""
+    data = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local/share"))
+    built = sorted(data.glob("kubebuilder-envtest/k8s/*/kubectl"), reverse=True)
+    assets = os.environ.get("KUBEBUILDER_ASSETS")
+    for candidate in (
+        os.environ.get("OVERSPILL_LAB_KUBECTL"),
+        assets and f"{assets}/kubectl",
+        *map(str, built),
+        shutil.which("kubectl"),
+    ):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     pytest.fail("kubectl not found: run hack/build-binaries.sh (or hack/lab up), or put kubectl on PATH", pytrace=False)
