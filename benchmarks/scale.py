@@ -106,8 +106,17 @@ def policy(name: str, queue: str, poll: int) -> dict[str, Any]:
 
 
 def put_queues(lab: Lab, names: list[str], value: float) -> None:
-    with cf.ThreadPoolExecutor(16) as pool:
-        list(pool.map(lambda n: lab.set_queue(n, value), names))
+    def put(name: str) -> None:
+        for attempt in range(5):  # the lab's exporter is a small single server: a reset connection is retried
+            try:
+                lab.set_queue(name, value)
+                return
+            except OSError:
+                time.sleep(0.2 * (attempt + 1))
+        lab.set_queue(name, value)
+
+    with cf.ThreadPoolExecutor(4) as pool:
+        list(pool.map(put, names))
 
 
 def apiserver_requests(api: client.ApiClient) -> float:
@@ -148,7 +157,8 @@ def lateness_quantiles(text: str) -> dict[str, float | None]:
     total = buckets[-1][1]
     out: dict[str, float | None] = {}
     for q, key in ((0.5, "p50_le"), (0.99, "p99_le")):
-        out[key] = next(le for le, count in buckets if count >= q * total)
+        le = next(le for le, count in buckets if count >= q * total)
+        out[key] = None if le == float("inf") else le  # None: beyond the last bucket (30 s); JSON has no infinity
     return out
 
 
@@ -172,8 +182,11 @@ def wait_until(check: Any, timeout: float, interval: float = 1.0) -> tuple[float
     reads = 0
     while time.monotonic() - start < timeout:
         reads += 1
-        if check():
-            return time.monotonic() - start, reads
+        try:
+            if check():
+                return time.monotonic() - start, reads
+        except Exception as err:  # an API server busy with N policies may time out a read: try again
+            print(f"read failed ({type(err).__name__}); retrying", flush=True)
         time.sleep(interval)
     return None, reads
 
@@ -213,7 +226,7 @@ def main() -> None:
     print(f"created {n} workloads and policies in {time.monotonic() - t0:.1f}s", flush=True)
     time.sleep(3)  # queue series reach Prometheus
 
-    log = ROOT / "benchmarks/results" / f"scale-{n}-operator.log"
+    log = Path(os.environ.get("TMPDIR", "/tmp")) / f"overspill-scale-{n}-operator.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
     op = lab.start_operator(log)
@@ -247,7 +260,7 @@ def main() -> None:
             apiserver_requests(lab.secondary),
             prometheus_queries(lab),
         )
-        figures["steady"] = {
+        figures["steady"] = steady = {
             "seconds": round(dt, 1),
             "operator_rss_mib": round(rss1, 1),
             "operator_cpu_percent_of_one_core": round(100 * (cpu1 - cpu0) / dt, 1),
@@ -256,6 +269,8 @@ def main() -> None:
             "prometheus_queries_per_second": round((prom1 - prom0) / dt, 2),
         }
 
+        write(f"scale-{n}", figures)  # partial figures survive a failure later in the run
+        del steady
         # burst: every queue crosses at once (15 -> 2 desired, the primary holds 1: one replica each spills)
         api_p0, api_s0, prom0 = (
             apiserver_requests(lab.primary),
