@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import re
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -31,7 +32,7 @@ from typing import Any
 
 from kubernetes import client
 
-from benchmarks.common import ROOT, write
+from benchmarks.common import write
 from benchmarks.lab_setup import GROUP, OPERATOR_METRICS_PORT, VERSION, Lab
 
 MANAGED = "app.kubernetes.io/managed-by=overspill"
@@ -226,7 +227,7 @@ def main() -> None:
     print(f"created {n} workloads and policies in {time.monotonic() - t0:.1f}s", flush=True)
     time.sleep(3)  # queue series reach Prometheus
 
-    log = Path(os.environ.get("TMPDIR", "/tmp")) / f"overspill-scale-{n}-operator.log"
+    log = Path(tempfile.gettempdir()) / f"overspill-scale-{n}-operator.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
     op = lab.start_operator(log)
