@@ -22,7 +22,6 @@ import argparse
 import concurrent.futures as cf
 import contextlib
 import json
-import os
 import re
 import tempfile
 import time
@@ -34,6 +33,7 @@ from kubernetes import client
 
 from benchmarks.common import write
 from benchmarks.lab_setup import GROUP, OPERATOR_METRICS_PORT, VERSION, Lab
+from benchmarks.procstat import cpu_seconds, rss_mib
 
 MANAGED = "app.kubernetes.io/managed-by=overspill"
 METRICS_URL = f"http://127.0.0.1:{OPERATOR_METRICS_PORT}/metrics"
@@ -165,11 +165,7 @@ def lateness_quantiles(text: str) -> dict[str, float | None]:
 
 def proc_figures(pid: int) -> tuple[float, float]:
     """(RSS MiB, CPU seconds so far) of a process."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return rss, (int(fields[11]) + int(fields[12])) / ticks
+    return rss_mib(pid), cpu_seconds(pid)
 
 
 def count_mirrors(lab: Lab, at_least: int) -> int:

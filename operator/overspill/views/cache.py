@@ -13,7 +13,6 @@ import json
 import logging
 import random
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -344,8 +343,3 @@ class WatchCache:
                 if isinstance(err, WatchError) and err.status in (403, 404):
                     rv = ""  # permission or kind changed: start from a fresh list
         self._synced.clear()
-
-
-def wait_all(caches: list[WatchCache], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    return all(c.wait_synced(max(0.0, deadline - time.monotonic())) for c in caches)
