@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -23,6 +23,9 @@ MANAGER = "overspill"
 POLICY_UID = "overspill.dev/policy-uid"
 ORIGIN = "overspill.dev/origin"  # <cluster>/<namespace>/<name> of the source object
 SOURCE_HASH = "overspill.dev/source-hash"
+# the uids of every policy a copy serves, comma-separated: two policies whose templates name one ConfigMap or
+# Secret share its copy, and it is removed only when the last of them leaves (a label holds one uid: the creator's)
+OWNERS = "overspill.dev/owners"
 DEFAULT_SERVICE_ACCOUNT = "default"  # every namespace has one, created by the cluster itself: never copied
 
 
@@ -163,6 +166,10 @@ _CONTENT = {
 _API_VERSION = "v1"
 
 
+def is_managed(obj: Mapping[str, Any]) -> bool:
+    return (((obj.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY)) == MANAGER
+
+
 def propagated(kind: Kind, propagation: Propagation) -> bool:
     return {
         Kind.CONFIG_MAP: propagation.config_maps,
@@ -181,7 +188,34 @@ def origin_of(cluster: str, namespace: str, name: str) -> str:
     return f"{cluster}/{namespace}/{name}"
 
 
-def copy_of(kind: Kind, source: Mapping[str, Any], *, namespace: str, policy_uid: str, origin: str) -> dict[str, Any]:
+def owners(obj: Mapping[str, Any]) -> frozenset[str]:
+    """The policies a copy serves: its owners annotation, or (a copy made before the annotation) its label."""
+    meta = obj.get("metadata") or {}
+    listed = (meta.get("annotations") or {}).get(OWNERS)
+    if listed is not None:
+        return frozenset(u for u in (x.strip() for x in listed.split(",")) if u)
+    uid = (meta.get("labels") or {}).get(POLICY_UID)
+    return frozenset({uid}) if uid else frozenset()
+
+
+def with_owners(obj: Mapping[str, Any], uids: Iterable[str]) -> dict[str, Any]:
+    """The object with its owners annotation set to `uids` (sorted: the same set always writes the same text)."""
+    out = copy.deepcopy(dict(obj))
+    meta = out.setdefault("metadata", {})
+    meta["annotations"] = {**(meta.get("annotations") or {}), OWNERS: ",".join(sorted(set(uids)))}
+    return out
+
+
+def copy_of(
+    kind: Kind,
+    source: Mapping[str, Any],
+    *,
+    namespace: str,
+    policy_uid: str,
+    origin: str,
+    also_owned_by: Iterable[str] = (),
+    creator: str | None = None,
+) -> dict[str, Any]:
     """The object to write in the target: the source's content and labels, plus Overspill's ownership marks."""
     meta = source.get("metadata") or {}
     labels = {k: v for k, v in (meta.get("labels") or {}).items() if k not in (MANAGED_BY, POLICY_UID)}
@@ -191,8 +225,12 @@ def copy_of(kind: Kind, source: Mapping[str, Any], *, namespace: str, policy_uid
         "metadata": {
             "name": meta.get("name"),
             "namespace": namespace,
-            "labels": {**labels, MANAGED_BY: MANAGER, POLICY_UID: policy_uid},
-            "annotations": {ORIGIN: origin, SOURCE_HASH: content_hash(kind, source)},
+            "labels": {**labels, MANAGED_BY: MANAGER, POLICY_UID: creator or policy_uid},
+            "annotations": {
+                ORIGIN: origin,
+                SOURCE_HASH: content_hash(kind, source),
+                OWNERS: ",".join(sorted({policy_uid, *also_owned_by})),
+            },
         },
     }
     for key in _CONTENT[kind]:
@@ -202,13 +240,12 @@ def copy_of(kind: Kind, source: Mapping[str, Any], *, namespace: str, policy_uid
 
 
 def is_copy_for(obj: Mapping[str, Any], policy_uid: str, origin: str) -> bool:
-    """Ours to update: created by Overspill for this policy, or by Overspill from the same source object (two
-    policies whose templates share a ConfigMap share its copy instead of fighting over it)."""
+    """Ours to update: a copy Overspill made for this policy, or from the same source object (two policies whose
+    templates share a ConfigMap share its copy, each listed in its owners, instead of fighting over it)."""
     meta = obj.get("metadata") or {}
-    labels = meta.get("labels") or {}
-    if labels.get(MANAGED_BY) != MANAGER:
+    if (meta.get("labels") or {}).get(MANAGED_BY) != MANAGER:
         return False
-    return labels.get(POLICY_UID) == policy_uid or (meta.get("annotations") or {}).get(ORIGIN) == origin
+    return policy_uid in owners(obj) or (meta.get("annotations") or {}).get(ORIGIN) == origin
 
 
 # ---- the plan for one target -----------------------------------------------------------------------------
@@ -223,6 +260,7 @@ class State(StrEnum):
     NO_SOURCE = "NoSource"  # carried kind, but the primary does not have it
     SKIPPED = "Skipped"  # optional and absent: the pod starts without it
     REVOKED = "Revoked"  # our copy of a kind no longer propagated: removed (the owner withdrew the consent)
+    LEFT = "Left"  # a shared copy of a kind this policy no longer propagates: it leaves the owners, others keep it
 
 
 BLOCKING = frozenset({State.MISSING, State.CONFLICT, State.NO_SOURCE, State.REVOKED})
@@ -232,8 +270,11 @@ BLOCKING = frozenset({State.MISSING, State.CONFLICT, State.NO_SOURCE, State.REVO
 class Item:
     ref: Reference
     state: State
-    body: dict[str, Any] | None = None  # the copy to write, for TO_COPY
+    body: dict[str, Any] | None = None  # the copy to write, for TO_COPY and LEFT
     update: bool = False  # the copy exists there (replace it) rather than being created
+    # REVOKED: (uid, resourceVersion) of the copy as read; the delete names them, so an object someone else
+    # created under the name in the meantime is never deleted
+    precondition: tuple[str | None, str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -246,7 +287,7 @@ class CarryPlan:
 
     @property
     def revokes(self) -> tuple[Item, ...]:
-        return tuple(i for i in self.items if i.state == State.REVOKED)
+        return tuple(i for i in self.items if i.state in (State.REVOKED, State.LEFT))
 
     @property
     def blocking(self) -> tuple[Item, ...]:
@@ -282,9 +323,16 @@ def plan(
         there = found.target.get(ref.key)
         origin = origin_of(origin_cluster, origin_namespace, ref.name)
         if not propagated(ref.kind, propagation):
-            if there is not None and is_copy_for(there, policy_uid, origin):
-                # copied while it was allowed: a copy of credentials must not outlive the owner's consent
-                items.append(Item(ref, State.REVOKED))
+            held = owners(there) if there is not None and is_managed(there) else frozenset()
+            if there is not None and policy_uid in held:
+                # copied while it was allowed: a copy must not outlive the owner's consent; shared with other
+                # policies (each with its own consent), it only leaves the owners. Never another policy's copy.
+                meta = there.get("metadata") or {}
+                if held - {policy_uid}:
+                    body = with_owners(there, held - {policy_uid})
+                    items.append(Item(ref, State.LEFT, body, update=True))
+                else:
+                    items.append(Item(ref, State.REVOKED, precondition=(meta.get("uid"), meta.get("resourceVersion"))))
                 continue
             state = State.PROVIDED if there is not None else (State.SKIPPED if ref.optional else State.MISSING)
             items.append(Item(ref, state))
@@ -300,10 +348,20 @@ def plan(
                 items.append(Item(ref, State.SKIPPED if ref.optional else State.NO_SOURCE))
             continue
         current = ((there or {}).get("metadata") or {}).get("annotations", {}).get(SOURCE_HASH)
-        if there is not None and current == content_hash(ref.kind, source):
+        held = owners(there) if there is not None else frozenset()
+        if there is not None and current == content_hash(ref.kind, source) and policy_uid in held:
             items.append(Item(ref, State.CARRIED))
             continue
-        body = copy_of(ref.kind, source, namespace=namespace, policy_uid=policy_uid, origin=origin)
+        creator = (((there or {}).get("metadata") or {}).get("labels") or {}).get(POLICY_UID)
+        body = copy_of(
+            ref.kind,
+            source,
+            namespace=namespace,
+            policy_uid=policy_uid,
+            origin=origin,
+            also_owned_by=held,
+            creator=creator,
+        )
         version = ((there or {}).get("metadata") or {}).get("resourceVersion")
         if version:
             # an update is conditional on what was read: a concurrent change answers 409, never is overwritten

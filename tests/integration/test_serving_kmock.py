@@ -135,3 +135,59 @@ async def test_route_weights_and_removal_on_deletion(api: Any, cluster: Cluster)
         assert [r["name"] for r in refs] == ["vllm"]
 
     await asyncio.to_thread(body)
+
+
+async def test_two_policies_share_a_secret_and_a_configmap_without_a_fight(api: Any, cluster: Cluster) -> None:  # noqa: F811
+    """Review break 5: policy 2 (secrets: false) deleted policy 1's permitted Secret copy every poll, policy 1
+    wrote it back: the fight never ended. Now each policy only leaves the owners of a copy it is listed in."""
+
+    def body() -> None:
+        serving = Serving(cluster, "primary")
+
+        def poll(uid: str, secrets: bool) -> Side:
+            s = side(cluster)
+            serving.plan(spec(propagation={"secrets": secrets}), "ml", uid, WORKLOAD, [s])
+            assert serving.carry(s)[1] is None
+            return s
+
+        poll("uid-1", True)
+        secret = ("v1/secrets", "mirror", "hf")
+        assert not api.objects[secret].deleted
+        for _ in range(3):  # before: uid-2 deleted it, uid-1 copied it again, every poll
+            s2 = poll("uid-2", False)
+            poll("uid-1", True)
+        assert not api.objects[secret].deleted
+        assert not [r for r in api if r.method.value == "DELETE"]  # never deleted, not even once
+        assert "hf" not in {i.ref.name for i in s2.plan.blocking}  # provided to uid-2 by uid-1's copy
+        # both need the ConfigMap: both are its owners; the first to go leaves it to the other
+        poll("uid-2", False)
+        cm = ("v1/configmaps", "mirror", "vllm-config")
+        assert api.objects[cm]["metadata"]["annotations"]["overspill.dev/owners"] == "uid-1,uid-2"
+        serving.remove(cluster, "mirror", "uid-1")
+        assert not api.objects[cm].deleted
+        assert api.objects[cm]["metadata"]["annotations"]["overspill.dev/owners"] == "uid-2"
+        serving.remove(cluster, "mirror", "uid-2")
+        assert api.objects[cm].deleted
+
+    await asyncio.to_thread(body)
+
+
+async def test_a_revoked_copy_is_deleted_only_if_it_is_still_the_one_read(api: Any, cluster: Cluster) -> None:  # noqa: F811
+    """Review break 7: the delete of a revoked copy names the uid and resourceVersion that were read, so the API
+    server refuses it (409) when someone else replaced the object under the same name in the meantime."""
+
+    def body() -> None:
+        serving = Serving(cluster, "primary")
+        s = side(cluster)
+        serving.plan(spec(propagation={"secrets": True}), "ml", UID, WORKLOAD, [s])
+        serving.carry(s)
+        key = ("v1/secrets", "mirror", "hf")
+        raw = api.objects[key].raw
+        api.objects[key] = {**raw, "metadata": {**raw["metadata"], "uid": "u-7", "resourceVersion": "70"}}
+        s = side(cluster)
+        serving.plan(spec(), "ml", UID, WORKLOAD, [s])
+        serving.carry(s)
+        (delete,) = [r for r in api if r.method.value == "DELETE" and r.url.path.endswith("/secrets/hf")]
+        assert delete.data["preconditions"] == {"uid": "u-7", "resourceVersion": "70"}
+
+    await asyncio.to_thread(body)

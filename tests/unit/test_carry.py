@@ -19,6 +19,7 @@ from overspill.carry import (
     State,
     copy_of,
     describe,
+    owners,
     plan,
     references,
     service_account_references,
@@ -241,9 +242,9 @@ def test_plan_never_takes_over_an_object_overspill_did_not_create() -> None:
 def test_plan_shares_a_copy_made_for_another_policy_from_the_same_source() -> None:
     src = source(CM, "cm", data={"a": "1"})
     other = copy_of(CM, src, namespace="ml", policy_uid="uid-2", origin="primary/ml/cm")
-    assert [i.state for i in run_plan([Reference(CM, "cm", "w")], {(CM, "cm"): src}, {(CM, "cm"): other}).items] == [
-        State.CARRIED
-    ]
+    (item,) = run_plan([Reference(CM, "cm", "w")], {(CM, "cm"): src}, {(CM, "cm"): other}).items
+    assert item.state == State.TO_COPY and item.body is not None  # joins the owners once, content unchanged
+    assert owners(item.body) == {"uid-1", "uid-2"} and item.body["data"] == other["data"]
 
 
 def test_plan_pvc_is_missing_unless_provided_in_the_target() -> None:
@@ -295,3 +296,40 @@ def test_the_ci_runner_example_registers_in_the_secondary_with_a_distinct_name()
     prefixes = {t.name: (t.overrides.env or {}).get("RUNNER_NAME_PREFIX") for t in spec.targets if t.overrides}
     assert all(prefixes.values()) and len(set(prefixes.values())) == len(prefixes)
     assert "${RUNNER_NAME_PREFIX}${POD_NAME}" in " ".join(pod["containers"][0]["args"])
+
+
+def test_a_policy_without_consent_never_revokes_another_policys_copy() -> None:
+    """Review break 5: uid-1 (secrets: false) shares the Secret uid-2 copied with consent: it is provided to uid-1,
+    never removed by it (before, uid-1 deleted it every poll and uid-2 recreated it: a fight without end)."""
+    src = source(SEC, "tok", data={"k": "v"})
+    theirs = copy_of(SEC, src, namespace="ml", policy_uid="uid-2", origin="primary/ml/tok")
+    p = run_plan([Reference(SEC, "tok", "w")], {}, {(SEC, "tok"): theirs}, Propagation(secrets=False))
+    assert [i.state for i in p.items] == [State.PROVIDED] and p.revokes == () and p.ready
+
+
+def test_a_shared_copy_lists_every_owner_and_the_last_one_removes_it() -> None:
+    src = source(SEC, "tok", data={"k": "v"})
+    theirs = copy_of(SEC, src, namespace="ml", policy_uid="uid-2", origin="primary/ml/tok")
+    theirs["metadata"]["resourceVersion"] = "7"
+    # uid-1 needs it too: it joins the owners (a write), so uid-2 leaving later does not take it away
+    (item,) = run_plan(
+        [Reference(SEC, "tok", "w")], {(SEC, "tok"): src}, {(SEC, "tok"): theirs}, Propagation(secrets=True)
+    ).items
+    assert item.state == State.TO_COPY and item.body is not None and item.update
+    assert owners(item.body) == {"uid-1", "uid-2"} and item.body["metadata"]["resourceVersion"] == "7"
+    assert item.body["metadata"]["labels"][POLICY_UID] == "uid-2"  # the creator's label stays
+    shared = item.body
+    assert [
+        i.state
+        for i in run_plan(
+            [Reference(SEC, "tok", "w")], {(SEC, "tok"): src}, {(SEC, "tok"): shared}, Propagation(secrets=True)
+        ).items
+    ] == [State.CARRIED]
+    # uid-1 withdraws its consent: it leaves the owners, the copy stays for uid-2
+    (item,) = run_plan([Reference(SEC, "tok", "w")], {}, {(SEC, "tok"): shared}, Propagation(secrets=False)).items
+    assert item.state == State.LEFT and item.body is not None and owners(item.body) == {"uid-2"}
+    # the last owner withdrawing removes it, on the condition that it is still the object that was read
+    mine = copy_of(SEC, src, namespace="ml", policy_uid="uid-1", origin="primary/ml/tok")
+    mine["metadata"].update(uid="abc", resourceVersion="12")
+    (item,) = run_plan([Reference(SEC, "tok", "w")], {}, {(SEC, "tok"): mine}, Propagation(secrets=False)).items
+    assert item.state == State.REVOKED and item.precondition == ("abc", "12")

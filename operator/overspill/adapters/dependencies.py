@@ -12,10 +12,22 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from kubernetes import client
 from kubernetes.client import ApiException
 
 from overspill.adapters.kube import TIMEOUT, Cluster
-from overspill.carry import MANAGED_BY, MANAGER, POLICY_UID, Item, Kind, Reference
+from overspill.carry import (
+    MANAGED_BY,
+    MANAGER,
+    POLICY_UID,
+    Item,
+    Kind,
+    Reference,
+    State,
+    is_managed,
+    owners,
+    with_owners,
+)
 
 # ServiceAccount before the Secrets it names, ConfigMaps and Secrets before the pods that mount them
 _METHOD = {
@@ -58,10 +70,6 @@ def gather(refs: Iterable[Reference], lookup: Lookup) -> dict[tuple[Kind, str], 
     return {r.key: lookup(r.kind, r.name) for r in refs}
 
 
-def _labelled(labels: Mapping[str, str] | None, policy_uid: str) -> bool:
-    return (labels or {}).get(MANAGED_BY) == MANAGER and (labels or {}).get(POLICY_UID) == policy_uid
-
-
 def namespace_missing(err: ApiException) -> bool:
     if err.status != 404:
         return False
@@ -97,10 +105,20 @@ class DependencyWriter:
             create(meta["namespace"], item.body, _request_timeout=TIMEOUT)
 
     def remove(self, item: Item, namespace: str) -> None:
-        """Delete one copy (a revoked one); already gone is fine."""
+        """A revoked copy is deleted (on the condition that it is still the object that was read: a 409 when
+        someone replaced it meanwhile); a shared one only loses this policy from its owners. Gone is fine."""
+        if item.state == State.LEFT:
+            assert item.body is not None
+            self.write(item)
+            return
+        uid, version = item.precondition or (None, None)
+        self._delete(item.ref.kind, item.ref.name, namespace, uid, version)
+
+    def _delete(self, kind: Kind, name: str, namespace: str, uid: str | None, version: str | None) -> None:
+        options = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid, resource_version=version))
         try:
-            getattr(self.cluster.core, f"delete_namespaced_{_METHOD[item.ref.kind]}")(
-                item.ref.name, namespace, _request_timeout=TIMEOUT
+            getattr(self.cluster.core, f"delete_namespaced_{_METHOD[kind]}")(
+                name, namespace, body=options, _request_timeout=TIMEOUT
             )
         except ApiException as err:
             if err.status != 404:
@@ -112,24 +130,33 @@ class DependencyWriter:
             self.write(item)
 
     def remove_policy_copies(self, namespace: str, policy_uid: str) -> int:
-        """Delete every carried object labelled with this policy's uid in the namespace (found by label, never by
-        the current spec: a template edited since the copy was made must not orphan it)."""
-        selector = f"{MANAGED_BY}={MANAGER},{POLICY_UID}={policy_uid}"
+        """Remove this policy from every copy in the namespace that lists it as an owner (found by Overspill's
+        label, never by the current spec: a template edited since the copy was made must not orphan it). A copy
+        with no owner left is deleted, on the condition that it is the object read; a shared one is kept for the
+        policies still listed. Secrets first: a failure leaves the watched kinds, which find the namespace again."""
         removed = 0
-        for kind in CARRIED_KINDS:
+        for kind in (Kind.SECRET, Kind.CONFIG_MAP, Kind.SERVICE_ACCOUNT):
             method = _METHOD[kind]
-            items = getattr(self.cluster.core, f"list_namespaced_{method}")(
-                namespace, label_selector=selector, _request_timeout=TIMEOUT
-            ).items
-            for obj in items:
-                if not _labelled(obj.metadata.labels, policy_uid):
+            found = json.loads(
+                getattr(self.cluster.core, f"list_namespaced_{method}")(
+                    namespace,
+                    label_selector=f"{MANAGED_BY}={MANAGER}",
+                    _preload_content=False,
+                    _request_timeout=TIMEOUT,
+                ).data
+            )
+            for obj in found.get("items") or []:
+                held = owners(obj)
+                if not is_managed(obj) or policy_uid not in held:
                     continue  # never trust the selector alone with a delete
-                try:
-                    getattr(self.cluster.core, f"delete_namespaced_{method}")(
-                        obj.metadata.name, namespace, _request_timeout=TIMEOUT
-                    )
-                    removed += 1
-                except ApiException as err:
-                    if err.status != 404:
-                        raise
+                meta = obj.get("metadata") or {}
+                if held - {policy_uid}:
+                    body = with_owners(obj, held - {policy_uid})
+                    if (meta.get("labels") or {}).get(POLICY_UID) == policy_uid:
+                        body["metadata"]["labels"][POLICY_UID] = min(held - {policy_uid})
+                    ref = Reference(kind, meta["name"], "cleanup")
+                    self.write(Item(ref, State.LEFT, body, update=True))
+                else:
+                    self._delete(kind, meta["name"], namespace, meta.get("uid"), meta.get("resourceVersion"))
+                removed += 1
         return removed
