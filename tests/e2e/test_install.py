@@ -24,9 +24,11 @@ KUBECTL = os.environ.get("OVERSPILL_LAB_KUBECTL", "kubectl")
 
 
 def kubectl(lab: Lab, *args: str) -> str:
-    out = subprocess.run(
-        [KUBECTL, "--kubeconfig", lab.primary_kubeconfig, *args], capture_output=True, text=True, check=False
-    )
+    return kubectl_at(lab.primary_kubeconfig, *args)
+
+
+def kubectl_at(kubeconfig: str | Path, *args: str) -> str:
+    out = subprocess.run([KUBECTL, "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     return out.stdout
 
@@ -57,10 +59,12 @@ def applied(installed: Lab) -> Lab:
     return installed
 
 
-def sa_kubeconfig(lab: Lab, namespace: str, name: str, folder: Path) -> Path:
-    """A kubeconfig holding only a token of that ServiceAccount: the identity a pod of the Deployment runs as."""
-    token = kubectl(lab, "create", "token", name, "-n", namespace, "--duration=2h").strip()
-    admin = yaml.safe_load(Path(lab.primary_kubeconfig).read_text())
+def sa_kubeconfig(lab: Lab, namespace: str, name: str, folder: Path, admin_kubeconfig: str | None = None) -> Path:
+    """A kubeconfig holding only a token of that ServiceAccount (TokenRequest): the identity a pod of the Deployment
+    runs as, or, with the secondary's admin kubeconfig, the identity an administrator stores for a target."""
+    admin_path = admin_kubeconfig or lab.primary_kubeconfig
+    token = kubectl_at(admin_path, "create", "token", name, "-n", namespace, "--duration=2h").strip()
+    admin = yaml.safe_load(Path(admin_path).read_text())
     kc = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -75,13 +79,14 @@ def sa_kubeconfig(lab: Lab, namespace: str, name: str, folder: Path) -> Path:
     return path
 
 
-def denials(op: OperatorProcess, user: str) -> list[str]:
+def denials(op: OperatorProcess, *users: str) -> list[str]:
     """RBAC denials name the identity ("User ... cannot <verb> resource ..."; a 403 for posting into a namespace
     being deleted is not one); the admission policy's denials name the policy."""
     return [
         line
         for line in op.log_path.read_text().splitlines()
-        if (user in line and "cannot" in line) or ("ValidatingAdmissionPolicy" in line and "denied" in line)
+        if any(user in line and "cannot" in line for user in users)
+        or ("ValidatingAdmissionPolicy" in line and "denied" in line)
     ]
 
 
