@@ -3,10 +3,14 @@ file from the repository (`overspill reference` prints the reference rendered fr
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import tomllib
 from importlib import metadata
 from pathlib import Path
+
+import yaml
 
 from overspill.api.reference import default_output, render
 
@@ -51,3 +55,31 @@ def test_reference_dash_writes_to_standard_output_even_in_a_checkout() -> None:
         [OVERSPILL, "reference", "--output", "-"], cwd=root, capture_output=True, text=True, check=False
     )
     assert out.returncode == 0 and out.stdout == render()
+
+
+def test_project_home_is_one_address_everywhere() -> None:
+    """The project's home is one constant: pyproject.toml's Homepage. The other places that name it (the other
+    Project-URLs, the chart, the image label, the default image, the README) must say the same, so a fork or a move
+    changes one address and this test lists the rest."""
+    root = Path(__file__).resolve().parents[2]
+    urls = tomllib.loads((root / "pyproject.toml").read_text())["project"]["urls"]
+    home = urls["Homepage"]
+    assert re.fullmatch(r"https://github\.com/[a-z0-9-]+/[a-z0-9-]+", home), home
+    assert urls == {
+        "Homepage": home,
+        "Documentation": f"{home}/tree/main/docs",
+        "Source": home,
+        "Issues": f"{home}/issues",
+    }
+    chart = yaml.safe_load((root / "charts/overspill/Chart.yaml").read_text())
+    assert (chart["home"], chart["sources"]) == (home, [home])
+    assert f'org.opencontainers.image.source="{home}"' in (root / "Dockerfile").read_text()
+    image = home.replace("https://github.com/", "ghcr.io/")  # the name a release of that repository publishes
+    values = yaml.safe_load((root / "charts/overspill/values.yaml").read_text())
+    assert values["image"]["repository"] == image
+    kustomization = yaml.safe_load((root / "manifests/kustomization.yaml").read_text())
+    assert kustomization["images"][0]["name"] == kustomization["images"][0]["newName"] == image
+    assert f"image: {image}:" in (root / "manifests/base/deployment.yaml").read_text()
+    readme = (root / "README.md").read_text()
+    assert f"Project home: <{home}>" in readme, "the README names the project's home"
+    assert re.findall(r"https://github\.com/overspill[^\s)>]*", readme) == [home]  # and no other address of ours
