@@ -31,6 +31,7 @@ from typing import Any
 
 from kubernetes import client
 
+from benchmarks import apiserver_metrics
 from benchmarks.common import write
 from benchmarks.lab_setup import GROUP, OPERATOR_METRICS_PORT, VERSION, Lab
 from benchmarks.procstat import cpu_seconds, rss_mib
@@ -120,16 +121,20 @@ def put_queues(lab: Lab, names: list[str], value: float) -> None:
         list(pool.map(put, names))
 
 
-def apiserver_requests(api: client.ApiClient) -> float:
-    """Non-watch requests the API server has served (its own counter)."""
-    method, url, headers, _, _ = api.param_serialize("GET", "/metrics", auth_settings=["BearerToken"])
-    resp = api.call_api(method, url, header_params=headers, _request_timeout=(5, 30))
-    text = resp.read().decode()  # type: ignore[no-untyped-call]
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith("apiserver_request_total{") and 'verb="WATCH"' not in line:
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+def apiserver_requests(api: client.ApiClient) -> apiserver_metrics.Snapshot:
+    """Requests the API server has served, by verb and resource (its own counter)."""
+    return apiserver_metrics.scrape(api)
+
+
+def per_second(before: apiserver_metrics.Snapshot, after: apiserver_metrics.Snapshot, own: int = 1) -> float:
+    """Non-watch requests per second between two scrapes, less `own` reads made by this script."""
+    r = apiserver_metrics.rates(before, after)
+    return round(max(0.0, r.requests_per_second - own / r.seconds), 2)
+
+
+def busiest(before: apiserver_metrics.Snapshot, after: apiserver_metrics.Snapshot) -> dict[str, float]:
+    """The busiest "VERB group/resource" rates: which requests a figure is made of."""
+    return apiserver_metrics.rates(before, after, top=6).top
 
 
 def prometheus_queries(lab: Lab) -> float:
@@ -147,16 +152,26 @@ def operator_metrics() -> str:
         return str(r.read().decode())
 
 
-def lateness_quantiles(text: str) -> dict[str, float | None]:
+def lateness_buckets(text: str) -> list[tuple[float, float]]:
+    """(le, cumulative count) of the operator's overspill_poll_lateness_seconds histogram."""
     buckets: list[tuple[float, float]] = []
     for line in text.splitlines():
         m = re.match(r'overspill_poll_lateness_seconds_bucket\{le="([^"]+)"\} (\S+)', line)
         if m:
             buckets.append((float("inf") if m.group(1) == "+Inf" else float(m.group(1)), float(m.group(2))))
+    return buckets
+
+
+def lateness_quantiles(
+    after: list[tuple[float, float]], before: list[tuple[float, float]] | None = None
+) -> dict[str, float | None]:
+    """p50/p99 as bucket upper bounds, over the ticks between two scrapes (all ticks when `before` is None)."""
+    base = dict(before or [])
+    buckets = [(le, count - base.get(le, 0.0)) for le, count in after]
     if not buckets or buckets[-1][1] == 0:
-        return {"p50_le": None, "p99_le": None}
+        return {"p50_le": None, "p99_le": None, "ticks": 0}
     total = buckets[-1][1]
-    out: dict[str, float | None] = {}
+    out: dict[str, float | None] = {"ticks": total}
     for q, key in ((0.5, "p50_le"), (0.99, "p99_le")):
         le = next(le for le, count in buckets if count >= q * total)
         out[key] = None if le == float("inf") else le  # None: beyond the last bucket (30 s); JSON has no infinity
@@ -217,6 +232,13 @@ def main() -> None:
         apps.create_namespaced_deployment(ns, workload(name))
         custom.create_namespaced_custom_object(GROUP, VERSION, ns, "burstpolicies", policy(name, queue_of[name], poll))
 
+    # the lab's own control plane (leader-election leases, endpoints) makes requests too: measured before the
+    # operator starts, and reported beside the operator's share
+    base_p0, base_s0 = apiserver_requests(lab.primary), apiserver_requests(lab.secondary)
+    time.sleep(30)
+    base_p1, base_s1 = apiserver_requests(lab.primary), apiserver_requests(lab.secondary)
+    baseline = {"primary": per_second(base_p0, base_p1), "secondary": per_second(base_s0, base_s1)}
+
     t0 = time.monotonic()
     with cf.ThreadPoolExecutor(8) as pool:
         list(pool.map(create, range(n)))
@@ -238,7 +260,8 @@ def main() -> None:
 
         reported, _ = wait_until(all_reported, 600, interval=2)
         figures["startup_all_reported_seconds"] = None if reported is None else round(time.monotonic() - started, 1)
-        time.sleep(poll * 2)
+        # settled: two polls, and one status interval (30 s) for the first moving figures to be written
+        time.sleep(poll * 2 + 30)
 
         # steady: nothing moves; measure what standing still costs
         api_p0, api_s0, prom0 = (
@@ -247,6 +270,7 @@ def main() -> None:
             prometheus_queries(lab),
         )
         cpu0 = proc_figures(op.pid)[1]
+        late0 = lateness_buckets(operator_metrics())
         t_steady = time.monotonic()
         time.sleep(args.steady_seconds)
         dt = time.monotonic() - t_steady
@@ -261,9 +285,19 @@ def main() -> None:
             "seconds": round(dt, 1),
             "operator_rss_mib": round(rss1, 1),
             "operator_cpu_percent_of_one_core": round(100 * (cpu1 - cpu0) / dt, 1),
-            "primary_requests_per_second": round((api_p1 - api_p0 - 1) / dt, 2),
-            "secondary_requests_per_second": round((api_s1 - api_s0 - 1) / dt, 2),
+            "primary_requests_per_second": per_second(api_p0, api_p1),
+            "secondary_requests_per_second": per_second(api_s0, api_s1),
+            "lab_baseline_requests_per_second": baseline,
+            "operator_primary_requests_per_second": round(
+                max(0.0, per_second(api_p0, api_p1) - baseline["primary"]), 2
+            ),
+            "operator_secondary_requests_per_second": round(
+                max(0.0, per_second(api_s0, api_s1) - baseline["secondary"]), 2
+            ),
+            "primary_busiest": busiest(api_p0, api_p1),
+            "secondary_busiest": busiest(api_s0, api_s1),
             "prometheus_queries_per_second": round((prom1 - prom0) / dt, 2),
+            "poll_lateness": lateness_quantiles(lateness_buckets(operator_metrics()), late0),
         }
 
         write(f"scale-{n}", figures)  # partial figures survive a failure later in the run
@@ -276,6 +310,7 @@ def main() -> None:
         )
         rss_peak = rss1
         cpu0 = proc_figures(op.pid)[1]
+        late0 = lateness_buckets(operator_metrics())
         t_burst = time.monotonic()
         put_queues(lab, list(queue_of.values()), 15)
         took, reads = wait_until(lambda: count_mirrors(lab, 1) >= n, 600)
@@ -291,9 +326,10 @@ def main() -> None:
             "all_policies_seconds": None if took is None else round(took, 1),
             "all_policies_polls": None if took is None else round(took / poll, 2),
             "operator_cpu_percent_of_one_core": round(100 * (cpu1 - cpu0) / dt, 1),
-            "primary_requests_per_second": round((api_p1 - api_p0 - 1) / dt, 2),
-            "secondary_requests_per_second": round((api_s1 - api_s0 - 1 - reads) / dt, 2),
+            "primary_requests_per_second": per_second(api_p0, api_p1),
+            "secondary_requests_per_second": per_second(api_s0, api_s1, own=1 + reads),
             "prometheus_queries_per_second": round((prom1 - prom0) / dt, 2),
+            "poll_lateness": lateness_quantiles(lateness_buckets(operator_metrics()), late0),
         }
         time.sleep(poll)
 
@@ -306,7 +342,7 @@ def main() -> None:
         }
         rss_peak = max(rss_peak, proc_figures(op.pid)[0])
         figures["operator_rss_peak_mib"] = round(rss_peak, 1)
-        figures["poll_lateness"] = lateness_quantiles(operator_metrics())
+        figures["poll_lateness"] = lateness_quantiles(lateness_buckets(operator_metrics()))
         figures["return_wall_seconds"] = round(time.monotonic() - t_return, 1)
         figures["goals"] = {
             "startup_all_reported_seconds": "<= 60",

@@ -18,7 +18,7 @@ import kopf
 from kubernetes.client import ApiException
 from prometheus_client import start_http_server
 
-from overspill import metrics, runtime
+from overspill import cadence, metrics, runtime
 from overspill.adapters.kube import Cluster
 from overspill.adapters.kubeconfig import KubeconfigRefused, build_client
 from overspill.api import GROUP, VERSION, SpecError, parse_policy_spec, parse_target_spec
@@ -96,12 +96,23 @@ def _patch_status(rtm: runtime.Runtime, plural: str, namespace: str | None, name
         )
 
 
+# The kubeconfig Secret is read again at most once a minute while the target answers (at once after a failed probe,
+# or when the spec names another Secret): a probe every 15 s need not cost a GET of a Secret each time.
+KUBECONFIG_REREAD = 60.0
+
+
 def _probe(
     rtm: runtime.Runtime, name: str, spec: BurstTargetSpec, cache: dict[str, Any]
 ) -> tuple[bool, str, str | None, float | None]:
     """One probe: (ok, message, kubernetes version, latency ms). Messages never include Secret content."""
+    handle = rtm.targets.get(name)
+    source = (spec.kubeconfig_secret_ref, spec.allow_exec_auth)
+    fresh = time.monotonic() - cache.get("read_at", -KUBECONFIG_REREAD) < KUBECONFIG_REREAD
+    if fresh and cache.get("ok") and cache.get("source") == source and handle is not None and handle.view is not None:
+        return _version(name, cache)  # a working client from the same Secret, read less than a minute ago
     try:
         rv, text = _read_kubeconfig(rtm, spec)
+        cache["read_at"], cache["source"] = time.monotonic(), source
     except ApiException as err:
         return False, f"cannot read the kubeconfig Secret: HTTP {err.status} {err.reason}", None, None
     except (KeyError, UnicodeDecodeError, ValueError) as err:
@@ -112,7 +123,6 @@ def _probe(
             None,
         )
     key = (rv, spec.allow_exec_auth)
-    handle = rtm.targets.get(name)
     # a new kubeconfig, or a view that went with an invalid spec: build the client and its view again
     if cache.get("rv") != key or (handle is not None and handle.view is None):
         try:
@@ -133,12 +143,18 @@ def _probe(
             view.cache(resource, MANAGED_SELECTOR)
         rtm.targets.set_view(name, view)
     del text
+    return _version(name, cache)
+
+
+def _version(name: str, cache: dict[str, Any]) -> tuple[bool, str, str | None, float | None]:
     cluster: Cluster = cache["cluster"]
     started = time.perf_counter()
     try:
         version = cluster.version(timeout=5.0)
     except Exception as err:  # connection refused, TLS, auth: all mean "unavailable"
+        cache["ok"] = False  # the next probe reads the Secret again: a rotated credential is picked up at once
         return False, f"API server of {name} did not answer ({type(err).__name__})", None, None
+    cache["ok"] = True
     return True, "probe succeeded", version, round((time.perf_counter() - started) * 1000, 1)
 
 
@@ -149,6 +165,8 @@ async def bursttarget_probe(*, name: str, body: kopf.Body, stopped: kopf.DaemonS
     cache: dict[str, Any] = {}
     status = BurstTargetStatus.model_validate(body.get("status") or {})
     last_state: bool | None = None
+    written: dict[str, Any] | None = None
+    written_at = 0.0
     try:
         while not stopped:
             try:
@@ -213,9 +231,12 @@ async def bursttarget_probe(*, name: str, body: kopf.Body, stopped: kopf.DaemonS
                     last_transition_time=prev.last_transition_time if prev and prev.status == state else now,
                 )
             ]
-            await asyncio.to_thread(
-                _patch_status, rtm, TARGETS, None, name, status.model_dump(by_alias=True, mode="json")
-            )
+            current = status.model_dump(by_alias=True, mode="json")
+            cause = cadence.target_write_cause(current, written, time.monotonic() - written_at)
+            if cause:
+                await asyncio.to_thread(_patch_status, rtm, TARGETS, None, name, current)
+                metrics.STATUS_WRITES.labels("target", cause).inc()
+                written, written_at = current, time.monotonic()
             await stopped.wait(spec.probe_interval_seconds)
     finally:
         registry.remove(name)
@@ -286,20 +307,16 @@ async def _tick(
     return outcome, spec.behavior.poll_interval_seconds
 
 
-MOVING = ("metricValue", "memory")  # figures that change every poll: written at most every statusInterval
 MIN_TICK_GAP = 1.0  # a burst of watch events costs one tick, not one per event
 PRIMARY_SYNC_WAIT = 60.0
 
 
-def _settled(status: dict[str, Any]) -> dict[str, Any]:
-    """The status without its moving figures: a difference here is a decision, written at once."""
-    out = {k: v for k, v in status.items() if k not in MOVING}
-    primary = dict(out.get("primary") or {})
-    for key in ("capacity", "capacityEstimate", "capacityObserved"):  # atCapacity says when they matter
-        primary.pop(key, None)
-    out["primary"] = primary
-    out["targets"] = [{k: v for k, v in t.items() if k != "freeRoom"} for t in out.get("targets") or []]
-    return out
+def _poll_interval(body: kopf.Body) -> float:
+    behavior = (body.get("spec") or {}).get("behavior") or {}
+    try:
+        return float(behavior.get("pollIntervalSeconds", 10))
+    except (TypeError, ValueError):
+        return 10.0
 
 
 def _status_interval(body: kopf.Body) -> float:
@@ -338,9 +355,16 @@ async def burstpolicy_loop(
     prev = BurstPolicyStatus.model_validate(written)
     woken = rtm.triggers.register(uid)
     loop = asyncio.get_running_loop()
+    offset = cadence.phase(uid)
+    # found while the operator starts (its view not yet listed): the first tick takes the policy's slot in the
+    # coming interval, so a thousand policies do not all tick at once, now and every interval after
+    starting = not rtm.primary_view.ready
     # the first tick waits (bounded) for the primary's view: acting on a half-listed cluster is acting blind
     await asyncio.to_thread(rtm.primary_view.wait_ready, PRIMARY_SYNC_WAIT)
     due = loop.time()
+    if starting:
+        due = cadence.first_slot(due, _poll_interval(body), offset)
+        await _rest(stopped, woken, max(0.0, due - loop.time()))
     try:
         while not stopped:
             started = loop.time()
@@ -355,19 +379,18 @@ async def burstpolicy_loop(
                 continue
             for etype, reason, message in outcome.events:
                 kopf.event(body, type=etype, reason=reason, message=message)
-            if outcome.status != written and (
-                _settled(outcome.status) != _settled(written) or started - written_at >= _status_interval(body)
-            ):
+            cause = cadence.write_cause(outcome.status, written, started - written_at, _status_interval(body))
+            if cause:
                 try:
                     await asyncio.to_thread(_patch_status, rtm, POLICIES, ns, name, outcome.status)
-                    metrics.STATUS_WRITES.labels("policy").inc()
+                    metrics.STATUS_WRITES.labels("policy", cause).inc()
                     written, written_at = outcome.status, started
                 except ApiException as err:
                     if err.status == 404:
                         return
                     logger.warning("status write failed: HTTP %s", err.status)
             prev = BurstPolicyStatus.model_validate(outcome.status)
-            due = started + interval
+            due = cadence.next_slot(started, interval, offset)
             await _rest(stopped, woken, max(0.0, due - loop.time()))
             gap = MIN_TICK_GAP - (loop.time() - started)
             if gap > 0:

@@ -29,7 +29,9 @@ POLL_LATENESS = Histogram(
     "How late a policy's tick started after it was due (a loaded operator falls behind here first)",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
-STATUS_WRITES = Counter("overspill_status_writes_total", "Status patches written", ["kind"])
+# cause: the first status field that differed from the last write ("interval" when only moving figures did), so a
+# dashboard shows which field keeps the API server busy
+STATUS_WRITES = Counter("overspill_status_writes_total", "Status patches written", ["kind", "cause"])
 
 PER_POLICY = (DECISIONS, REPLICAS, DESIRED, BURST_ACTIVE, METRIC_ERRORS, METRIC_LATENCY, RECONCILE_SECONDS)
 

@@ -105,7 +105,7 @@ def test_review12_a_full_target_whose_nodes_come_on_demand_is_rechecked_some_day
 
 def test_review12_a_moving_estimate_alone_is_not_a_decision() -> None:
     from overspill.api.policy import BurstPolicyStatus
-    from overspill.handlers import _settled
+    from overspill.cadence import _settled
     from overspill.report import TargetReport, policy_status
 
     spec = policy()
@@ -205,7 +205,7 @@ async def test_review12_a_policy_deleted_mid_tick_gives_its_target_room_back() -
         reconciler=SlowReconciler(),
         targets=registry,
         triggers=Triggers(),
-        primary_view=SimpleNamespace(wait_ready=lambda timeout: True),
+        primary_view=SimpleNamespace(wait_ready=lambda timeout: True, ready=True),
     )
 
     class Stopped:

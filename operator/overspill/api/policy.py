@@ -167,8 +167,8 @@ class Behavior(ApiModel):
         default=30,
         ge=1,
         le=3600,
-        description="Moving figures (metricValue, the engine's memory) are written to status at most this often; "
-        "a changed decision is written at once.",
+        description="Moving figures (metricValue, the engine's memory) are written to status at most this often, "
+        "and only when they moved (a still queue is not rewritten); a changed decision is written at once.",
     )
 
 
