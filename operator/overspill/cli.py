@@ -26,7 +26,9 @@ class Formatter(argparse.ArgumentDefaultsHelpFormatter):
     """Every option's default in `--help`, except where there is none to show (required, unset, flags)."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.required or action.default in (None, [], False, argparse.SUPPRESS):
+        # identity, not `in`: 0 and 0.0 == False, and a default of 0 is worth showing
+        shown = not (action.default is None or action.default is False or action.default == [])
+        if action.required or not shown or action.default is argparse.SUPPRESS:
             return action.help
         return super()._get_help_string(action)
 
@@ -138,6 +140,11 @@ def _simulate(args: argparse.Namespace) -> int:
 
     pf, trace, model = _sim_setup(args)
     strategies = list(simulate.STRATEGIES) if args.compare else [args.strategy]
+    if args.compare and args.primary_cost == 0:
+        _warn(
+            "the primary's replica-hours cost 0 in total_cost: pass --primary-cost (the price of a primary "
+            "replica-hour) to compare strategies on what they cost, or primary-only looks free"
+        )
     slo = simulate.Slo(args.slo_wait, args.slo_target)
     results: dict[str, simulate.Summary] = {}
     timelines: dict[str, list[simulate.Step]] = {}

@@ -118,7 +118,7 @@ def load(path: str | Path) -> PolicyFile:
                 path,
                 f"{kind} {name}: spec is {'missing' if spec is None else 'a ' + type(spec).__name__}",
                 line=_line(node, ["spec"]),
-                fix="spec must be a mapping of fields (see docs/reference.md)",
+                fix="spec must be a mapping of fields (`overspill reference` lists them)",
             )
         try:
             if kind == "BurstPolicy":

@@ -99,6 +99,7 @@ def test_bad_trace_names_file_line_and_fix(
     where = f"trace.csv:{line}: " if line is not None else "trace.csv: "
     assert where in r.stderr and message in r.stderr and "fix:" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+    assert "docs/" not in r.stderr, "a pip-installed user has no docs/ folder: point at `overspill reference`"
 
 
 def _policy(**edits: str) -> str:
@@ -167,6 +168,7 @@ def test_bad_policy_file_names_file_line_and_fix(tmp_path: Path, policy: str, wh
     assert r.returncode == 2, r.stderr
     assert where in r.stderr and message in r.stderr and "fix:" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+    assert "docs/" not in r.stderr, "a pip-installed user has no docs/ folder: point at `overspill reference`"
 
 
 def test_every_failing_rule_is_reported_at_once(tmp_path: Path) -> None:
@@ -243,6 +245,14 @@ def test_primary_cost_makes_primary_only_not_free(tmp_path: Path) -> None:
     assert summary["cost"]["primary"] == pytest.approx(summary["replica_seconds"]["primary"] / 3600 * 2, abs=1e-3)
 
 
+def test_compare_without_a_primary_cost_is_warned(tmp_path: Path) -> None:
+    """Without --primary-cost the primary's replica-hours cost 0, so primary-only would look free in the table."""
+    r = run(tmp_path, "--primary-capacity", "8", "--compare")
+    assert r.returncode == 0, r.stderr
+    assert "the primary's replica-hours cost 0 in total_cost: pass --primary-cost" in r.stderr
+    assert "--primary-cost" not in run(tmp_path, "--primary-capacity", "8", "--compare", "--primary-cost", "2").stderr
+
+
 def test_version() -> None:
     r = subprocess.run([OVERSPILL, "--version"], capture_output=True, text=True, check=False)
     assert (r.returncode, r.stdout.strip()) == (0, f"overspill {__version__}")
@@ -252,6 +262,9 @@ def test_version() -> None:
     ("command", "shown"),
     [
         ("simulate", ["--step STEP", "(default: 1.0)", "(default: 0.99)", "(default: overspill)"]),
+        # a default of 0 is a default too (0.0 == False must not hide it)
+        ("simulate", ["cost of a primary replica-hour (default: 0.0)"]),
+        ("tune", ["cost of a primary replica-hour (default: 0.0)", "(default: 60.0)", "(default: 1)"]),
         ("run", ["(default: 9090)", "(default: overspill)", "(default: http://0.0.0.0:8080/healthz)"]),
         ("crds", ["(default: crds)"]),
         ("reference", ["(default: auto)"]),
