@@ -31,6 +31,8 @@ from overspill.serving import SERVING_RESOURCES, export_namespace
 from overspill.views import MANAGED_SELECTOR, ClusterView
 from overspill.views.resource import DEPLOYMENTS, PODS
 
+_log = logging.getLogger(__name__)
+
 POLICIES = "burstpolicies"
 TARGETS = "bursttargets"
 Log = logging.Logger | logging.LoggerAdapter[Any]
@@ -158,6 +160,18 @@ def _version(name: str, cache: dict[str, Any]) -> tuple[bool, str, str | None, f
     return True, "probe succeeded", version, round((time.perf_counter() - started) * 1000, 1)
 
 
+async def _target_status(rtm: runtime.Runtime, name: str, status: dict[str, Any]) -> bool:
+    """Write a BurstTarget's status; False when the API server did not take it. Never raises: a probe daemon that
+    died would take the target out of the registry with it (its `finally`), and every policy would see the target
+    unavailable because the primary's API server was slow."""
+    try:
+        await asyncio.to_thread(_patch_status, rtm, TARGETS, None, name, status)
+    except Exception as err:
+        _log.warning("BurstTarget %s: status write failed: %s", name, _error_summary(err))
+        return False
+    return True
+
+
 @kopf.daemon(GROUP, VERSION, TARGETS, cancellation_timeout=5)
 async def bursttarget_probe(*, name: str, body: kopf.Body, stopped: kopf.DaemonStopped, memo: Any, **_: Any) -> None:
     rtm = rt(memo)
@@ -178,11 +192,8 @@ async def bursttarget_probe(*, name: str, body: kopf.Body, stopped: kopf.DaemonS
                 if last_state is not False:
                     kopf.warn(body, reason=Reason.INVALID_SPEC.value, message=msg)
                 last_state = False
-                await asyncio.to_thread(
-                    _patch_status,
+                await _target_status(
                     rtm,
-                    TARGETS,
-                    None,
                     name,
                     {
                         "conditions": [
@@ -233,8 +244,7 @@ async def bursttarget_probe(*, name: str, body: kopf.Body, stopped: kopf.DaemonS
             ]
             current = status.model_dump(by_alias=True, mode="json")
             cause = cadence.target_write_cause(current, written, time.monotonic() - written_at)
-            if cause:
-                await asyncio.to_thread(_patch_status, rtm, TARGETS, None, name, current)
+            if cause and await _target_status(rtm, name, current):
                 metrics.STATUS_WRITES.labels("target", cause).inc()
                 written, written_at = current, time.monotonic()
             await stopped.wait(spec.probe_interval_seconds)
@@ -388,7 +398,9 @@ async def burstpolicy_loop(
                 except ApiException as err:
                     if err.status == 404:
                         return
-                    logger.warning("status write failed: HTTP %s", err.status)
+                    logger.warning("status write failed: HTTP %s; the next tick writes it", err.status)
+                except Exception as err:  # a timeout of a busy API server: the policy goes on, the write is retried
+                    logger.warning("status write failed: %s; the next tick writes it", type(err).__name__)
             prev = BurstPolicyStatus.model_validate(outcome.status)
             due = cadence.next_slot(started, interval, offset)
             await _rest(stopped, woken, max(0.0, due - loop.time()))

@@ -341,7 +341,11 @@ def _serving_conditions(
 ) -> list[Condition]:
     """DependenciesReady (always, once the act step reports it) and TrafficReady (when spec.traffic is set)."""
     out = []
-    if dependencies is not None:
+    if dependencies is None:
+        # no target reachable this tick: what was last known stands (a target flapping under a slow API server
+        # must not make a thousand policies drop the condition and write it back)
+        out.extend(c for c in prev if c.type == "DependenciesReady")
+    else:
         ok = not dependencies.problems
         out.append(
             _condition(

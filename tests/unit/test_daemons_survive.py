@@ -1,0 +1,121 @@
+"""A slow API server must not stop a policy or drop a target (seen on the lab at 1,000 policies: status PATCHes
+timed out; the policy's daemon died with urllib3's ReadTimeoutError and Kopf restarted it 60 s later; the target's
+probe daemon died the same way and its `finally` removed the target, so 1,000 policies saw it unavailable and
+each wrote a status saying so, loading the API server further)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from urllib3.exceptions import ReadTimeoutError
+
+from overspill import handlers
+from overspill.reconcile import Outcome
+from overspill.targets import TargetRegistry
+from overspill.triggers import Triggers
+
+
+class Stopped:
+    flag = False
+
+    def __bool__(self) -> bool:
+        return self.flag
+
+    async def wait(self, seconds: float | None = None) -> None:
+        await asyncio.sleep(seconds or 0)
+
+
+def timeout(*_: Any, **__: Any) -> None:
+    raise ReadTimeoutError(None, "/apis/overspill.dev/v1alpha1/...", "Read timed out. (read timeout=10)")  # type: ignore[arg-type]
+
+
+async def test_a_status_write_that_times_out_does_not_stop_the_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    ticks: list[int] = []
+    writes: list[dict[str, Any]] = []
+
+    class Reconciler:
+        def reconcile(self, ref: Any, spec: Any, prev: Any, generation: Any) -> Outcome:
+            ticks.append(1)
+            return Outcome(None, {"desiredReplicas": len(ticks)}, [])
+
+    def patch(rtm: Any, plural: str, ns: Any, name: str, status: dict[str, Any]) -> None:
+        if not writes:
+            writes.append({})
+            timeout()
+        writes.append(status)
+
+    monkeypatch.setattr(handlers, "_patch_status", patch)
+    rtm = SimpleNamespace(
+        reconciler=Reconciler(),
+        targets=TargetRegistry(),
+        triggers=Triggers(),
+        primary_view=SimpleNamespace(wait_ready=lambda timeout: True, ready=True),
+    )
+    body = {
+        "metadata": {"generation": 1},
+        "spec": {
+            "workloadRef": {"name": "vllm"},
+            "metric": {"prometheus": {"query": "q"}, "targetPerReplica": 10},
+            "maxReplicas": 20,
+            "behavior": {"pollIntervalSeconds": 1},
+        },
+    }
+    loop_fn: Any = handlers.burstpolicy_loop
+    task = asyncio.create_task(
+        loop_fn(
+            namespace="ml",
+            name="p",
+            uid="u1",
+            body=body,
+            stopped=Stopped(),
+            memo={"runtime": rtm},
+            logger=logging.getLogger("t"),
+            policies_by_workload={},
+        )
+    )
+    for _ in range(60):
+        await asyncio.sleep(0.1)
+        if len(writes) >= 2 or task.done():
+            break
+    done = task.done()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert not done, f"the policy's daemon ended: {task.exception() if done else ''}"
+    assert len(ticks) >= 2 and writes[-1] == {"desiredReplicas": len(ticks)}, "the failed write was not retried"
+
+
+async def test_a_target_status_write_that_times_out_keeps_the_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    probes: list[int] = []
+
+    def probe(rtm: Any, name: str, spec: Any, cache: dict[str, Any]) -> tuple[bool, str, str | None, float | None]:
+        probes.append(1)
+        return True, "probe succeeded", "v1.34.4", 1.0
+
+    monkeypatch.setattr(handlers, "_probe", probe)
+    monkeypatch.setattr(handlers, "_patch_status", timeout)
+    monkeypatch.setattr(handlers.kopf, "info", lambda *a, **k: None)
+    monkeypatch.setattr(handlers.kopf, "warn", lambda *a, **k: None)
+    registry = TargetRegistry()
+    rtm = SimpleNamespace(targets=registry, triggers=Triggers())
+    body = {"spec": {"kubeconfigSecretRef": {"name": "s", "namespace": "o"}, "probeIntervalSeconds": 1}}
+    probe_fn: Any = handlers.bursttarget_probe
+    task = asyncio.create_task(probe_fn(name="aws", body=body, stopped=Stopped(), memo={"runtime": rtm}))
+    for _ in range(40):
+        await asyncio.sleep(0.1)
+        if len(probes) >= 2 or task.done():
+            break
+    done = task.done()
+    handle = registry.get("aws")
+    kept = handle is not None and handle.healthy
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert not done, f"the probe daemon ended: {task.exception() if done else ''}"
+    assert kept, "the target was dropped from the registry: every policy sees it unavailable"
+    assert len(probes) >= 2
