@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -381,6 +382,11 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as err:
         print("invalid policy:\n  " + "\n  ".join(err.messages), file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader left early (`| head`): end as a Unix tool killed by SIGPIPE would, without a message; stdout
+        # goes to /dev/null so the interpreter's final flush does not raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as err:
         print(f"error: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
         return 2

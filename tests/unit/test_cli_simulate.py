@@ -253,6 +253,22 @@ def test_compare_without_a_primary_cost_is_warned(tmp_path: Path) -> None:
     assert "--primary-cost" not in run(tmp_path, "--primary-capacity", "8", "--compare", "--primary-cost", "2").stderr
 
 
+def test_output_into_a_closed_pipe_ends_quietly() -> None:
+    """`overspill simulate ... | head`: the reader leaves early; no "error: : Broken pipe" on the terminal."""
+    root = Path(__file__).resolve().parents[2]
+    args = ["--policy", str(root / "manifests/examples/inference-policy.yaml")]
+    args += ["--trace", str(root / "tests/data/azure-code-queue-sample.csv"), "--primary-capacity", "8"]
+    proc = subprocess.Popen(
+        [OVERSPILL, "simulate", *args, "--output", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # as `head -1` does, long before the ~700 kB of steps are written
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(60) == 141, stderr  # 128 + SIGPIPE, as a C tool killed by it
+    assert stderr == ""
+
+
 def test_version() -> None:
     r = subprocess.run([OVERSPILL, "--version"], capture_output=True, text=True, check=False)
     assert (r.returncode, r.stdout.strip()) == (0, f"overspill {__version__}")
