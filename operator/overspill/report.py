@@ -340,7 +340,7 @@ def _serving_conditions(
     traffic: TrafficReport | None,
 ) -> list[Condition]:
     """DependenciesReady (always, once the act step reports it) and TrafficReady (when spec.traffic is set)."""
-    out = []
+    out: list[Condition] = []
     if dependencies is None:
         # no target reachable this tick: what was last known stands (a target flapping under a slow API server
         # must not make a thousand policies drop the condition and write it back)
