@@ -28,6 +28,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ import yaml
 from kubernetes import client
 
 from benchmarks.common import ROOT, write
-from benchmarks.lab_setup import GROUP, VERSION, Lab
+from benchmarks.lab_setup import GROUP, OPERATOR_METRICS_PORT, VERSION, Lab
 from benchmarks.scale import workload
 
 TARGET = "chaos-capped"
@@ -94,8 +95,9 @@ def _desired(queue: float) -> int:
 
 
 class Chaos:
-    def __init__(self, lab: Lab, minutes: float, seed: int, workdir: Path) -> None:
+    def __init__(self, lab: Lab, minutes: float, seed: int, workdir: Path, port: int = OPERATOR_METRICS_PORT) -> None:
         self.lab = lab
+        self.port = port  # the operator's metrics port; liveness on the next one
         self.minutes = minutes
         self.rng = random.Random(seed)
         self.seed = seed
@@ -105,6 +107,9 @@ class Chaos:
         self.password = "chaos-pw-" + secrets.token_hex(8)
         self.canaries = [self.password, *self._kubeconfig_canaries()]
         self.faults: Counter[str] = Counter()
+        self.not_injected: Counter[str] = Counter()  # a fault that failed or found nothing to act on
+        self.busy_marked = 0  # runners turned busy by the run (the busy invariant is only as good as this)
+        self.order: list[str] = []
         self.violations: Counter[str] = Counter()
         self.samples: list[str] = []
         self.checks = 0
@@ -201,9 +206,35 @@ class Chaos:
 
     def start_operator(self) -> None:
         env = {**os.environ, "KUBECONFIG": self.lab.primary_kc, "OVERSPILL_PROMETHEUS_URL": self.lab.prom}
-        cmd = [str(ROOT / ".venv/bin/overspill"), "run", "--standalone", "-A", "--metrics-port", "0"]
+        cmd = [
+            str(ROOT / ".venv/bin/overspill"),
+            "run",
+            "--standalone",
+            "-A",
+            "--metrics-port",
+            str(self.port),
+            "--metrics-address",
+            "127.0.0.1",
+            "--liveness",
+            f"http://127.0.0.1:{self.port + 1}/healthz",
+        ]
         with open(self.operator_log, "ab") as log:
             self.operator = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        self._wait_healthy()
+
+    def _wait_healthy(self) -> None:
+        """A restarted operator is up before the next fault (a port still held by the old one shows here)."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.operator is not None
+            if self.operator.poll() is not None:
+                raise RuntimeError(f"the operator exited with {self.operator.returncode}; see {self.operator_log}")
+            url = f"http://127.0.0.1:{self.port + 1}/healthz"
+            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+            time.sleep(0.5)
+        raise RuntimeError(f"the operator is not healthy after 30 s; see {self.operator_log}")
 
     # ---- the moving world ------------------------------------------------------------------------------
     def move_queues(self) -> None:
@@ -238,6 +269,7 @@ class Chaos:
             self.lab.set_queue(f"busy-{pod.metadata.name}", 1 if busy else 0)
         with self.lock:
             if busy:
+                self.busy_marked += key not in self.busy
                 self.busy.setdefault(key, time.monotonic())
             else:
                 self.busy.pop(key, None)
@@ -350,9 +382,14 @@ class Chaos:
 
     @contextlib.contextmanager
     def fault(self, kind: str) -> Iterator[None]:
-        self.faults[kind] += 1
+        """Counted once injected and undone; a fault that raises is counted as not injected."""
         print(f"[chaos] {time.strftime('%H:%M:%S')} fault: {kind}", flush=True)
-        yield
+        try:
+            yield
+        except Exception:
+            self.not_injected[kind] += 1
+            raise
+        self.faults[kind] += 1
 
     def _patch_policy(self, p: Policy, patch: dict[str, Any]) -> None:
         client.CustomObjectsApi(self.lab.primary).patch_namespaced_custom_object(
@@ -398,7 +435,8 @@ class Chaos:
                 self._patch_policy(p, {"spec": {"targets": self._spec(p)["targets"]}})
             elif kind == "mirror-hand-edited":
                 # an Inference mirror: a CIRunner's waits while runners are busy (TemplateUpdatePending), by design
-                self.hand_edit(self.rng.choice([x for x in self.policies if x.busy_by is None]))
+                if not self.hand_edit(self.rng.choice([x for x in self.policies if x.busy_by is None])):
+                    raise LookupError("no mirror with replicas to edit now")
             elif kind == "workload-deleted-recreated":
                 self.excused_primary[p.ns] = time.monotonic() + hold
                 client.AppsV1Api(self.lab.primary).delete_namespaced_deployment(p.name, p.ns)
@@ -407,7 +445,7 @@ class Chaos:
                     client.AppsV1Api(self.lab.primary).create_namespaced_deployment(p.ns, workload(p.name))
                 self.excused_primary[p.ns] = time.monotonic()
 
-    def hand_edit(self, p: Policy) -> None:
+    def hand_edit(self, p: Policy) -> bool:
         """Someone edits a mirror in the target; within a few polls the mirror must be back as desired."""
         apps = client.AppsV1Api(self.lab.secondary)
         found = [
@@ -416,7 +454,7 @@ class Chaos:
             if (d.spec.replicas or 0) > 0
         ]
         if not found:
-            return
+            return False
         d = found[0]
         patch = {"spec": {"template": {"spec": {"nodeSelector": {"chaos-edit": "true"}}}}}
         apps.patch_namespaced_deployment(d.metadata.name, d.metadata.namespace, patch)
@@ -426,8 +464,9 @@ class Chaos:
             with contextlib.suppress(client.ApiException):
                 now = apps.read_namespaced_deployment(d.metadata.name, d.metadata.namespace)
                 if "chaos-edit" not in (now.spec.template.spec.node_selector or {}):
-                    return
+                    return True
         self.violation("drift-not-corrected", f"{d.metadata.namespace}/{d.metadata.name} still hand-edited")
+        return True
 
     def sleep(self, seconds: float) -> None:
         self.stop.wait(seconds)
@@ -449,14 +488,15 @@ class Chaos:
             t.start()
         self.sleep(15)  # a first burst before the first fault
         try:
+            short = self.minutes <= 5  # the CI run: every kind of fault once in about three minutes
             while time.monotonic() < end - 20:
-                kind = self.rng.choice(FAULTS)
-                hold = self.rng.uniform(8, 25)
+                kind = self.next_fault()
+                hold = self.rng.uniform(5, 12) if short else self.rng.uniform(8, 25)
                 try:
                     self.inject(kind, hold)
                 except Exception as err:
                     print(f"[chaos] fault {kind} could not be injected: {type(err).__name__}: {err}", flush=True)
-                self.sleep(self.rng.uniform(4, 12))
+                self.sleep(self.rng.uniform(3, 6) if short else self.rng.uniform(4, 12))
         finally:
             self.stop.set()
             for t in threads:
@@ -464,6 +504,13 @@ class Chaos:
             self.recover()
         self.finish()
         return self.figures()
+
+    def next_fault(self) -> str:
+        """Every kind in turn, in a seeded random order per round: no kind goes untried by chance."""
+        if not self.order:
+            self.order = list(FAULTS)
+            self.rng.shuffle(self.order)
+        return self.order.pop()
 
     def recover(self) -> None:
         for component in ("prometheus", "secondary-apiserver"):
@@ -554,6 +601,8 @@ class Chaos:
             "poll_interval_seconds": POLL,
             "faults_injected": dict(sorted(self.faults.items())),
             "faults_total": sum(self.faults.values()),
+            "faults_not_injected": dict(sorted(self.not_injected.items())),
+            "runners_turned_busy": self.busy_marked,
             "violations": {k: self.violations.get(k, 0) for k in INVARIANTS},
             "violations_total": sum(self.violations.values()),
             "violation_samples": self.samples,
@@ -572,10 +621,14 @@ INVARIANTS = (
 )
 
 
-def run(minutes: float, seed: int) -> dict[str, Any]:
+def run(minutes: float, seed: int, port: int = OPERATOR_METRICS_PORT) -> dict[str, Any]:
     lab = Lab()
+    kept = os.environ.get("OVERSPILL_CHAOS_WORKDIR")  # keeps the operator's log for reading afterwards
+    if kept:
+        Path(kept).mkdir(parents=True, exist_ok=True)
+        return Chaos(lab, minutes, seed, Path(kept), port).run()
     with tempfile.TemporaryDirectory(prefix="overspill-chaos-") as tmp:
-        return Chaos(lab, minutes, seed, Path(tmp)).run()
+        return Chaos(lab, minutes, seed, Path(tmp), port).run()
 
 
 def main() -> None:
@@ -583,8 +636,14 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=20)
     ap.add_argument("--seed", type=int, default=int(time.time()) % 100000)
     ap.add_argument("--out", default="chaos", help="name of the results file under benchmarks/results")
+    ap.add_argument(
+        "--operator-port",
+        type=int,
+        default=OPERATOR_METRICS_PORT,
+        help="the operator's metrics port, liveness on the next (default $OVERSPILL_BENCH_OPERATOR_PORT or 19395)",
+    )
     args = ap.parse_args()
-    write(args.out, run(args.minutes, args.seed))
+    write(args.out, run(args.minutes, args.seed, args.operator_port))
 
 
 if __name__ == "__main__":

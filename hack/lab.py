@@ -460,16 +460,28 @@ def stop_apiserver(cluster: str) -> None:
     """Stop one cluster's kube-apiserver (the rest keeps running), remembering how to start it again."""
     pidfile = _apiserver_pidfile(cluster)
     pid = int(pidfile.read_text().strip())
+    if not Path(f"/proc/{pid}").exists():
+        return  # stopped already: its command line was saved then
     cmd = [c.decode() for c in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if c]
     (STATE / f"{cluster}-apiserver.cmd.json").write_text(json.dumps(cmd))
     os.kill(pid, signal.SIGTERM)
-    for _ in range(100):
+    for _ in range(30):
         if not Path(f"/proc/{pid}").exists():
-            break
+            return
+        time.sleep(0.1)
+    # a graceful shutdown waits up to a minute for open watches; an outage need not: a start right after would
+    # find the port still held and die
+    os.kill(pid, signal.SIGKILL)
+    for _ in range(50):
+        if not Path(f"/proc/{pid}").exists():
+            return
         time.sleep(0.1)
 
 
 def start_apiserver(cluster: str) -> None:
+    pid = int(_apiserver_pidfile(cluster).read_text().strip())
+    if Path(f"/proc/{pid}").exists():
+        return  # running: a second one would find its port held (and the pid file would lose the first)
     cmd = json.loads((STATE / f"{cluster}-apiserver.cmd.json").read_text())
     log = open(STATE / "kwok/clusters" / cluster / "logs/kube-apiserver.log", "ab")  # noqa: SIM115
     proc = subprocess.Popen(
@@ -477,7 +489,9 @@ def start_apiserver(cluster: str) -> None:
     )
     _apiserver_pidfile(cluster).write_text(str(proc.pid))
     deadline = time.time() + 60
-    while time.time() < deadline and not cluster_running(cluster):
+    while not cluster_running(cluster):
+        if time.time() > deadline or proc.poll() is not None:
+            raise SystemExit(f"the {cluster} API server did not start again; see its log: {log.name}")
         time.sleep(0.5)
 
 

@@ -214,6 +214,8 @@ class Reconciler:
         self._applied: dict[tuple[str, str, str], str] = {}
         self.serving = Serving(primary, origin_cluster, primary_view)
         self._misses: Misses = {}  # names a target does not hold, read recently (see serving.MISS_TTL)
+        # per policy uid: (target, namespace) whose copies a sweep could not remove, retried by the next one
+        self._unvacated: dict[str, set[tuple[str, str]]] = {}
 
     # ---- observe -------------------------------------------------------------------------------------------
     def _metric(self, ref: PolicyRef, spec: BurstPolicySpec) -> tuple[float | None, str]:
@@ -688,15 +690,18 @@ class Reconciler:
             return sum(1 for v in levels.values() if v is None or (protect and v > 0))
 
         serving = Serving(self.primary, self.origin_cluster)
-        return sweep(
+        result = sweep(
             self.targets,
             ref.uid,
             wanted,
             release_ready=release_ready,
             hold_for=hold_for,
             remove_copies=serving.remove,
-            also_vacate=places or (),
+            also_vacate=(places or set()) | self._unvacated.pop(ref.uid, set()),
         )
+        if result.unvacated:
+            self._unvacated[ref.uid] = result.unvacated
+        return result
 
     def _unreserve_dropped(self, ref: PolicyRef, spec: BurstPolicySpec, now: float) -> None:
         """Targets the spec no longer names keep, in their shared cap, only what still drains there."""

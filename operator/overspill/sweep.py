@@ -19,7 +19,12 @@ from overspill.adapters.mirror import POLICY_UID, TARGET_NAME, MirrorClient, Mir
 from overspill.decide.cleanup import MIRROR_KIND, Owned, plan
 from overspill.targets import TargetRegistry
 from overspill.views import MANAGED_SELECTOR, ClusterView
-from overspill.views.resource import DEPLOYMENTS, PODS
+from overspill.views.resource import CONFIGMAPS, DEPLOYMENTS, PODS, SERVICEACCOUNTS, SERVICES
+
+# copies and burst Services the target's view watches (handlers start them with the view): a namespace still
+# holding one of the policy's, without a mirror the spec wants there, is vacated again (Secrets are not watched:
+# a namespace left with only a Secret copy is retried from SweepResult.unvacated)
+_WATCHED_COPIES = (CONFIGMAPS, SERVICEACCOUNTS, SERVICES)
 
 # pods of a mirror that must not go now (busy, or busy level unknown): (target, namespace, its pods) -> count
 HoldFor = Callable[[str, str, list[dict[str, Any]]], int]
@@ -32,6 +37,8 @@ class SweepResult:
     writes: int = 0
     # targets where something of the policy is (or may be) left: unreachable, not in sync, or still draining
     pending: dict[str, str] = field(default_factory=dict)
+    # (target, namespace) whose copies could not be removed (or not tried): the next sweep's `also_vacate`
+    unvacated: set[tuple[str, str]] = field(default_factory=set)
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -60,6 +67,17 @@ def mirrors(
     return found
 
 
+def copies_at(view: ClusterView, uid: str) -> set[str]:
+    """Namespaces where the view sees a copy or burst Service of the policy (in the caches it already keeps:
+    starting one here would put the whole view out of sync until it lists)."""
+    return {
+        str(_meta(obj).get("namespace") or "")
+        for cache in view.caches()
+        if cache.resource in _WATCHED_COPIES and cache.label_selector == MANAGED_SELECTOR and cache.synced
+        for obj in cache.by_label(POLICY_UID, uid)
+    }
+
+
 def sweep(
     registry: TargetRegistry,
     uid: str,
@@ -80,12 +98,15 @@ def sweep(
         if handle is None:
             continue
         view, cluster = handle.view, handle.cluster
+        retry = {(t, ns) for t, ns in extra if t == target}
         if view is None or cluster is None or not handle.healthy:
             result.pending[target] = f"{target} is unavailable ({handle.message})"
+            result.unvacated |= retry
             continue
         problem = view.problem
         if problem is not None:
             result.pending[target] = f"{target}: the operator's view of it is not in sync ({problem})"
+            result.unvacated |= retry
             continue
         found = mirrors(view, target, uid, hold_for, wanted)
         steps = plan(found, wanted, release_ready=release_ready)
@@ -98,16 +119,21 @@ def sweep(
                 else:
                     MirrorClient(cluster).scale(ref, step.replicas)
                 result.writes += 1
-            left = {m.namespace for m in found if m not in deleted}
-            wanted_here = {ns for t, ns, _ in wanted if t == target}
-            vacated = {m.namespace for m in deleted} | {ns for t, ns in extra if t == target}
-            for ns in sorted(vacated - left - wanted_here):
-                result.writes += remove_copies(cluster, ns, uid)
         except Exception as err:  # unreachable now: the next poll (or the finalizer's retry) tries again
-            status = err.status if isinstance(err, ApiException) else None
-            why = f"HTTP {status}" if status else type(err).__name__
-            result.pending[target] = f"{target}: cleanup failed ({why})"
+            result.pending[target] = f"{target}: cleanup failed ({_why(err)})"
+            result.unvacated |= retry
             continue
+        left = {m.namespace for m in found if m not in deleted}
+        wanted_here = {ns for t, ns, _ in wanted if t == target}
+        # a namespace is vacated when its mirror goes, and stays so until its copies are gone: found again by
+        # label in the view, or remembered by the caller when the removal failed
+        vacated = {m.namespace for m in deleted} | {ns for _, ns in retry} | copies_at(view, uid)
+        for ns in sorted(vacated - left - wanted_here):
+            try:
+                result.writes += remove_copies(cluster, ns, uid)
+            except Exception as err:
+                result.pending[target] = f"{target}: removing copies in {ns} failed ({_why(err)})"
+                result.unvacated.add((target, ns))
         draining = [m for m in found if m.key not in wanted and m not in deleted]
         if draining:
             m = draining[0]
@@ -115,3 +141,8 @@ def sweep(
                 f"{target}: mirror {m.namespace}/{m.name} drains ({m.hold} replicas busy or not yet replaced)"
             )
     return result
+
+
+def _why(err: Exception) -> str:
+    status = err.status if isinstance(err, ApiException) else None
+    return f"HTTP {status}" if status else type(err).__name__

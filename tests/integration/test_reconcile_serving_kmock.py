@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Iterator
 from typing import Any
 
+import kmock as kmock_lib
 import pytest
 
 from overspill.adapters.kube import Cluster
@@ -228,3 +229,39 @@ async def test_turning_secrets_off_removes_the_copies_and_holds_the_target(world
     c = cond(out, "DependenciesReady")
     assert c["status"] == "False" and "Secret mirror/hf" in c["message"]
     assert world.objects["apps/v1/deployments", "mirror", "vllm"]["spec"]["replicas"] == 7  # held, not grown
+
+
+@pytest.mark.parametrize("failing", ["configmaps", "secrets"])
+async def test_a_copy_whose_removal_failed_is_removed_by_the_next_poll(
+    world: Any, cluster: Cluster, failing: str
+) -> None:
+    """The mirror went, its namespace's copies did not (the target answered 500 once): nothing of the policy's may
+    stay there. The vacated namespace was known only in the poll that deleted the mirror, so no later poll
+    retried it (its copies stayed for good). Failing at the Secrets, the view (which watches no Secrets) shows
+    nothing left there: only the remembered namespace brings the retry."""
+    objs = world.objects
+    objs["apps/v1/deployments", "ml", "vllm"]["spec"]["replicas"] = 8
+    objs["apps/v1/deployments", "ml", "vllm"]["status"] = {"readyReplicas": 8}
+    for i in range(8):
+        objs["v1/pods", "ml", f"vllm-{i}"] = pod(f"vllm-{i}", "ml")  # the primary's 8, Ready
+    r = await reconciler(cluster, FakeMetrics(150))
+    out = await run(r, spec(propagation={"secrets": True}))
+    assert objs["apps/v1/deployments", "mirror", "vllm"]["spec"]["replicas"] == 7
+    assert not objs["v1/secrets", "mirror", "hf"].deleted
+    failed: list[str] = []
+
+    def once(request: Any) -> None:
+        if request.namespace == "mirror" and not failed:
+            failed.append("list")
+            raise kmock_lib.KubernetesError("the target is restarting")
+        # None: served by the emulator as usual
+
+    world["list", world.resource(f"v1/{failing}")] << once
+    dropped = spec(propagation={"secrets": True}, targets=[])
+    for _ in range(5):  # drained, deleted (its copies' removal fails once), then the next polls
+        out = await run(r, dropped, BurstPolicyStatus.model_validate(out.status))
+        await asyncio.sleep(0.3)  # the watch sees the change before the next poll
+    assert failed == ["list"]
+    assert objs["apps/v1/deployments", "mirror", "vllm"].deleted
+    assert objs["v1/configmaps", "mirror", "vllm-config"].deleted
+    assert objs["v1/secrets", "mirror", "hf"].deleted
