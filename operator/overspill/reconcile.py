@@ -430,7 +430,7 @@ class Reconciler:
             return 1
         if body is not None and view.live is not None:
             changed = body["metadata"]["annotations"][TEMPLATE_HASH] != obs.template_hash
-            drifted = self._drifted(key, body, view.live)
+            drifted = self._drifted(key, body, view.live, view.client)
             if changed or drifted:
                 if self._waits_for_idle(spec, view):
                     busy = sum(1 for v in view.levels.values() if v is None or v > 0)
@@ -456,15 +456,23 @@ class Reconciler:
             return 1
         return 0
 
-    def _drifted(self, key: tuple[str, str, str], body: dict[str, Any], live: dict[str, Any]) -> bool:
+    def _drifted(
+        self, key: tuple[str, str, str], body: dict[str, Any], live: dict[str, Any], client: MirrorClient
+    ) -> bool:
         """The live template differs from what was last written (a hand edit, a merge by another tool). After a
-        restart, what was written is not known: the live one must still hold every desired field, and becomes
-        the reference from then on."""
+        restart, what was written is not known: a removed or changed field shows at once; for an added one the
+        server is asked (a dry run, once per mirror) what it would store for the desired template."""
         applied = self._applied.get(key)
         if applied is None:
             if not covers(body["spec"]["template"], (live.get("spec") or {}).get("template")):
                 return True
-            self._applied[key] = template_fingerprint(live)
+            try:
+                desired = template_fingerprint(client.stored_as(body))
+            except Exception:  # unreachable now: asked again next poll
+                return False
+            if template_fingerprint(live) != desired:
+                return True
+            self._applied[key] = desired
             return False
         return template_fingerprint(live) != applied
 

@@ -278,6 +278,24 @@ async def test_a_hand_edited_mirror_is_replaced_within_one_poll(emulator: Any, c
     assert ("Normal", "MirrorDriftCorrected") in events(out)
 
 
+async def test_a_field_added_by_hand_while_the_operator_was_down_is_removed_after_the_restart(
+    emulator: Any, cluster: Cluster
+) -> None:
+    """After a restart what was last written is not known: an added field (hostNetwork) kept every desired field,
+    so the live template was taken as the reference and the edit stayed for good."""
+    emulator.objects["apps/v1/deployments", "ml", "vllm"] = deployment("vllm", "ml", 2)
+    first = await tick(await make(cluster, FakeMetrics(150)), spec())
+    edit = {"spec": {"template": {"spec": {"hostNetwork": True}}}}
+    await asyncio.to_thread(cluster.apps.patch_namespaced_deployment, "vllm", "mirror", edit)
+    restarted = await make(cluster, FakeMetrics(150))  # a new process: nothing remembered
+    await until(lambda: mirror_seen(restarted, "mirror") == 7)
+    out = await tick(restarted, spec(), BurstPolicyStatus.model_validate(first.status))
+    assert "hostNetwork" not in emulator.objects["apps/v1/deployments", "mirror", "vllm"]["spec"]["template"]["spec"]
+    assert ("Normal", "MirrorDriftCorrected") in events(out)
+    again = await tick(restarted, spec(), BurstPolicyStatus.model_validate(out.status))
+    assert ("Normal", "MirrorDriftCorrected") not in events(again)  # corrected once, not every poll
+
+
 async def test_a_busy_runner_mirror_waits_for_its_template_update(emulator: Any, cluster: Cluster) -> None:
     emulator.objects["apps/v1/deployments", "ml", "vllm"] = deployment("vllm", "ml", 8)
     old = deployment("vllm", "mirror", 2, labels=MANAGED)

@@ -228,6 +228,14 @@ class MirrorClient:
         """Replace the mirror's pod template, never merge it: a JSON Patch `replace` of /spec/template, so a field
         removed from the desired template (an env var, a volume, a container, a nodeSelector key) or added by a
         hand edit is gone afterwards. Returns the mirror as stored."""
+        return self._replace(body, dry_run=False)
+
+    def stored_as(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The mirror as the server would store it after `replace(body)`, defaults and all; nothing is written (a
+        server-side dry run)."""
+        return self._replace(body, dry_run=True)
+
+    def _replace(self, body: dict[str, Any], *, dry_run: bool) -> dict[str, Any]:
         meta = body["metadata"]
         ops: list[dict[str, Any]] = [
             {"op": "replace", "path": "/spec/template", "value": body["spec"]["template"]},
@@ -245,6 +253,7 @@ class MirrorClient:
                 _request_timeout=TIMEOUT,
                 _preload_content=False,
                 _content_type="application/json-patch+json",
+                dry_run="All" if dry_run else None,
             )
         )
 
