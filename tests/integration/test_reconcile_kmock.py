@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -247,12 +248,21 @@ async def test_kubeconfig_secret_content_never_reaches_status_or_messages(emulat
         triggers=Triggers(),
     )
     target = parse_target_spec({"kubeconfigSecretRef": {"name": "s", "namespace": "ops"}})
-    ok, message, _, _ = await asyncio.to_thread(handlers._probe, rtm, "aws", target, {})
-    assert not ok and "did not answer" in message
-    assert token not in message
-    bad = parse_target_spec({"kubeconfigSecretRef": {"name": "s", "namespace": "ops", "key": "missing"}})
-    ok, message, _, _ = await asyncio.to_thread(handlers._probe, rtm, "aws", bad, {})
-    assert not ok and "has no key 'missing'" in message and token not in message
+    try:
+        ok, message, _, _ = await asyncio.to_thread(handlers._probe, rtm, "aws", target, {})
+        assert not ok and "did not answer" in message
+        assert token not in message
+        bad = parse_target_spec({"kubeconfigSecretRef": {"name": "s", "namespace": "ops", "key": "missing"}})
+        ok, message, _, _ = await asyncio.to_thread(handlers._probe, rtm, "aws", bad, {})
+        assert not ok and "has no key 'missing'" in message and token not in message
+    finally:
+        handle = rtm.targets.get("aws")
+        credentials = handle.credentials if handle is not None else None
+        # as the probe daemon does when it stops: the probe's view of 127.0.0.1:1 stops retrying, and the
+        # private directory of its credentials goes (one empty /tmp/overspill-aws-* was left per run)
+        rtm.targets.remove("aws")
+    assert credentials is not None
+    assert not await asyncio.to_thread(os.path.exists, credentials.path)
 
 
 async def test_any_kind_with_a_scale_subresource_is_scaled(emulator: Any, cluster: Cluster) -> None:
