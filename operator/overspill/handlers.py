@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 import os
 import time
@@ -338,9 +337,16 @@ def _status_interval(body: kopf.Body) -> float:
 
 
 async def _rest(stopped: kopf.DaemonStopped, woken: asyncio.Event, interval: float) -> None:
-    """Sleep until the next poll, or until a watch event that concerns this policy wakes it."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(woken.wait(), timeout=interval)
+    """Sleep until the next poll, until a watch event that concerns this policy wakes it, or until the daemon is
+    stopped (the policy deleted, the operator stopping): Kopf would otherwise wait out its cancellation timeout
+    for each of a thousand daemons, and hold a deleted policy's finalizer meanwhile."""
+    if interval > 0:
+        waits = [asyncio.ensure_future(woken.wait()), asyncio.ensure_future(stopped.wait(interval))]
+        try:
+            await asyncio.wait(waits, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
     woken.clear()
 
 

@@ -119,3 +119,73 @@ async def test_a_target_status_write_that_times_out_keeps_the_target(monkeypatch
     assert not done, f"the probe daemon ended: {task.exception() if done else ''}"
     assert kept, "the target was dropped from the registry: every policy sees it unavailable"
     assert len(probes) >= 2
+
+
+class Flag:
+    """Kopf's DaemonStopped as a daemon sees it: truthy once stopped; `wait(timeout)` returns early on stop."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    def __bool__(self) -> bool:
+        return self.event.is_set()
+
+    async def wait(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 - Kopf's signature
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.event.wait(), timeout)
+
+
+async def test_a_stopped_policy_daemon_ends_at_once_not_at_its_next_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    # at 1,000 policies every daemon outlived Kopf's cancellation timeout on shutdown (999 "cancelled, will
+    # escalate" warnings), and a deleted policy's finalizer waited for it
+    ticked = asyncio.Event()
+
+    class Reconciler:
+        def reconcile(self, ref: Any, spec: Any, prev: Any, generation: Any) -> Outcome:
+            return Outcome(None, {}, [])
+
+    monkeypatch.setattr(handlers, "_patch_status", lambda *a, **k: None)
+    rtm = SimpleNamespace(
+        reconciler=Reconciler(),
+        targets=TargetRegistry(),
+        triggers=Triggers(),
+        primary_view=SimpleNamespace(wait_ready=lambda timeout: True, ready=True),
+    )
+    body = {
+        "metadata": {"generation": 1},
+        "spec": {
+            "workloadRef": {"name": "vllm"},
+            "metric": {"prometheus": {"query": "q"}, "targetPerReplica": 10},
+            "maxReplicas": 20,
+            "behavior": {"pollIntervalSeconds": 600},
+        },
+    }
+    real_rest = handlers._rest
+
+    async def rest(*args: Any) -> None:
+        ticked.set()
+        await real_rest(*args)
+
+    monkeypatch.setattr(handlers, "_rest", rest)
+    stopped = Flag()
+    loop_fn: Any = handlers.burstpolicy_loop
+    task = asyncio.create_task(
+        loop_fn(
+            namespace="ml",
+            name="p",
+            uid="u2",
+            body=body,
+            stopped=stopped,
+            memo={"runtime": rtm},
+            logger=logging.getLogger("t"),
+            policies_by_workload={},
+        )
+    )
+    await asyncio.wait_for(ticked.wait(), 10)
+    stopped.event.set()
+    done, _ = await asyncio.wait({task}, timeout=3)
+    if not done:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert done, "the daemon slept on until its next poll (600 s) although it was stopped"
