@@ -89,8 +89,8 @@ def remote_sa(installed: Lab, tmp_path_factory: pytest.TempPathFactory) -> Itera
     yield path
     custom.delete_cluster_custom_object("overspill.dev", "v1alpha1", "bursttargets", TARGET)
     core.delete_namespaced_secret(TARGET_SECRET, NAMESPACE)
-    kubectl_at(secondary, "delete", "-f", str(SECONDARY / "rbac-view.yaml"), "--wait=false")
-    kubectl_at(secondary, "delete", "-f", str(SECONDARY / "serviceaccount.yaml"), "--wait=false")
+    kubectl_at(secondary, "delete", "-f", str(SECONDARY / "rbac-view.yaml"), "--wait=false", "--ignore-not-found")
+    kubectl_at(secondary, "delete", "-f", str(SECONDARY / "serviceaccount.yaml"), "--wait=false", "--ignore-not-found")
 
 
 @pytest.fixture
