@@ -7,6 +7,9 @@
 - replay: whole `simulate.run` calls (service model included): 1 h of the Azure code trace at 1 s steps, a
   synthetic week (metric trace), a synthetic CI day.
 
+Before timing anything it checks that the engine and the replay still decide as recorded (`benchmarks.golden`:
+random engine scenarios, the repo's sample trace, the synthetic shapes and the Azure traces), and says so in the JSON.
+
 Writes benchmarks/results/simulator.json.
 """
 
@@ -17,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks import golden
 from benchmarks.common import ROOT, summarize, write
 from overspill import simulate
 from overspill.api.policy import BurstPolicySpec, Predictive
@@ -69,6 +73,9 @@ def main() -> None:
     ap.add_argument("--traces-dir", default=str(ROOT.parent / "shared/traces"))
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
+    changed = golden.compare(Path(args.traces_dir) if Path(args.traces_dir).is_dir() else None)
+    if changed:
+        raise SystemExit(f"decisions differ from tests/data/golden-decisions.json: {'; '.join(changed)}")
     spec, targets = load_policy_file(ROOT / "manifests/examples/inference-policy.yaml")
     ci, ci_targets = load_policy_file(ROOT / "manifests/examples/ci-runner-policy.yaml")
     predictive = spec.model_copy(
@@ -115,6 +122,7 @@ def main() -> None:
         "simulator",
         {
             "command": "python -m benchmarks.simulator",
+            "decisions_unchanged": "every decision equals the record (benchmarks.golden, Azure traces included)",
             "engine": engine,
             "replay": replay,
             "goals": {"engine_decisions_per_second": ">= 100000 on one core"},

@@ -22,7 +22,7 @@ from typing import Any
 
 from overspill.api.policy import BurstPolicySpec
 from overspill.api.target import BurstTargetSpec
-from overspill.decide import ClusterState, Memory, Snapshot, TargetState, decide
+from overspill.decide import ClusterState, Memory, Reason, Snapshot, TargetState, decide
 from overspill.decide.snapshot import PRIMARY
 from overspill.traces import MetricTrace, RequestLog
 
@@ -195,10 +195,12 @@ def run(
     hard_end = end + (drain_limit_seconds if is_log else 0.0)
     tps_step = model.tokens_per_second * step
     next_decision = 0.0
-    placement_primary, placement_targets = spec.min_replicas, dict.fromkeys(secondaries, 0)
+    placement_primary = spec.min_replicas
+    placement_targets: Mapping[str, int] = dict.fromkeys(secondaries, 0)
     ready = 0
     ready_changes_at = 0.0  # the next time a starting replica becomes Ready: recount only then
     target_per_replica = spec.metric.target_per_replica
+    reasons: dict[Reason, int] = {}  # by member: `.value` of an enum is a slow property, read once at the end
     while t <= end or (is_log and queue and t <= hard_end):
         if is_log:
             while req_i < len(requests) and requests[req_i].t <= t:
@@ -219,7 +221,8 @@ def run(
             snap = Snapshot(now=t, metric=metric, primary=primary.state(t, grace), targets=tstates, memory=memory)
             d = decide(spec, snap, explain=False)
             memory = d.memory
-            placement_primary, placement_targets = d.placement.primary, dict(d.placement.targets)
+            # the decision's own dict: a fresh one per decision, never changed after
+            placement_primary, placement_targets = d.placement.primary, d.placement.targets
             primary.scale(t, placement_primary)
             for name, n in placement_targets.items():
                 secondaries[name].scale(t, n)
@@ -227,7 +230,7 @@ def run(
             if last is not None and key != last:
                 summary.placement_changes += 1
             last = key
-            summary.reasons[d.reason.value] = summary.reasons.get(d.reason.value, 0) + 1
+            reasons[d.reason] = reasons.get(d.reason, 0) + 1
             summary.decisions += 1
             ready_changes_at = t  # placement changed: recount
             if on_step is not None:
@@ -238,7 +241,7 @@ def run(
                         d.desired,
                         placement_primary,
                         primary.ready(t),
-                        placement_targets,
+                        dict(placement_targets),
                         {n: c.ready(t) for n, c in secondaries.items()},
                         d.reason.value,
                     )
@@ -272,6 +275,7 @@ def run(
                     budget = 0
         summary.steps += 1
         t += step
+    summary.reasons = {r.value: n for r, n in reasons.items()}
     summary.duration_seconds = summary.steps * step
     summary.cost = {k: round(v / 3600 * costs[k], 4) for k, v in seconds.items()}
     summary.total_cost = round(sum(summary.cost.values()), 4)

@@ -20,11 +20,70 @@ def _evolve(mem: Memory, **changes: Any) -> Memory:
     return new
 
 
+class _Rules:
+    """What `decide` reads of a policy, read once per policy object rather than once per decision (a replay in
+    `overspill tune` decides hundreds of thousands of times with one spec). Specs are frozen models."""
+
+    __slots__ = (
+        "activation",
+        "down_window",
+        "fallback_replicas",
+        "make_before_break",
+        "max_replicas",
+        "min_burst",
+        "min_replicas",
+        "paused",
+        "per_replica",
+        "predictive",
+        "primary_max",
+        "protect_busy",
+        "recheck",
+        "return_surge",
+        "spec",
+        "up_window",
+    )
+
+    def __init__(self, spec: BurstPolicySpec) -> None:
+        self.spec = spec
+        self.paused = spec.mode == Mode.PAUSED
+        self.primary_max = spec.primary.max_replicas
+        self.recheck = spec.primary.capacity_recheck_seconds
+        self.activation = spec.metric.activation_threshold
+        self.per_replica = spec.metric.target_per_replica
+        self.min_replicas, self.max_replicas = spec.min_replicas, spec.max_replicas
+        b = spec.behavior
+        self.predictive = b.predictive if b.predictive is not None and b.predictive.enabled else None
+        self.up_window = b.scale_up_stabilization_seconds
+        self.down_window = b.scale_down_stabilization_seconds
+        self.min_burst = b.min_burst_duration_seconds
+        self.return_surge = b.return_surge
+        self.protect_busy = spec.workload_class == WorkloadClass.CI_RUNNER
+        self.make_before_break = spec.workload_class == WorkloadClass.INFERENCE
+        fb = spec.fallback
+        use = fb.on_metric_unavailable == FallbackAction.USE_REPLICAS and fb.replicas is not None
+        self.fallback_replicas = fb.replicas if use else None
+
+
+# by id(spec), holding the spec so that its id cannot be reused while cached; bounded (the operator parses a new
+# spec object per reconcile, a replay keeps one)
+_RULES: dict[int, _Rules] = {}
+_RULES_KEPT = 256
+
+
+def _rules(spec: BurstPolicySpec) -> _Rules:
+    r = _RULES.get(id(spec))
+    if r is None or r.spec is not spec:
+        if len(_RULES) >= _RULES_KEPT:
+            _RULES.clear()
+        r = _RULES[id(spec)] = _Rules(spec)
+    return r
+
+
 def _current(snap: Snapshot) -> Placement:
     return Placement(primary=snap.primary.replicas, targets={t.name: t.state.replicas for t in snap.targets})
 
 
-def _primary_capacity(spec: BurstPolicySpec, snap: Snapshot) -> tuple[int | None, Memory]:
+def _primary_capacity(r: _Rules, snap: Snapshot) -> tuple[int | None, Memory]:
     """Explicit cap, the cluster's own accounting (bound pods + room), and what the scheduler revealed.
 
     Pods the scheduler could not place are the ground truth: they override the estimate. After such a
@@ -35,15 +94,16 @@ def _primary_capacity(spec: BurstPolicySpec, snap: Snapshot) -> tuple[int | None
     learned capacity expires after capacityRecheckSeconds, the only way left to find out that room came back.
     """
     mem = snap.memory
-    estimate = snap.primary.capacity_estimate
+    primary = snap.primary
+    estimate = primary.capacity_estimate
     if estimate is None:
         estimate = mem.primary_estimate
     elif estimate != mem.primary_estimate:
         mem = _evolve(mem, primary_estimate=estimate)
-    if snap.primary.unschedulable > 0:
+    if primary.unschedulable > 0:
         mem = _evolve(
             mem,
-            primary_capacity=snap.primary.replicas - snap.primary.unschedulable,
+            primary_capacity=primary.replicas - primary.unschedulable,
             primary_capacity_observed_at=snap.now,
             primary_estimate_at_observation=estimate,
         )
@@ -51,7 +111,7 @@ def _primary_capacity(spec: BurstPolicySpec, snap: Snapshot) -> tuple[int | None
         mem.primary_capacity is not None
         and estimate is None
         and mem.primary_capacity_observed_at is not None
-        and snap.now - mem.primary_capacity_observed_at >= spec.primary.capacity_recheck_seconds
+        and snap.now - mem.primary_capacity_observed_at >= r.recheck
     ):
         mem = _evolve(mem, primary_capacity=None, primary_capacity_observed_at=None)
     learned = estimate
@@ -59,13 +119,13 @@ def _primary_capacity(spec: BurstPolicySpec, snap: Snapshot) -> tuple[int | None
         seen = mem.primary_estimate_at_observation
         grown = max(0, estimate - seen) if estimate is not None and seen is not None else 0
         learned = mem.primary_capacity + grown
-    caps = [c for c in (spec.primary.max_replicas, learned) if c is not None]
-    return (min(caps) if caps else None), mem
+    explicit = r.primary_max
+    if explicit is None:
+        return learned, mem
+    return (explicit if learned is None else min(explicit, learned)), mem
 
 
-def _target_capacity(
-    spec: BurstPolicySpec, snap: Snapshot, mem: Memory
-) -> tuple[tuple[TargetState, ...], Memory, tuple[str, ...]]:
+def _target_capacity(r: _Rules, snap: Snapshot, mem: Memory) -> tuple[tuple[TargetState, ...], Memory, tuple[str, ...]]:
     """Targets out of room for this pod shape (a stockout): capped at what runs there until room comes back.
 
     A target is full once its mirror pods stay Unschedulable past its provisioning timeout (the reconciler
@@ -74,6 +134,12 @@ def _target_capacity(
     accounting shows, never by piling on pods. When it shows no room (or none can be seen) capacityRecheckSeconds
     after it was last stuck, it is tried again: a target whose nodes come on demand shows no room until pods ask.
     """
+    if not mem.full_targets:
+        for t in snap.targets:
+            if t.healthy and t.state.stuck > 0:
+                break
+        else:
+            return snap.targets, mem, ()  # nothing full, nothing stuck: the common case, nothing to evolve
     known = {f.name: f for f in mem.full_targets}
     out: list[TargetState] = []
     full: list[FullTarget] = []
@@ -87,7 +153,7 @@ def _target_capacity(
             entry = FullTarget(t.name, s.scheduled, s.room, entry.since if entry else snap.now, snap.now)
         elif entry is not None and t.healthy:
             last = entry.last_stuck if entry.last_stuck is not None else entry.since
-            if not s.room and snap.now - last >= spec.primary.capacity_recheck_seconds:
+            if not s.room and snap.now - last >= r.recheck:
                 entry = None  # no room to be seen (nodes on demand, or not visible): try it again
             else:
                 grown = s.scheduled + s.room if s.room is not None else max(entry.capacity, s.scheduled)
@@ -101,44 +167,39 @@ def _target_capacity(
     return tuple(out), _evolve(mem, full_targets=tuple(full)), tuple(newly)
 
 
-def _desired(spec: BurstPolicySpec, snap: Snapshot, mem: Memory) -> tuple[int, Memory, Reason | None, int | None]:
+def _desired(
+    r: _Rules, now: float, metric: float | None, current: int, mem: Memory
+) -> tuple[int, Memory, Reason | None, int | None]:
     """The stabilized total, the memory to keep, a metric-fallback reason, and the raw recommendation when the
     scale-down window kept the total above it (None otherwise)."""
-    current = snap.current_total
-    if snap.metric is None:
-        if spec.fallback.on_metric_unavailable == FallbackAction.USE_REPLICAS and spec.fallback.replicas is not None:
+    if metric is None:
+        if r.fallback_replicas is not None:
             # never scale in on a missing metric
-            return max(current, spec.fallback.replicas), mem, Reason.METRIC_UNAVAILABLE_FALLBACK, None
+            return max(current, r.fallback_replicas), mem, Reason.METRIC_UNAVAILABLE_FALLBACK, None
         return current, mem, Reason.METRIC_UNAVAILABLE_HOLD, None
-    value = snap.metric
-    pred = spec.behavior.predictive
+    value = metric
+    pred = r.predictive
     samples: tuple[tuple[float, float], ...] = ()
-    if pred is not None and pred.enabled:
-        samples = replicas.record_sample(mem.samples, snap.now, value, pred.window_seconds)
+    if pred is not None:
+        samples = replicas.record_sample(mem.samples, now, value, pred.window_seconds)
         value = replicas.projected_metric(value, samples, pred.lead_seconds)
-    raw = replicas.recommend(spec, value)
-    b = spec.behavior
-    keep = max(b.scale_up_stabilization_seconds, b.scale_down_stabilization_seconds)
-    recs = stabilize.record(mem.recommendations, snap.now, raw, keep)
+    raw = replicas.recommend_within(value, r.activation, r.per_replica, r.min_replicas, r.max_replicas)
+    recs, stable = stabilize.record_and_stabilize(mem.recommendations, now, raw, current, r.up_window, r.down_window)
     # samples are kept only for predictive policies: others write no status while the queue holds still
     if recs is not mem.recommendations or samples != mem.samples:
         mem = _evolve(mem, recommendations=recs, samples=samples)
-    stable = stabilize.stabilize(
-        recs, snap.now, current, b.scale_up_stabilization_seconds, b.scale_down_stabilization_seconds
-    )
-    stable = max(spec.min_replicas, min(spec.max_replicas, stable))
+    stable = max(r.min_replicas, min(r.max_replicas, stable))
     return stable, mem, None, (raw if stable > raw and raw < current else None)
 
 
-def _reason(before: Placement, after: Placement) -> Reason | None:
-    after_secondary, before_secondary = after.secondary, before.secondary
+def _reason(before_primary: int, before_secondary: int, after_primary: int, after_secondary: int) -> Reason | None:
     if after_secondary > before_secondary:
         return Reason.BURST_UP
     if after_secondary < before_secondary:
-        return Reason.RETURN_TO_PRIMARY if after.primary > before.primary else Reason.BURST_DOWN
-    if after.primary > before.primary:
+        return Reason.RETURN_TO_PRIMARY if after_primary > before_primary else Reason.BURST_DOWN
+    if after_primary > before_primary:
         return Reason.SCALE_UP
-    if after.primary < before.primary:
+    if after_primary < before_primary:
         return Reason.SCALE_DOWN
     return None
 
@@ -147,7 +208,8 @@ def _describe(
     reason: Reason,
     *,
     spec: BurstPolicySpec,
-    snap: Snapshot,
+    metric: float | None,
+    targets: tuple[TargetState, ...],
     desired: int,
     after: Placement,
     cap: int | None,
@@ -156,16 +218,16 @@ def _describe(
     held: Reason | None = None,
     window_raw: int | None = None,
 ) -> str:
-    metric = "unavailable" if snap.metric is None else f"{snap.metric:g}"
+    shown = "unavailable" if metric is None else f"{metric:g}"
     where = ", ".join([f"primary={after.primary}"] + [f"{k}={v}" for k, v in sorted(after.targets.items()) if v])
-    text = f"queue {metric} -> {desired} desired ({where})"
+    text = f"queue {shown} -> {desired} desired ({where})"
     if cap is not None and desired > cap:
         text += f"; primary full at {cap}"
     if unplaced:
         text += f"; {unplaced} replicas could not be placed: every usable target is at its cap"
     if unavailable:
         text += f"; unavailable targets: {', '.join(unavailable)}"
-    full = [t.name for t in snap.targets if t.full]
+    full = [t.name for t in targets if t.full]
     if full:
         text += f"; out of room for this pod shape: {', '.join(full)}"
     hints = {
@@ -193,21 +255,31 @@ def _describe(
 
 def decide(spec: BurstPolicySpec, snap: Snapshot, *, explain: bool = True) -> Decision:
     """`explain=False` leaves `message` empty: replays that never show it (simulate, tune) skip the formatting."""
-    before = _current(snap)
-    if spec.mode == Mode.PAUSED:
+    r = _rules(spec)
+    if r.paused:
         return Decision(
             desired=snap.current_total,
-            placement=before,
+            placement=_current(snap),
             reason=Reason.PAUSED,
             message="policy is Paused: nothing is scaled",
             memory=snap.memory,
         )
-    cap, mem = _primary_capacity(spec, snap)
-    targets, mem, newly_full = _target_capacity(spec, snap, mem)
-    snap = replace(snap, targets=targets)
-    desired, mem, desired_reason, window_raw = _desired(spec, snap, mem)
-    unavailable = tuple(t.name for t in snap.targets if not t.healthy)
-    if desired_reason == Reason.METRIC_UNAVAILABLE_HOLD:
+    now, metric, primary = snap.now, snap.metric, snap.primary
+    cap, mem = _primary_capacity(r, snap)
+    targets, mem, newly_full = _target_capacity(r, snap, mem)
+    current = primary.replicas
+    before_secondary = 0
+    unavailable: tuple[str, ...] = ()
+    for t in targets:
+        n = t.state.replicas
+        before_secondary += n
+        if t.healthy:
+            current += n
+        else:
+            unavailable += (t.name,)
+    desired, mem, desired_reason, window_raw = _desired(r, now, metric, current, mem)
+    if desired_reason is Reason.METRIC_UNAVAILABLE_HOLD:
+        before = _current(snap)
         return Decision(
             desired=desired,
             placement=before,
@@ -218,7 +290,8 @@ def decide(spec: BurstPolicySpec, snap: Snapshot, *, explain: bool = True) -> De
             else _describe(
                 desired_reason,
                 spec=spec,
-                snap=snap,
+                metric=metric,
+                targets=targets,
                 desired=desired,
                 after=before,
                 cap=cap,
@@ -230,28 +303,33 @@ def decide(spec: BurstPolicySpec, snap: Snapshot, *, explain: bool = True) -> De
             unavailable_targets=unavailable,
             primary_at_capacity=cap is not None and before.primary >= cap,
         )
-    plan = placement.ideal(desired, cap, snap.targets)
+    plan = placement.ideal(desired, cap, targets)
     started = mem.burst_started_at
-    dwell = started is not None and snap.now - started < spec.behavior.min_burst_duration_seconds
+    dwell = started is not None and now - started < r.min_burst
     new_primary, new_targets, held = placement.constrain(
         plan,
-        snap.primary,
-        snap.targets,
+        primary,
+        targets,
         desired,
         dwell_active=dwell,
-        protect_busy=spec.workload_class == WorkloadClass.CI_RUNNER,
-        make_before_break=spec.workload_class == WorkloadClass.INFERENCE,
-        max_total=spec.max_replicas,
-        return_surge=spec.behavior.return_surge,
+        protect_busy=r.protect_busy,
+        make_before_break=r.make_before_break,
+        max_total=r.max_replicas,
+        return_surge=r.return_surge,
     )
     after = Placement(primary=new_primary, targets=new_targets)
-    healthy_secondary = sum(v for k, v in new_targets.items() if k not in unavailable)
+    after_secondary = 0
+    healthy_secondary = 0
+    for k, v in new_targets.items():
+        after_secondary += v
+        if k not in unavailable:
+            healthy_secondary += v
     if healthy_secondary > 0 and started is None:
-        mem = _evolve(mem, burst_started_at=snap.now)
-    elif healthy_secondary == 0 and not unavailable:
+        mem = _evolve(mem, burst_started_at=now)
+    elif healthy_secondary == 0 and not unavailable and started is not None:
         mem = _evolve(mem, burst_started_at=None)
     # precedence: the metric fallback, then the action taken, then what prevented every change
-    reason = desired_reason or _reason(before, after) or held
+    reason = desired_reason or _reason(primary.replicas, before_secondary, new_primary, after_secondary) or held
     if newly_full and reason in (None, Reason.STABILIZATION_HOLD):
         reason = Reason.TARGET_AT_CAPACITY
     if reason is None:
@@ -259,7 +337,7 @@ def decide(spec: BurstPolicySpec, snap: Snapshot, *, explain: bool = True) -> De
             reason = Reason.STABILIZATION_HOLD
         elif plan.unplaced:
             reason = Reason.CAPACITY_EXHAUSTED
-        elif unavailable and any(before.targets.get(n) for n in unavailable):
+        elif unavailable and any(t.state.replicas for t in targets if not t.healthy):
             reason = Reason.TARGET_UNAVAILABLE
         elif cap is not None and desired > cap:
             reason = Reason.PRIMARY_AT_CAPACITY
@@ -275,7 +353,8 @@ def decide(spec: BurstPolicySpec, snap: Snapshot, *, explain: bool = True) -> De
         else _describe(
             reason,
             spec=spec,
-            snap=snap,
+            metric=metric,
+            targets=targets,
             desired=desired,
             after=after,
             cap=cap,
@@ -288,6 +367,6 @@ def decide(spec: BurstPolicySpec, snap: Snapshot, *, explain: bool = True) -> De
         unplaced=plan.unplaced,
         primary_capacity=cap,
         primary_at_capacity=at_cap,
-        metric_available=snap.metric is not None,
+        metric_available=metric is not None,
         unavailable_targets=unavailable,
     )

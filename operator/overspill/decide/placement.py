@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from overspill.decide.frozen import quick_init
 from overspill.decide.reasons import Reason
 from overspill.decide.snapshot import ClusterState, TargetState
 
 
+@quick_init
 @dataclass(frozen=True)
 class Ideal:
     primary: int
@@ -28,17 +30,23 @@ def ideal(desired: int, primary_cap: int | None, targets: tuple[TargetState, ...
     replicas first so a scale-up never reshuffles and a scale-down drains the least preferred first."""
     primary = desired if primary_cap is None else min(desired, primary_cap)
     remaining = desired - primary
-    order = sorted((t for t in targets if usable(t)), key=TargetState.order_key)
-    alloc = {t.name: 0 for t in targets}
-    room = {t.name: (t.cap if t.cap is not None else desired) for t in order}
+    alloc: dict[str, int] = {}
+    order: list[TargetState] = []
+    for t in targets:
+        alloc[t.name] = 0
+        if t.healthy and t.allowed and (t.cap is None or t.cap > 0):  # usable(t), inline: once per decision
+            order.append(t)
+    if len(order) > 1:
+        order.sort(key=TargetState.order_key)
     for t in order:
-        keep = min(t.state.replicas, room[t.name], remaining)
+        keep = min(t.state.replicas, desired if t.cap is None else t.cap, remaining)
         alloc[t.name] = keep
         remaining -= keep
-    for t in order:
-        add = min(room[t.name] - alloc[t.name], remaining)
-        alloc[t.name] += add
-        remaining -= add
+    if remaining:
+        for t in order:
+            add = min((desired if t.cap is None else t.cap) - alloc[t.name], remaining)
+            alloc[t.name] += add
+            remaining -= add
     for t in targets:
         if not t.healthy:
             # cannot act on it: report its last known replicas, frozen
@@ -89,49 +97,52 @@ def constrain(
     """
     held: Reason | None = None
     awaiting_replacement = False
+    planned = plan.targets
     healthy = [t for t in targets if t.healthy]
-    ready_now = primary.ready + sum(t.state.ready for t in healthy)
-    budget = _Budget(ready=max(0, ready_now - desired), enforce=make_before_break)
-    out = dict(plan.targets)
-    drain = sorted(healthy, key=TargetState.order_key, reverse=True)
-    for t in drain:
-        new, cur = plan.targets[t.name], t.state.replicas
-        if new >= cur:
-            continue
-        if dwell_active and t.allowed:
-            # replicas that cannot run in a full target are not serving: the dwell does not keep them
-            keep = max(new, min(cur, t.state.scheduled)) if t.full else cur
-            if keep > new:
-                held = held or Reason.MIN_BURST_DURATION_HOLD
-            out[t.name] = keep
-            continue
-        new, held = _busy_floor(t.state, new, protect_busy, held)
-        allowed = budget.allow(t.state, new)
-        if allowed > new:
-            held, awaiting_replacement = held or Reason.AWAITING_READY_REPLACEMENT, True
-        out[t.name] = min(cur, allowed)
+    shrinking = [t for t in healthy if planned[t.name] < t.state.replicas]
+    out = dict(planned)
     new_primary = plan.primary
-    if new_primary < primary.replicas:
-        secondaries_settled = all(t.state.replicas <= plan.targets[t.name] for t in healthy)
-        only_unschedulable = new_primary >= primary.replicas - primary.unschedulable
-        if not secondaries_settled and not only_unschedulable:
-            # drain secondaries first: the primary shrinks only once they are at their target
-            new_primary = max(new_primary, primary.replicas - primary.unschedulable)
-        new_primary, held = _busy_floor(primary, new_primary, protect_busy, held)
-        allowed = budget.allow(primary, new_primary)
-        if allowed > new_primary:
-            held = held or Reason.AWAITING_READY_REPLACEMENT
-        new_primary = min(primary.replicas, allowed)
+    if shrinking or new_primary < primary.replicas:
+        ready_now = primary.ready + sum(t.state.ready for t in healthy)
+        budget = _Budget(ready=max(0, ready_now - desired), enforce=make_before_break)
+        # drain order, least preferred first (targets that do not shrink take nothing from the budget)
+        for t in sorted(shrinking, key=TargetState.order_key, reverse=True):
+            new, cur = planned[t.name], t.state.replicas
+            if dwell_active and t.allowed:
+                # replicas that cannot run in a full target are not serving: the dwell does not keep them
+                keep = max(new, min(cur, t.state.scheduled)) if t.full else cur
+                if keep > new:
+                    held = held or Reason.MIN_BURST_DURATION_HOLD
+                out[t.name] = keep
+                continue
+            new, held = _busy_floor(t.state, new, protect_busy, held)
+            allowed = budget.allow(t.state, new)
+            if allowed > new:
+                held, awaiting_replacement = held or Reason.AWAITING_READY_REPLACEMENT, True
+            out[t.name] = min(cur, allowed)
+        if new_primary < primary.replicas:
+            only_unschedulable = new_primary >= primary.replicas - primary.unschedulable
+            if shrinking and not only_unschedulable:
+                # drain secondaries first: the primary shrinks only once they are at their target
+                new_primary = max(new_primary, primary.replicas - primary.unschedulable)
+            new_primary, held = _busy_floor(primary, new_primary, protect_busy, held)
+            allowed = budget.allow(primary, new_primary)
+            if allowed > new_primary:
+                held = held or Reason.AWAITING_READY_REPLACEMENT
+            new_primary = min(primary.replicas, allowed)
     # growth never pushes the total past maxReplicas, even while held replicas (make-before-break, busy,
     # dwell) are still counted: trim the newest growth, primary surge first, then the least preferred target
     limit = max_total + (return_surge if awaiting_replacement else 0)
-    over = new_primary + sum(out[t.name] for t in healthy) - limit
+    over = new_primary - limit
+    for t in healthy:
+        over += out[t.name]
     if over > 0 and new_primary > primary.replicas:
         cut = min(over, new_primary - primary.replicas)
         new_primary, over = new_primary - cut, over - cut
-    for t in drain:
-        if over <= 0:
-            break
-        cut = min(over, max(0, out[t.name] - t.state.replicas))
-        out[t.name], over = out[t.name] - cut, over - cut
+    if over > 0:
+        for t in sorted(healthy, key=TargetState.order_key, reverse=True):
+            if over <= 0:
+                break
+            cut = min(over, max(0, out[t.name] - t.state.replicas))
+            out[t.name], over = out[t.name] - cut, over - cut
     return new_primary, out, held

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from overspill.decide.frozen import quick_init
 from overspill.decide.reasons import Reason
 
 PRIMARY = "primary"
 
 
+@quick_init
 @dataclass(frozen=True)
 class ClusterState:
     """One cluster's view of the workload (the primary's, or a target's mirror)."""
@@ -35,6 +37,7 @@ class ClusterState:
         return None if self.room is None else self.scheduled + self.room
 
 
+@quick_init
 @dataclass(frozen=True)
 class TargetState:
     name: str
@@ -53,6 +56,7 @@ class TargetState:
         return (self.priority, cost, self.name)
 
 
+@quick_init
 @dataclass(frozen=True)
 class Memory:
     """State carried from one decision to the next (persisted in status for restart-safety).
@@ -75,6 +79,7 @@ class Memory:
     full_targets: tuple[FullTarget, ...] = ()
 
 
+@quick_init
 @dataclass(frozen=True)
 class FullTarget:
     name: str
@@ -84,6 +89,7 @@ class FullTarget:
     last_stuck: float | None = None  # when its pods were last seen stuck (None: since)
 
 
+@quick_init
 @dataclass(frozen=True)
 class Snapshot:
     now: float
@@ -97,6 +103,7 @@ class Snapshot:
         return self.primary.replicas + sum(t.state.replicas for t in self.targets if t.healthy)
 
 
+@quick_init
 @dataclass(frozen=True)
 class Placement:
     primary: int
@@ -111,6 +118,7 @@ class Placement:
         return self.primary + self.secondary
 
 
+@quick_init
 @dataclass(frozen=True)
 class Decision:
     desired: int
