@@ -281,6 +281,7 @@ class Reconciler:
             allowed=refused is None,
             cap=self._cap(pt, ref, last),
             cost_per_replica_hour=handle.spec.cost_per_replica_hour if handle else None,
+            startup_seconds=handle.spec.replica_startup_seconds if handle else None,
         )
         view = handle.view if handle is not None else None
         if problem is None and handle is not None and handle.cluster is not None and view is not None:

@@ -179,7 +179,9 @@ def run(
     for pt in spec.targets:
         bt = targets.get(pt.name)
         caps = [c for c in (pt.max_replicas, bt.max_replicas if bt else None) if c is not None]
-        static_targets.append((pt, bt.cost_per_replica_hour if bt else None, min(caps) if caps else None))
+        # the engine sees what the operator sees: the BurstTarget's replicaStartupSeconds, not --startup
+        startup = float(bt.replica_startup_seconds) if bt and bt.replica_startup_seconds is not None else None
+        static_targets.append((pt, bt.cost_per_replica_hour if bt else None, min(caps) if caps else None, startup))
     memory = Memory()
     is_log = isinstance(trace, RequestLog)
     requests = trace.requests if isinstance(trace, RequestLog) else ()
@@ -215,8 +217,9 @@ def run(
                     priority=pt.priority,
                     cost_per_replica_hour=cost,
                     cap=cap,
+                    startup_seconds=startup,
                 )
-                for pt, cost, cap in static_targets
+                for pt, cost, cap, startup in static_targets
             )
             snap = Snapshot(now=t, metric=metric, primary=primary.state(t, grace), targets=tstates, memory=memory)
             d = decide(spec, snap, explain=False)

@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from overspill import reconcile as reconcile_module
 from overspill.adapters.kube import Cluster
 from overspill.api import BurstPolicySpec, parse_policy_spec, parse_target_spec
 from overspill.api.policy import BurstPolicyStatus
+from overspill.decide import Decision, Snapshot
 from overspill.reconcile import BUSY_COST, Outcome, PolicyRef, Reconciler
 from overspill.targets import TargetRegistry
 from overspill.triggers import Triggers
@@ -70,7 +72,7 @@ async def synced_view(name: str, cluster: Cluster) -> ClusterView:
     return view
 
 
-async def reconciler(cluster: Cluster, metrics: FakeMetrics, healthy: bool = True) -> Reconciler:
+async def reconciler(cluster: Cluster, metrics: FakeMetrics, healthy: bool = True, **target: Any) -> Reconciler:
     registry = TargetRegistry()
     registry.upsert(
         "aws",
@@ -79,6 +81,7 @@ async def reconciler(cluster: Cluster, metrics: FakeMetrics, healthy: bool = Tru
                 "kubeconfigSecretRef": {"name": "s", "namespace": "ops"},
                 "costPerReplicaHour": 2.5,
                 "allowedTargetNamespaces": ["mirror"],
+                **target,
             }
         ),
     )
@@ -102,6 +105,23 @@ def writes(emulator: Any) -> list[str]:
 
 async def run(r: Reconciler, s: BurstPolicySpec, prev: BurstPolicyStatus | None = None) -> Outcome:
     return await asyncio.to_thread(r.reconcile, REF, s, prev or BurstPolicyStatus(), 1)
+
+
+async def test_the_engine_sees_each_targets_replica_startup(
+    emulator: Any, cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BurstTarget replicaStartupSeconds reaches the engine's snapshot (its predictive lead covers it)."""
+    seen: list[Snapshot] = []
+    real = reconcile_module.decide
+
+    def spy(s: BurstPolicySpec, snap: Snapshot, **kw: Any) -> Decision:
+        seen.append(snap)
+        return real(s, snap, **kw)
+
+    monkeypatch.setattr(reconcile_module, "decide", spy)
+    emulator.objects["apps/v1/deployments", "ml", "vllm"] = deployment("vllm", "ml", 2)
+    await run(await reconciler(cluster, FakeMetrics(150), replicaStartupSeconds=240), spec())
+    assert [t.startup_seconds for t in seen[-1].targets] == [240]
 
 
 async def test_burst_scales_primary_and_creates_the_mirror(emulator: Any, cluster: Cluster) -> None:

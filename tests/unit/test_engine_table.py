@@ -339,6 +339,30 @@ def test_predictive_bursts_early_on_a_rising_queue() -> None:
     assert _feed(policy(), [50, 60, 70, 80]).desired == 8
 
 
+@pytest.mark.parametrize(
+    ("primary_cap", "aws_startup", "desired"),
+    [
+        (8, None, 13),  # 100 + 1/s * 30 s lead = 130 -> 13
+        (8, 20, 13),  # a start-up shorter than the lead changes nothing
+        (8, 180, 28),  # the overflow starts in aws, Ready 180 s later: 100 + 180 = 280 -> 28
+        (8, 600, 40),  # ... capped at maxReplicas
+        (20, 180, 13),  # the primary has room: the next replicas start there, aws's start-up is not waited on
+    ],
+)
+def test_predictive_lead_covers_the_overflow_targets_startup(
+    primary_cap: int, aws_startup: float | None, desired: int
+) -> None:
+    """BurstTarget replicaStartupSeconds in the operator: with the primary full, a predictive policy looks as far
+    ahead as the target its overflow goes to needs to start a replica, so the replica is Ready in time."""
+    spec = policy(primary={"maxReplicas": primary_cap}, behavior={"predictive": {"enabled": True, "leadSeconds": 30}})
+    mem, d = Memory(), None
+    for i, value in enumerate([70, 80, 90, 100]):
+        targets = (tgt("aws", startup_seconds=aws_startup), tgt("gcp", priority=1, startup_seconds=900))
+        d = decide(spec, snap(value, cs(8), *targets, now=i * 10.0, memory=mem))
+        mem = d.memory
+    assert d is not None and d.desired == desired
+
+
 def test_predictive_ignores_a_single_noisy_sample() -> None:
     """The reproduced case: a flat 50 with one 60 blip and a 60 s lead sent replicas to a secondary."""
     spec = policy(behavior={"predictive": {"enabled": True, "leadSeconds": 60}})

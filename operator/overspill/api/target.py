@@ -84,7 +84,9 @@ class BurstTargetSpec(ApiModel):
         ge=0,
         le=86400,
         description="Typical time from a replica's creation to Ready in this cluster (node start, image pull, model "
-        "load). Used by `overspill simulate` and `overspill tune`; unset means the simulator's default.",
+        "load). A predictive policy whose primary is full looks at least this far ahead (so a replica started "
+        "here is Ready when its queue arrives); `overspill simulate` and `overspill tune` model it; unset means the "
+        "simulator's default and no extra lead.",
     )
     probe_interval_seconds: int = Field(
         default=15, ge=1, le=3600, description="How often the operator checks the target's API server."

@@ -167,11 +167,20 @@ def _target_capacity(r: _Rules, snap: Snapshot, mem: Memory) -> tuple[tuple[Targ
     return tuple(out), _evolve(mem, full_targets=tuple(full)), tuple(newly)
 
 
+def _overflow_startup(targets: tuple[TargetState, ...]) -> float:
+    """Start-up of the target the next replica spills to (first in spill order with room), 0 if unknown."""
+    usable = [t for t in targets if placement.usable(t) and (t.cap is None or t.state.replicas < t.cap)]
+    if not usable:
+        return 0.0
+    return min(usable, key=TargetState.order_key).startup_seconds or 0.0
+
+
 def _desired(
-    r: _Rules, now: float, metric: float | None, current: int, mem: Memory
+    r: _Rules, now: float, metric: float | None, current: int, mem: Memory, lead_floor: float = 0.0
 ) -> tuple[int, Memory, Reason | None, int | None]:
     """The stabilized total, the memory to keep, a metric-fallback reason, and the raw recommendation when the
-    scale-down window kept the total above it (None otherwise)."""
+    scale-down window kept the total above it (None otherwise). A predictive policy projects the queue
+    max(leadSeconds, `lead_floor`) ahead."""
     if metric is None:
         if r.fallback_replicas is not None:
             # never scale in on a missing metric
@@ -182,7 +191,7 @@ def _desired(
     samples: tuple[tuple[float, float], ...] = ()
     if pred is not None:
         samples = replicas.record_sample(mem.samples, now, value, pred.window_seconds)
-        value = replicas.projected_metric(value, samples, pred.lead_seconds)
+        value = replicas.projected_metric(value, samples, max(pred.lead_seconds, lead_floor))
     raw = replicas.recommend_within(value, r.activation, r.per_replica, r.min_replicas, r.max_replicas)
     recs, stable = stabilize.record_and_stabilize(mem.recommendations, now, raw, current, r.up_window, r.down_window)
     # samples are kept only for predictive policies: others write no status while the queue holds still
@@ -277,7 +286,11 @@ def decide(spec: BurstPolicySpec, snap: Snapshot, *, explain: bool = True) -> De
             current += n
         else:
             unavailable += (t.name,)
-    desired, mem, desired_reason, window_raw = _desired(r, now, metric, current, mem)
+    lead_floor = 0.0
+    if r.predictive is not None and cap is not None and primary.replicas >= cap:
+        # the primary is full: the next replica starts in a secondary, and takes that target's start-up to serve
+        lead_floor = _overflow_startup(targets)
+    desired, mem, desired_reason, window_raw = _desired(r, now, metric, current, mem, lead_floor)
     if desired_reason is Reason.METRIC_UNAVAILABLE_HOLD:
         before = _current(snap)
         return Decision(

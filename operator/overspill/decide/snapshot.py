@@ -50,6 +50,9 @@ class TargetState:
     cap: int | None = None
     # set by the engine: the target ran out of room for this pod shape (a stockout); cap is what runs there
     full: bool = False
+    # creation to Ready there (BurstTarget replicaStartupSeconds): a predictive policy whose overflow goes here
+    # looks at least this far ahead, so that the replica is Ready when the queue it was started for arrives
+    startup_seconds: float | None = None
 
     def order_key(self) -> tuple[int, float, str]:
         cost = self.cost_per_replica_hour if self.cost_per_replica_hour is not None else float("inf")
