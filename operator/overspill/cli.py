@@ -89,9 +89,44 @@ def _startup(text: str) -> tuple[str, float]:
     return name.strip(), duration(value) if value.strip() not in ("0", "0s") else 0.0
 
 
+def _history(args: argparse.Namespace) -> Any:
+    """Requests rebuilt from the live arrival-rate history (a Prometheus range query over the last --since)."""
+    import time
+
+    from overspill import traces
+    from overspill.adapters.prometheus import MetricError, history, redact_url
+
+    where = f"--prometheus-url {redact_url(args.prometheus_url)}"
+    if not args.query:
+        raise InputError(
+            where, "needs --query: the arrival rate of requests", fix="e.g. --query 'sum(rate(requests_total[1m]))'"
+        )
+    end = time.time()
+    # Prometheus refuses more than 11,000 points per series: at least 15 s, coarser for long windows
+    step = max(15.0, round(args.since / 10_000))
+    try:
+        points = history(args.prometheus_url, args.query, end - args.since, end, step)
+    except MetricError as err:
+        raise InputError(
+            where,
+            str(err),
+            fix="check that the URL answers (curl URL/api/v1/query?query=up), that --query is PromQL returning one "
+            "series of requests per second, and that --since covers time with data",
+        ) from None
+    args.trace = f"prometheus:{redact_url(args.prometheus_url)}"  # how the rest of the command names the trace
+    work = args.request_work if args.request_work is not None else args.tokens_per_second
+    return traces.from_arrival_rates(points, work)
+
+
 def _load_trace(args: argparse.Namespace) -> Any:
     from overspill import traces
 
+    if getattr(args, "prometheus_url", None):
+        if args.trace:
+            raise InputError(args.trace, "both --trace and --prometheus-url given", fix="pass one of them")
+        return _history(args)
+    if not args.trace:
+        raise InputError("overspill", "no trace given", fix="pass --trace FILE, or --prometheus-url URL --query Q")
     if args.trace == "synthetic:week":
         return traces.synthetic_week(10.0)
     if args.trace == "synthetic:ci-day":
@@ -257,8 +292,26 @@ def _add_replay_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", required=True, help="YAML with one BurstPolicy (and the BurstTargets it names)")
     p.add_argument(
         "--trace",
-        required=True,
+        default=None,
         help="CSV (t_seconds,value or the Azure LLM format), or synthetic:week | synthetic:ci-day",
+    )
+    p.add_argument(
+        "--prometheus-url",
+        default=None,
+        help="instead of --trace: read the live history of --query from this Prometheus (a range query)",
+    )
+    p.add_argument(
+        "--query",
+        default=None,
+        help="with --prometheus-url: PromQL returning one series, the arrival rate of requests per second",
+    )
+    p.add_argument("--since", type=duration, default=86400.0, help="with --prometheus-url: how far back to read")
+    p.add_argument(
+        "--request-work",
+        type=_at_least(1e-9, float),
+        default=None,
+        help="with --prometheus-url: token-units of work per request (default: --tokens-per-second, i.e. one "
+        "replica-second each)",
     )
     p.add_argument(
         "--primary-capacity",

@@ -148,6 +148,27 @@ def synthetic_week(step: float = 10.0, seed: int = 7) -> MetricTrace:
     return MetricTrace(tuple(points))
 
 
+def from_arrival_rates(points: list[tuple[float, float]], work: float) -> RequestLog:
+    """Requests from a metric history of arrival rates (requests per second, e.g. Prometheus
+    `sum(rate(vllm:request_success_total[1m]))`), each `work` token-units: over each sample's interval (to the
+    next sample; the last one lasts as long as the one before) the rate's expected arrivals, evenly spaced, the
+    fractions carried to the next interval so that the total is kept. Times start at the first sample."""
+    if not points:
+        return RequestLog(())
+    t0 = points[0][0]
+    reqs: list[Request] = []
+    carry = 0.0
+    last_dt = 0.0
+    for i, (t, rate) in enumerate(points):
+        dt = points[i + 1][0] - t if i + 1 < len(points) else last_dt
+        last_dt = dt
+        carry += rate * dt
+        n = int(carry)
+        carry -= n
+        reqs.extend(Request(t - t0 + (k + 0.5) * dt / n, work) for k in range(n))
+    return RequestLog(tuple(reqs))
+
+
 def synthetic_ci_day(seed: int = 11, mean_job_seconds: float = 420.0) -> RequestLog:
     """A working day of CI: quiet nights, bursts of jobs at pushes and merges (a job = `work` seconds)."""
     rng = random.Random(seed)

@@ -447,6 +447,8 @@ def command(args: argparse.Namespace, setup: tuple[Any, Any, ServiceModel]) -> i
     report = {
         "schema_version": SCHEMA_VERSION,
         "policy": pf.name,
+        "trace": args.trace,
+        "requests": len(trace.requests),
         "slo": {"wait_seconds": slo.wait_seconds, "target": slo.target},
         "met": best.met,
         "patch": patch,

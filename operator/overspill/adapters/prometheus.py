@@ -140,3 +140,38 @@ class PrometheusSource:
             if not math.isnan(level):
                 out[str(pod)] = level
         return out
+
+
+def history(
+    url: str, query: str, start: float, end: float, step: float, timeout: float = 30.0
+) -> list[tuple[float, float]]:
+    """One series over [start, end] (unix seconds) every `step` seconds: the range query (`query_range`) behind
+    `overspill tune --prometheus-url`. A person runs it, not the operator: no allowlist, but the same redaction."""
+    from datetime import UTC, datetime
+
+    conn = PrometheusConnect(url=url, disable_ssl=False)
+    try:
+        result = conn.custom_query_range(
+            query,
+            start_time=datetime.fromtimestamp(start, UTC),
+            end_time=datetime.fromtimestamp(end, UTC),
+            step=f"{step:g}",
+            timeout=timeout,
+        )
+    except Exception as err:  # requests' errors and the client's own: all mean the history cannot be read
+        hint = " (Prometheus refused the query: check its PromQL)" if "HTTP Status Code 400" in str(err) else ""
+        raise MetricError(f"range query to {redact_url(url)} failed: {_failure(err)}{hint}") from err
+    if not isinstance(result, list) or not result:
+        raise MetricError(f"range query to {redact_url(url)} returned no series: no data in that window")
+    if len(result) > 1:
+        raise MetricError(f"range query returned {len(result)} series; wrap it in sum(...) to return one")
+    points: list[tuple[float, float]] = []
+    for pair in result[0].get("values") or []:
+        try:
+            t, value = float(pair[0]), float(pair[1])
+        except (TypeError, ValueError, IndexError) as err:
+            raise MetricError("range query returned a sample that is not a number") from err
+        if math.isnan(value) or math.isinf(value) or value < 0:
+            raise MetricError(f"range query returned {value} at {t:.0f}: the rate must be a finite number >= 0")
+        points.append((t, value))
+    return points
