@@ -142,6 +142,10 @@ def _sim_setup(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     """The policy file, the trace and the service model, each refused with file, line and fix when wrong."""
     from overspill import policyfile, simulate
 
+    if args.plot:  # a missing extra is said at once, not after a long replay or search
+        from overspill.plot import pyplot
+
+        pyplot()
     pf = policyfile.load(args.policy)
     for w in pf.warnings:
         _warn(w)

@@ -18,8 +18,11 @@ def pyplot() -> Any:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-    except ImportError as err:  # optional extra
-        raise SystemExit("--plot needs matplotlib: pip install 'overspill[plot]'") from err
+    except ImportError as err:  # optional extra; the CLI prints a ValueError as one message, exit 2
+        raise ValueError(
+            "--plot needs matplotlib (the [plot] extra)\n"
+            "  fix: pip install '.[plot]' in a clone of the project (or 'overspill[plot]' from your package index)"
+        ) from err
     return plt
 
 

@@ -4,6 +4,7 @@ file, the line and the fix; silent wrong answers are refused or warned; defaults
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -267,6 +268,28 @@ def test_output_into_a_closed_pipe_ends_quietly() -> None:
     stderr = proc.stderr.read().decode()
     assert proc.wait(60) == 141, stderr  # 128 + SIGPIPE, as a C tool killed by it
     assert stderr == ""
+
+
+@pytest.mark.parametrize("command", ["simulate", "tune"])
+def test_plot_without_matplotlib_is_refused_before_the_replay(tmp_path: Path, command: str) -> None:
+    """Without the [plot] extra, say so at once (exit 2, how to install it), not after a long replay or search."""
+    shim = tmp_path / "shim/matplotlib"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text("raise ImportError('no matplotlib here')\n")
+    (tmp_path / "policy.yaml").write_text(POLICY)
+    (tmp_path / "trace.csv").write_text(METRIC)
+    args = ["--policy", str(tmp_path / "policy.yaml"), "--trace", str(tmp_path / "trace.csv")]
+    r = subprocess.run(
+        [OVERSPILL, command, *args, "--primary-capacity", "8", "--plot", str(tmp_path / "out.png")],
+        env={**os.environ, "PYTHONPATH": str(tmp_path / "shim")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert r.returncode == 2, r.stderr
+    assert "--plot needs matplotlib" in r.stderr and "pip install '.[plot]'" in r.stderr, r.stderr
+    assert r.stdout == "" and not (tmp_path / "out.png").exists()
 
 
 def test_version() -> None:
