@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -502,6 +503,20 @@ def cmd_stop(args: argparse.Namespace) -> None:
         stop_apiserver(args.component.removesuffix("-apiserver"))
 
 
+def signal_apiserver(cluster: str, sig: signal.Signals) -> None:
+    os.kill(int(_apiserver_pidfile(cluster).read_text().strip()), sig)
+
+
+def cmd_freeze(args: argparse.Namespace) -> None:
+    """The API server stops answering but keeps its port (SIGSTOP): a stopped one's port can be taken by another
+    lab starting on the same machine, and then it never comes back."""
+    signal_apiserver(args.component.removesuffix("-apiserver"), signal.SIGSTOP)
+
+
+def cmd_thaw(args: argparse.Namespace) -> None:
+    signal_apiserver(args.component.removesuffix("-apiserver"), signal.SIGCONT)
+
+
 def cmd_start(args: argparse.Namespace) -> None:
     if args.component == "prometheus":
         up_prometheus()
@@ -516,6 +531,9 @@ def cmd_down(_: argparse.Namespace) -> None:
         return
     for name in list(load_pids()):
         stop_process(name)
+    for cluster in CLUSTERS:  # a frozen API server would not hear its SIGTERM
+        with contextlib.suppress(OSError, ValueError):
+            signal_apiserver(cluster, signal.SIGCONT)
     if assets().joinpath("kwokctl").exists() and (STATE / "kwok").exists():
         for cluster in CLUSTERS:
             kwokctl("delete", "cluster", "--name", cluster, check=False)
@@ -541,6 +559,9 @@ def main() -> None:
         c.add_argument(
             "component", choices=["prometheus", "primary-apiserver", "secondary-apiserver", "tertiary-apiserver"]
         )
+    for verb in ("freeze", "thaw"):
+        c = sub.add_parser(verb, help=f"{verb} one API server (SIGSTOP/SIGCONT: it stops answering, keeps its port)")
+        c.add_argument("component", choices=["primary-apiserver", "secondary-apiserver", "tertiary-apiserver"])
     args = p.parse_args()
     if args.cmd == "env":
         print("\n".join(env_lines()))
@@ -551,6 +572,8 @@ def main() -> None:
         "status": cmd_status,
         "stop": cmd_stop,
         "start": cmd_start,
+        "freeze": cmd_freeze,
+        "thaw": cmd_thaw,
         "attach": cmd_attach,
     }
     commands[args.cmd](args)
