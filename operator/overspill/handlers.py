@@ -19,7 +19,7 @@ from prometheus_client import start_http_server
 
 from overspill import cadence, metrics, runtime
 from overspill.adapters.kube import Cluster
-from overspill.adapters.kubeconfig import KubeconfigRefused, build_client
+from overspill.adapters.kubeconfig import KubeconfigRefused, build_client, remove_stale
 from overspill.api import GROUP, VERSION, SpecError, parse_policy_spec, parse_target_spec
 from overspill.api.base import Condition
 from overspill.api.policy import BurstPolicySpec, BurstPolicyStatus
@@ -53,6 +53,9 @@ async def operator_startup(*, settings: kopf.OperatorSettings, memo: Any, logger
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=32))
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)  # retries are ours to report
     memo["runtime"] = runtime.build()
+    stale = await asyncio.to_thread(remove_stale)
+    if stale:
+        logger.info("removed %d target credential directories left by operator processes that were killed", stale)
     peering = os.environ.get("OVERSPILL_PEERING")
     if peering:
         await asyncio.to_thread(_ensure_peering, memo["runtime"], peering)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import stat
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +113,26 @@ def test_a_token_in_the_kubeconfig_works_and_is_never_in_messages() -> None:
     with pytest.raises(KubeconfigRefused) as info:
         build_client("users: [" + TOKEN, target="aws", allow_exec=False)
     assert TOKEN not in str(info.value)
+
+
+def test_key_material_of_a_killed_operator_is_removed_at_the_next_start(tmp_path: Path) -> None:
+    """A SIGKILLed operator (OOM, a node drain gone wrong) never runs `close`: its directories, key files and
+    all, stayed in $TMPDIR; an emptyDir outlives container restarts, so they piled up there across restarts."""
+    from overspill.adapters.kubeconfig import TargetCredentials, remove_stale
+
+    tempfile.tempdir = str(tmp_path)
+    try:
+        dead = TargetCredentials("aws")
+        dead.write("users-0-client-key", b"KEY-BYTES")
+        # as if its process were gone: another process id (one that cannot exist) and start time
+        gone = tmp_path / os.path.basename(dead.path).replace(f"{os.getpid()}.", "4194999.", 1)
+        os.rename(dead.path, gone)
+        alive = TargetCredentials("aws")  # this process: in use
+        other = tmp_path / "overspill-aws-x1"  # not one of ours by name: never touched
+        other.mkdir()
+        assert remove_stale() == 1
+        assert not gone.exists()
+        assert os.path.exists(alive.path) and other.exists()
+        alive.close()
+    finally:
+        tempfile.tempdir = None

@@ -8,18 +8,22 @@ token, for one). Both are refused unless the BurstTarget sets `allowExecAuth: tr
 The client reads certificates and keys only from files. Embedded `*-data` material is therefore written by us,
 into one private directory per target (0700, files 0600), and that directory is removed when the target goes
 (`TargetCredentials.close`). While the target exists, those files hold its key material on the operator's
-disk: mount an in-memory volume (emptyDir medium Memory) at $TMPDIR to keep them off the node's disk.
+disk: mount an in-memory volume (emptyDir medium Memory) at $TMPDIR to keep them off the node's disk. A killed
+operator never closes them: each directory's name carries its process (pid and start time), and the next start
+removes those whose process is gone (`remove_stale`); an emptyDir outlives container restarts.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import copy
 import os
 import shutil
 import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -90,12 +94,45 @@ def vet(data: Mapping[str, Any], *, allow_exec: bool) -> None:
                 )
 
 
+_PREFIX = "overspill-creds-"
+
+
+def _process_tag(pid: int) -> str | None:
+    """`<pid>.<start time>` of a running process (a reused pid has another start time); None: not running."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name (field 2) may hold spaces and parentheses: count fields after its closing one
+    return f"{pid}.{stat.rsplit(')', 1)[1].split()[19]}"
+
+
+def remove_stale() -> int:
+    """Remove credential directories left by operator processes that are gone (killed before `close`); returns
+    how many. Only directories named by this module and owned by this user; never one whose process runs."""
+    removed = 0
+    if not Path("/proc/self/stat").exists():
+        return 0  # no way to tell a live process's directory from a dead one's: leave them all
+    for entry in Path(tempfile.gettempdir()).glob(f"{_PREFIX}*"):
+        tag = entry.name[len(_PREFIX) :].split("-", 1)[0]
+        pid = tag.split(".", 1)[0]
+        if not pid.isdigit() or _process_tag(int(pid)) == tag:
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_dir() and not entry.is_symlink() and entry.stat().st_uid == os.getuid():
+                shutil.rmtree(entry)
+                removed += 1
+    return removed
+
+
 class TargetCredentials:
     """The private directory holding one target's certificate and key files; `close` removes it."""
 
     def __init__(self, target: str) -> None:
-        # mkdtemp creates the directory with mode 0700, readable by the operator's user only
-        self.path = tempfile.mkdtemp(prefix=f"overspill-{target[:40]}-")
+        # mkdtemp creates the directory with mode 0700, readable by the operator's user only; its name says which
+        # process owns it, so that a later start can tell a killed process's directory from a live one's
+        tag = _process_tag(os.getpid()) or f"{os.getpid()}.0"
+        self.path = tempfile.mkdtemp(prefix=f"{_PREFIX}{tag}-{target[:40]}-")
 
     def write(self, name: str, content: bytes) -> str:
         path = os.path.join(self.path, name)
