@@ -27,7 +27,7 @@ from overspill.api.policy import BurstPolicyStatus
 from overspill.reconcile import PolicyRef, Reconciler
 from overspill.targets import TargetRegistry
 from overspill.views import MANAGED_SELECTOR, ClusterView
-from overspill.views.resource import DEPLOYMENTS
+from overspill.views.resource import DEPLOYMENTS, Resource
 
 NS = "bench-api-calls"
 
@@ -44,6 +44,35 @@ def counted(api: client.ApiClient, name: str, counts: collections.Counter[str]) 
     return api
 
 
+def in_process(lab: Lab, counts: collections.Counter[str], target_kinds: tuple[Resource, ...] = ()) -> Reconciler:
+    """The reconciler in this process, against the lab's two API servers, every request counted in `counts`;
+    `target_kinds`: more kinds the target's view watches (what the BurstTarget daemon starts for serving)."""
+    from kubernetes import config
+
+    primary = Cluster(counted(config.new_client_from_config(lab.primary_kc), "primary", counts))
+    secondary = Cluster(counted(config.new_client_from_config(lab.secondary_kc), "secondary", counts))
+    registry = TargetRegistry()
+    registry.upsert("secondary", parse_target_spec({"kubeconfigSecretRef": {"name": "x", "namespace": "x"}}))
+    registry.set_health("secondary", cluster=secondary, healthy=True, message="ok")
+    target_view = ClusterView("secondary", secondary.api)
+    target_view.cache(DEPLOYMENTS, MANAGED_SELECTOR)
+    for kind in target_kinds:
+        target_view.cache(kind, MANAGED_SELECTOR)
+    registry.set_view("secondary", target_view)
+    primary_view = ClusterView("primary", primary.api)
+    primary_view.cache(DEPLOYMENTS)
+    primary_view.wait_ready(30)
+    target_view.wait_ready(30)
+    return Reconciler(
+        primary=primary,
+        primary_view=primary_view,
+        targets=registry,
+        metrics_source=PrometheusSource(),
+        default_prometheus_url=lab.prom,
+        origin_cluster="primary",
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--polls", type=int, default=20)
@@ -55,28 +84,7 @@ def main() -> None:
     raw = policy(NS)
     lab.deploy(NS, raw)  # no operator runs: this process is the only one acting
     counts: collections.Counter[str] = collections.Counter()
-    from kubernetes import config
-
-    primary = Cluster(counted(config.new_client_from_config(lab.primary_kc), "primary", counts))
-    secondary = Cluster(counted(config.new_client_from_config(lab.secondary_kc), "secondary", counts))
-    registry = TargetRegistry()
-    registry.upsert("secondary", parse_target_spec({"kubeconfigSecretRef": {"name": "x", "namespace": "x"}}))
-    registry.set_health("secondary", cluster=secondary, healthy=True, message="ok")
-    target_view = ClusterView("secondary", secondary.api)
-    target_view.cache(DEPLOYMENTS, MANAGED_SELECTOR)
-    registry.set_view("secondary", target_view)
-    primary_view = ClusterView("primary", primary.api)
-    primary_view.cache(DEPLOYMENTS)
-    primary_view.wait_ready(30)
-    target_view.wait_ready(30)
-    rec = Reconciler(
-        primary=primary,
-        primary_view=primary_view,
-        targets=registry,
-        metrics_source=PrometheusSource(),
-        default_prometheus_url=lab.prom,
-        origin_cluster="primary",
-    )
+    rec = in_process(lab, counts)
     uid = client.CustomObjectsApi(lab.primary).get_namespaced_custom_object(
         "overspill.dev", "v1alpha1", NS, "burstpolicies", "vllm"
     )["metadata"]["uid"]

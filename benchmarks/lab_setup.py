@@ -69,7 +69,14 @@ class Lab:
         self.remove_namespace(ns)
         client.CoreV1Api(self.primary).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
 
-    def deploy(self, ns: str, policy_spec: dict[str, Any]) -> None:
+    def deploy(
+        self,
+        ns: str,
+        policy_spec: dict[str, Any],
+        pod: dict[str, Any] | None = None,
+        container: dict[str, Any] | None = None,
+    ) -> None:
+        """The one-GPU Deployment `vllm` and its BurstPolicy; `pod`, `container`: more fields for the pod template."""
         dep = {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
@@ -86,8 +93,10 @@ class Lab:
                                 "name": "s",
                                 "image": "registry.k8s.io/pause:3.10",
                                 "resources": {"limits": {"nvidia.com/gpu": "1"}},
+                                **(container or {}),
                             }
                         ],
+                        **(pod or {}),
                     },
                 },
             },

@@ -11,7 +11,7 @@ import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NoReturn
 
 import kopf
 from kubernetes.client import ApiException
@@ -26,7 +26,7 @@ from overspill.api.policy import BurstPolicySpec, BurstPolicyStatus
 from overspill.api.target import BurstTargetSpec, BurstTargetStatus
 from overspill.decide.reasons import Reason
 from overspill.reconcile import Outcome, PolicyRef
-from overspill.serving import SERVING_RESOURCES, export_namespace
+from overspill.serving import SERVING_RESOURCES
 from overspill.views import MANAGED_SELECTOR, ClusterView
 from overspill.views.resource import DEPLOYMENTS, PODS
 
@@ -459,20 +459,31 @@ async def burstpolicy_delete(
     except SpecError:
         spec = None  # no busy rules can be read: mirrors are removed as they are
     ref = PolicyRef(namespace=namespace or "", name=name, uid=uid)
-    result = await asyncio.to_thread(rtm.reconciler.release, ref, spec, places=_places(namespace or "", raw))
-    try:  # the route sends everything to the local Service again (its burst backendRef is dropped)
-        export_ns = export_namespace(raw.get("targets"), namespace or "")
-        await asyncio.to_thread(rtm.reconciler.serving.unroute, raw, namespace or "", export_ns)
+    # traffic leaves first: the route's backendRefs of the policy go to weight 0 (and out, at the next attempt);
+    # nothing that may still receive requests is removed before that, and a route that cannot be written keeps
+    # everything (the finalizer retries)
+    targets = {str(t.get("name")) for t in raw.get("targets") or [] if isinstance(t, dict)} | set(rtm.targets.names())
+    try:
+        draining = await asyncio.to_thread(rtm.reconciler.serving.unroute, raw, namespace or "", targets)
     except Exception as err:
-        result.pending["primary"] = f"the HTTPRoute named by spec.traffic.httpRouteRef ({_error_summary(err)})"
+        why = f"the HTTPRoute named by spec.traffic.httpRouteRef could not be updated ({_error_summary(err)})"
+        _cleanup_pending(body, {"primary": why}, retry)
+    if draining:
+        delay = float(((raw.get("behavior") or {}).get("pollIntervalSeconds")) or 2)
+        raise kopf.TemporaryError("traffic drains first: the route's weights to burst replicas are 0 now", delay=delay)
+    result = await asyncio.to_thread(rtm.reconciler.release, ref, spec, places=_places(namespace or "", raw))
     if result.pending:
-        delay = cleanup_delay(retry)
-        waiting = "; ".join(result.pending[t] for t in sorted(result.pending))
-        kopf.warn(
-            body,
-            reason="MirrorCleanupPending",
-            message=f"not yet removed: {waiting}; retrying in {delay:.0f}s (attempt {retry + 1}); the policy is "
-            "kept until then. To release it by hand, see docs/operations.md (Releasing a policy by hand)",
-        )
-        raise kopf.TemporaryError(f"cleanup pending: {waiting}", delay=delay)
+        _cleanup_pending(body, result.pending, retry)
     rtm.targets.ledger.release(uid)  # its room in every target's shared cap comes back
+
+
+def _cleanup_pending(body: kopf.Body, pending: dict[str, str], retry: int) -> NoReturn:
+    delay = cleanup_delay(retry)
+    waiting = "; ".join(pending[t] for t in sorted(pending))
+    kopf.warn(
+        body,
+        reason="MirrorCleanupPending",
+        message=f"not yet removed: {waiting}; retrying in {delay:.0f}s (attempt {retry + 1}); the policy is "
+        "kept until then. To release it by hand, see docs/operations.md (Releasing a policy by hand)",
+    )
+    raise kopf.TemporaryError(f"cleanup pending: {waiting}", delay=delay)

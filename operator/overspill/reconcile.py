@@ -34,16 +34,15 @@ from overspill.api.policy import (
     TemplateUpdate,
     WorkloadClass,
 )
-from overspill.decide import ClusterState, Decision, Placement, Snapshot, TargetState, decide
+from overspill.decide import ClusterState, Decision, Placement, Snapshot, TargetState, decide, weights
 from overspill.decide import busy as busy_rules
 from overspill.decide.busy import BUSY_COST
 from overspill.decide.capacity import admitted_shape
 from overspill.decide.conflicts import autoscaler_conflict
 from overspill.decide.reasons import Reason
 from overspill.decide.tenancy import placement_refusal, pod_security_labels
-from overspill.decide.weights import drain_first
 from overspill.report import DependencyReport, SafetyReport, TargetReport, TrafficReport
-from overspill.serving import Misses, Serving, Side, export_namespace, target_lookup
+from overspill.serving import Misses, Serving, Side, import_names, target_lookup
 from overspill.sweep import SweepResult, sweep
 from overspill.targets import TargetRegistry
 from overspill.triggers import Triggers
@@ -109,8 +108,12 @@ class _Serve:
     """What the act step found for dependencies and traffic, for the report."""
 
     sides: dict[str, Side] = field(default_factory=dict)
+    template: dict[str, Any] | None = None  # the workload with its pod template, as planned from
     failed: dict[str, str] = field(default_factory=dict)  # target -> copy failure (blocks scale-up there)
     traffic: TrafficReport | None = None
+    # targets where nothing of the policy shrinks this poll: the route's weight to them was just lowered, or the
+    # route could not be read or written (then every target)
+    frozen: set[str] = field(default_factory=set)
 
     def dependencies(self, holding: set[str]) -> DependencyReport:
         found = Serving.dependency_report(list(self.sides.values()), holding)
@@ -620,7 +623,11 @@ class Reconciler:
             writes, act_problems = self._act(ref, spec, workload, levels, views, decision, notes, serve)
             problems.update(act_problems)
             swept = self.release(
-                ref, spec, keep=views, release_ready=self._replaced(spec, primary_state, views, decision)
+                ref,
+                spec,
+                keep=views,
+                release_ready=self._replaced(spec, primary_state, views, decision),
+                frozen=serve.frozen,
             )
             writes += swept.writes
             self._unreserve_dropped(ref, spec, now)
@@ -678,6 +685,7 @@ class Reconciler:
         keep: list[_TargetView] | None = None,
         release_ready: bool = True,
         places: set[tuple[str, str]] | None = None,
+        frozen: set[str] | None = None,
     ) -> SweepResult:
         """Drain and delete the policy's mirrors (found by label in every known target) that `keep` does not
         hold; everything when `keep` is None (a deleted policy or workload). Busy runners stay until idle."""
@@ -707,6 +715,7 @@ class Reconciler:
             hold_for=hold_for,
             remove_copies=serving.remove,
             also_vacate=(places or set()) | self._unvacated.pop(ref.uid, set()),
+            frozen=frozen or set(),
         )
         if result.unvacated:
             self._unvacated[ref.uid] = result.unvacated
@@ -857,18 +866,36 @@ class Reconciler:
                     target=v.spec.name,
                 ),
                 view=view,
+                remembered=v.mirror.replicas == 0,
             )
-        try:
-            self.serving.plan(spec, ref.namespace, ref.uid, template, list(serve.sides.values()))
-        except ApiException as err:  # a source unreadable now: no target grows this poll
-            for name in serve.sides:
-                serve.failed[name] = f"cannot read what the pods reference: HTTP {err.status} {err.reason}"
+        serve.template = template
+        self._plan_sides(spec, ref, serve, list(serve.sides.values()))
         for v in live:
             side = serve.sides[v.spec.name]
             if not side.plan.ready or v.spec.name in serve.failed:
                 held = v.state.state.replicas
                 v.state = replace(v.state, cap=held if v.state.cap is None else min(v.state.cap, held))
         return serve
+
+    def _plan_sides(self, spec: BurstPolicySpec, ref: PolicyRef, serve: _Serve, sides: list[Side]) -> None:
+        try:
+            self.serving.plan(spec, ref.namespace, ref.uid, serve.template, sides)
+        except ApiException as err:  # a source unreadable now: none of these targets grows this poll
+            for side in sides:
+                serve.failed[side.name] = f"cannot read what the pods reference: HTTP {err.status} {err.reason}"
+
+    def _reread(self, spec: BurstPolicySpec, ref: PolicyRef, serve: _Serve, holding: set[str]) -> None:
+        """A target about to grow from 0 was planned from remembered reads (up to MISS_TTL old): plan it again
+        from fresh ones before anything there is scaled, so no pod starts on what an idle poll once saw."""
+        stale = [s for name, s in serve.sides.items() if name in holding and s.remembered]
+        for side in stale:
+            for key in [k for k in self._misses if k[0] == side.name]:
+                del self._misses[key]
+            side.lookup = target_lookup(side.view, side.cluster, side.namespace)
+            side.remembered = False
+            serve.failed.pop(side.name, None)
+        if stale:
+            self._plan_sides(spec, ref, serve, stale)
 
     def _act_serving(
         self,
@@ -884,6 +911,7 @@ class Reconciler:
         writes = 0
         wants: dict[str, int] = {}
         holding = _holding(views, decision)
+        self._reread(spec, ref, serve, holding)
         for name, side in serve.sides.items():
             done, problem = self.serving.carry(side, copies=name in holding)  # revoked copies go everywhere
             writes += done
@@ -901,28 +929,69 @@ class Reconciler:
         )
         writes += n
         if spec.traffic is not None and spec.traffic.http_route_ref is not None:
-            export_ns = export_namespace(spec.targets, ref.namespace)
-            planned = {v.spec.name: decision.placement.targets.get(v.spec.name, 0) for v in views}
-            ready = {v.spec.name: v.state.state.ready for v in views if v.mirror is not None}
-            primary_ready = min(sum(p.ready for p in workload.pods if not p.deleting), decision.placement.primary)
-            n, before, now, problem = self.serving.route(
-                spec, ref.namespace, export_ns, primary_ready, ready, planned, act=True
-            )
+            n, held, note = self._route(ref, spec, workload, views, decision, serve, holding)
             writes += n
-            if drain_first(before, now):
-                # requests leave a replica before the replica leaves: secondaries shrink next poll
-                for v in views:
-                    if v.mirror is not None and planned[v.spec.name] < v.mirror.replicas:
+            serve.frozen = held
+            for v in views:
+                if v.mirror is not None and v.spec.name in held:
+                    planned = decision.placement.targets.get(v.spec.name, 0)
+                    if planned < v.mirror.replicas:
                         wants[v.spec.name] = v.mirror.replicas
-            if serve.traffic is not None:
-                serve.traffic = replace(
-                    serve.traffic,
-                    route=spec.traffic.http_route_ref.name,
-                    local_weight=now.local if now else None,
-                    burst_weight=now.burst if now else None,
-                    problems=serve.traffic.problems + ((problem,) if problem else ()),
-                )
+            if note and serve.traffic is not None:
+                serve.traffic = replace(serve.traffic, problems=(*serve.traffic.problems, note))
         return writes, wants
+
+    def _route(
+        self,
+        ref: PolicyRef,
+        spec: BurstPolicySpec,
+        workload: Workload,
+        views: list[_TargetView],
+        decision: Decision,
+        serve: _Serve,
+        holding: set[str],
+    ) -> tuple[int, set[str], str | None]:
+        """The route's weights for this step: (writes, targets held from shrinking, why they are held)."""
+        assert spec.traffic is not None and spec.traffic.http_route_ref is not None
+        base = spec.traffic.service_name
+        known = {v.spec.name for v in views} | set(self.targets.names())
+        names = import_names(base, known)
+        backends = [
+            weights.Backend(v.spec.name, names[v.spec.name], v.ref.namespace)
+            for v in views
+            if v.spec.name in holding and v.refused is None
+        ]
+        # only replicas requests can reach count: Ready, kept by the placement, and exported (MCS says Exported)
+        exports = serve.traffic.exports if serve.traffic is not None else ()
+        reachable = {e.target for e in exports if e.state == "Exported"}
+        ready = {
+            v.spec.name: v.state.state.ready if v.spec.name in reachable else 0 for v in views if v.mirror is not None
+        }
+        planned = {v.spec.name: decision.placement.targets.get(v.spec.name, 0) for v in views}
+        primary_ready = min(sum(p.ready for p in workload.pods if not p.deleting), decision.placement.primary)
+        step = self.serving.route(spec, ref.namespace, backends, names, primary_ready, ready, planned, act=True)
+        note = step.problem
+        if not step.confirmed:
+            held = set(known)
+            note = (
+                f"{step.problem}; replicas in secondaries are held (none removed) until the route confirms the weights"
+            )
+        else:
+            held = weights.held(step.before, step.now, known)
+        if serve.traffic is not None:
+            now = step.now
+            serve.traffic = replace(
+                serve.traffic,
+                route=spec.traffic.http_route_ref.name,
+                local_weight=now.local if now else None,
+                burst_weight=now.burst_total if now else None,
+                exports=tuple(
+                    e.model_copy(update={"weight": now.burst.get(e.target, 0) if now else None})
+                    for e in serve.traffic.exports
+                ),
+                reason=None if step.confirmed else "RouteUnconfirmed",
+            )
+        return step.writes, held, note
 
     def _observe_metrics(self, ref: PolicyRef, decision: Decision) -> None:
         metrics.DECISIONS.labels(ref.namespace, ref.name, decision.reason.value).inc()

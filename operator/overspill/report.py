@@ -50,6 +50,7 @@ class TrafficReport:
     burst_weight: int | None = None
     exports: tuple[ExportStatus, ...] = ()
     problems: tuple[str, ...] = ()
+    reason: str | None = None  # TrafficReady's reason when not ready and something more precise is known
 
 
 def _now_iso(ts: float) -> str:
@@ -373,7 +374,7 @@ def _serving_conditions(
                 prev,
                 "TrafficReady",
                 ok,
-                "Serving" if ok else "TrafficNotReady",
+                "Serving" if ok else (traffic.reason or "TrafficNotReady"),
                 (f"Service {traffic.service} in targets holding replicas" + weights)
                 if ok
                 else "; ".join(traffic.problems),

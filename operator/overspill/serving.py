@@ -8,7 +8,7 @@ The rules live in pure modules (`carry`, `decide.weights`); this module reads wh
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,7 @@ from overspill import carry
 from overspill.adapters.dependencies import DependencyWriter, Lookup, direct_lookup
 from overspill.adapters.kube import Cluster
 from overspill.adapters.traffic import (
+    EXPORT_GROUP,
     RouteClient,
     TrafficClient,
     TrafficConflict,
@@ -106,17 +107,26 @@ class Side:
     lookup: Lookup | None = None  # the target's objects in `namespace` (a view); None: GET
     view: ClusterView | None = None  # the target's view, for the burst Service
     plan: CarryPlan = field(default_factory=CarryPlan)
+    remembered: bool = False  # planned from reads up to MISS_TTL old (an idle target): re-read before it grows
 
 
-def export_namespace(targets: Any, policy_namespace: str) -> str:
-    """Where the route's ServiceImport lives: the namespace of the first target's mirror (the policy's own unless
-    `overrides.namespace` moves it). Takes the spec's targets as models or as raw dicts (deletion)."""
-    for t in targets or []:
-        overrides = t.get("overrides") if isinstance(t, dict) else t.overrides
-        if isinstance(overrides, dict):
-            return str(overrides.get("namespace") or policy_namespace)
-        return str((overrides.namespace if overrides is not None else None) or policy_namespace)
-    return policy_namespace
+def export_base(spec_raw: Mapping[str, Any] | None) -> str:
+    """`traffic.exportName`, or `<serviceRef.name>-burst`: what each target's burst Service name starts with."""
+    traffic = (spec_raw or {}).get("traffic") or {}
+    return str(traffic.get("exportName") or f"{(traffic.get('serviceRef') or {}).get('name') or ''}-burst")
+
+
+def burst_service_name(service: str, base: str, target: str) -> str:
+    """The burst Service's name in one target: `<base>-<target>`, except when `base` is the primary Service's own
+    name (meshes that merge same-named Services across clusters: the name must be the same everywhere)."""
+    return base if base == service else weights.backend_name(base, target)
+
+
+def import_names(base: str, targets: Iterable[str]) -> dict[str, str]:
+    """Every name a ServiceImport of the policy's can have in its route, by target: each of `targets` (the spec's
+    and every known BurstTarget, so a dropped one is still found) and "" for the one shared name used before
+    imports were per target (a route written by an older Overspill drains it like a dropped target)."""
+    return {"": base, **{t: weights.backend_name(base, t) for t in targets}}
 
 
 def pod_spec_of(workload: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -256,7 +266,14 @@ class Serving:
                 continue
             origin = carry.origin_of(self.origin_cluster, namespace, t.service_ref.name)
             n, status = self._target_traffic(
-                side, primary_svc, name, policy_uid, origin, t.service_annotations, act, t.import_group
+                side,
+                primary_svc,
+                burst_service_name(t.service_ref.name, name, side.name),
+                policy_uid,
+                origin,
+                t.service_annotations,
+                act,
+                t.import_group,
             )
             writes += n
             exports.append(status)
@@ -284,7 +301,7 @@ class Serving:
                 namespace=side.namespace,
                 policy_uid=policy_uid,
                 origin=origin,
-                annotations=annotations,
+                annotations={**(annotations or {}), EXPORT_GROUP: group},
                 # the mirror's pods carry the policy-uid label: the burst Service selects only them
                 extra_selector={carry.POLICY_UID: policy_uid},
             )
@@ -331,72 +348,75 @@ class Serving:
         self,
         spec: BurstPolicySpec,
         namespace: str,
-        export_namespace: str,
+        backends: list[weights.Backend],
+        names: Mapping[str, str],
         primary_ready: int,
         ready: Mapping[str, int],
         planned: Mapping[str, int],
         act: bool,
-    ) -> tuple[int, weights.Weights | None, weights.Weights | None, str | None]:
-        """Write the HTTPRoute's weights for this step: (writes, weights before, weights now, problem).
-
-        `weights before` lets the caller hold a secondary's scale-down for one poll when its weight has just been
-        lowered: traffic leaves a replica before the replica leaves."""
+    ) -> RouteStep:
+        """Write the HTTPRoute's weights for this step. `ready` holds only replicas requests can reach (Ready, and
+        their target's export Exported); `names` every import name of the policy's (dropped targets too)."""
         t = spec.traffic
         if t is None or t.http_route_ref is None:
-            return 0, None, None, None
+            return RouteStep()
         rc = RouteClient(self.primary)
         route_name = t.http_route_ref.name
+        where = f"HTTPRoute {namespace}/{route_name}"
         try:
             route = rc.read(namespace, route_name)
         except ApiException as err:
-            return 0, None, None, f"cannot read HTTPRoute {namespace}/{route_name}: HTTP {err.status}"
-        if route is None:
-            return 0, None, None, f"HTTPRoute {namespace}/{route_name} (spec.traffic.httpRouteRef) not found"
+            return RouteStep(problem=f"cannot read {where}: HTTP {err.status}", confirmed=False)
+        if route is None:  # no route: nothing sends requests to burst replicas through it
+            return RouteStep(problem=f"{where} (spec.traffic.httpRouteRef) not found")
         rules = (route.get("spec") or {}).get("rules") or []
-        names = {
-            "namespace": namespace,
-            "service": t.service_ref.name,
-            "export": t.service_name,
-            "export_namespace": export_namespace,
-            "group": t.import_group,
-        }
-        before = weights.current(rules, **names)
+        group = t.import_group
+        before = weights.current(rules, namespace=namespace, service=t.service_ref.name, names=names, group=group)
         if before is None:
-            return (
-                0,
-                None,
-                None,
-                (
-                    f"HTTPRoute {namespace}/{route_name} has no backendRef to Service {t.service_ref.name}: add it so "
-                    "Overspill can weight it against the burst replicas"
-                ),
+            return RouteStep(
+                problem=f"{where} has no backendRef to Service {t.service_ref.name}: add it so Overspill can weight "
+                "it against the burst replicas",
+                confirmed=not weights.sends_to_burst(rules, names, group),
             )
         now = weights.weights(primary_ready, weights.kept_ready(ready, planned))
-        new_rules = weights.route_rules(rules, w=now, **names)
+        new_rules = weights.route_rules(
+            rules, namespace=namespace, service=t.service_ref.name, backends=backends, names=names, w=now, group=group
+        )
         if not act or new_rules == rules:
-            return 0, before, now, None
+            return RouteStep(0, before, now)
         try:
             rc.write_rules(route, new_rules)
         except ApiException as err:
-            return 0, before, before, f"could not update HTTPRoute {namespace}/{route_name}: HTTP {err.status}"
-        return 1, before, now, None
+            return RouteStep(0, before, before, f"could not update {where}: HTTP {err.status}", confirmed=False)
+        return RouteStep(1, before, now)
 
-    def unroute(self, spec_raw: Mapping[str, Any], namespace: str, export_namespace: str) -> None:
-        """On deletion: the route sends everything to the local Service again (the burst backendRef is dropped)."""
+    def unroute(self, spec_raw: Mapping[str, Any], namespace: str, targets: Iterable[str]) -> bool:
+        """On deletion: the policy's backendRefs go to weight 0, then (at the next call) out of the route. True
+        while the route still sends requests to burst replicas (the caller waits for a drain and calls again)."""
         traffic = spec_raw.get("traffic") or {}
         route_name = (traffic.get("httpRouteRef") or {}).get("name")
-        service = (traffic.get("serviceRef") or {}).get("name")
-        if not route_name or not service:
-            return
-        export = traffic.get("exportName") or f"{service}-burst"
+        if not route_name or not (traffic.get("serviceRef") or {}).get("name"):
+            return False
+        names = import_names(export_base(spec_raw), targets)
         group = traffic.get("importGroup") or weights.MCS_GROUP
         rc = RouteClient(self.primary)
         route = rc.read(namespace, route_name)
         if route is None:
-            return
+            return False
         rules = (route.get("spec") or {}).get("rules") or []
-        new_rules = weights.without_burst(
-            rules, namespace=namespace, service=service, export=export, export_namespace=export_namespace, group=group
-        )
+        new_rules = weights.without_burst(rules, names=names, group=group)
         if new_rules != rules:
             rc.write_rules(route, new_rules)
+        return weights.sends_to_burst(rules, names, group)
+
+
+@dataclass(frozen=True)
+class RouteStep:
+    """One poll's route write: (writes, weights before, weights now, problem), and whether the route is known to
+    hold `now` (written, or already so). Unconfirmed: no secondary may shrink, its weight may be unchanged."""
+
+    writes: int = 0
+    before: weights.Weights | None = None
+    now: weights.Weights | None = None
+    problem: str | None = None
+    confirmed: bool = True

@@ -8,7 +8,7 @@ their labels (`app.kubernetes.io/managed-by: overspill`, `overspill.dev/policy-u
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +16,7 @@ from kubernetes.client import ApiException
 
 from overspill.adapters.kube import Cluster
 from overspill.adapters.mirror import POLICY_UID, TARGET_NAME, MirrorClient, MirrorRef
+from overspill.carry import owners
 from overspill.decide.cleanup import MIRROR_KIND, Owned, plan
 from overspill.targets import TargetRegistry
 from overspill.views import MANAGED_SELECTOR, ClusterView
@@ -67,14 +68,16 @@ def mirrors(
     return found
 
 
-def copies_at(view: ClusterView, uid: str) -> set[str]:
+def copies_at(view: ClusterView, uid: str, thorough: bool = False) -> set[str]:
     """Namespaces where the view sees a copy or burst Service of the policy (in the caches it already keeps:
-    starting one here would put the whole view out of sync until it lists)."""
+    starting one here would put the whole view out of sync until it lists). `thorough` (nothing wanted: the
+    policy goes) also finds copies shared with other policies, which list it among their owners."""
     return {
         str(_meta(obj).get("namespace") or "")
         for cache in view.caches()
         if cache.resource in _WATCHED_COPIES and cache.label_selector == MANAGED_SELECTOR and cache.synced
-        for obj in cache.by_label(POLICY_UID, uid)
+        for obj in (cache.list() if thorough else cache.by_label(POLICY_UID, uid))
+        if uid in owners(obj)
     }
 
 
@@ -87,6 +90,7 @@ def sweep(
     hold_for: HoldFor,
     remove_copies: RemoveCopies,
     also_vacate: Iterable[tuple[str, str]] = (),
+    frozen: Collection[str] = (),
 ) -> SweepResult:
     """Drain and delete the mirrors `wanted` ((target, namespace, name)) does not hold, in every known target;
     then remove what they carried from each namespace left without a mirror of the policy (and from
@@ -110,6 +114,10 @@ def sweep(
             continue
         found = mirrors(view, target, uid, hold_for, wanted)
         steps = plan(found, wanted, release_ready=release_ready)
+        if target in frozen and steps:  # the route may still send it requests: nothing there shrinks this poll
+            result.pending[target] = f"{target}: held until the route's weight to it has drained"
+            result.unvacated |= retry
+            continue
         deleted = {s.owned for s in steps if s.delete}
         try:
             for step in steps:
@@ -127,7 +135,7 @@ def sweep(
         wanted_here = {ns for t, ns, _ in wanted if t == target}
         # a namespace is vacated when its mirror goes, and stays so until its copies are gone: found again by
         # label in the view, or remembered by the caller when the removal failed
-        vacated = {m.namespace for m in deleted} | {ns for _, ns in retry} | copies_at(view, uid)
+        vacated = {m.namespace for m in deleted} | {ns for _, ns in retry} | copies_at(view, uid, thorough=not wanted)
         for ns in sorted(vacated - left - wanted_here):
             try:
                 result.writes += remove_copies(cluster, ns, uid)

@@ -132,6 +132,11 @@ CASES: list[BadCase] = [
         "exportName",
     ),
     BadCase("traffic-without-service", _set("traffic", {"httpRouteRef": {"name": "vllm"}}), "serviceRef"),
+    BadCase(
+        "traffic-route-with-mesh-merged-name",
+        _set("traffic", {"serviceRef": {"name": "vllm"}, "exportName": "vllm", "httpRouteRef": {"name": "vllm"}}),
+        "remove spec.traffic.httpRouteRef",
+    ),
     BadCase("predictive-lead-zero", _set("behavior.predictive", {"enabled": True, "leadSeconds": 0}), "leadSeconds"),
 ]
 

@@ -25,6 +25,7 @@ from tests.e2e.helpers import (
 from tests.e2e.workloads import gpu_deployment
 
 MANAGED = {"app.kubernetes.io/managed-by": "overspill"}
+BURST = "vllm-burst-secondary"  # <service>-burst-<target>: each target has its own ServiceImport and weight
 MCS, MCS_VERSION = "multicluster.x-k8s.io", "v1alpha1"
 GW, GW_VERSION = "gateway.networking.k8s.io", "v1"
 
@@ -138,10 +139,10 @@ def test_dependencies_follow_the_mirror(lab: Lab, operator: OperatorProcess, nam
         assert obj.metadata.labels["overspill.dev/policy-uid"] == policy(lab, ns, "vllm")["metadata"]["uid"]
         assert obj.metadata.annotations["overspill.dev/origin"].endswith(f"/{ns}/{name}")
     assert [s.name for s in read(lab.secondary, "ServiceAccount", ns, "vllm").image_pull_secrets] == ["regcred"]
-    svc = read(lab.secondary, "Service", ns, "vllm-burst")
+    svc = read(lab.secondary, "Service", ns, BURST)
     uid = policy(lab, ns, "vllm")["metadata"]["uid"]
     assert svc.spec.selector == {"app": "vllm", "overspill.dev/policy-uid": uid} and svc.spec.ports[0].port == 80
-    assert export(lab, ns, "vllm-burst") is not None
+    assert export(lab, ns, BURST) is not None
 
     # an edit of the source reaches the copy within one poll (2 s; 6 s leaves room for a slow tick)
     client.CoreV1Api(lab.primary).patch_namespaced_config_map("vllm-config", ns, {"data": {"MODEL": "mistral"}})
@@ -200,13 +201,19 @@ def test_dependencies_follow_the_mirror(lab: Lab, operator: OperatorProcess, nam
                 ("Secret", "hf"),
                 ("Secret", "regcred"),
                 ("ServiceAccount", "vllm"),
-                ("Service", "vllm-burst"),
+                ("Service", BURST),
             )
         ]
-        return all(x is None for x in left) and export(lab, ns, "vllm-burst") is None
+        return all(x is None for x in left) and export(lab, ns, BURST) is None
 
     eventually(cleaned, 30, what="copies, Service and ServiceExport removed")
     assert read(lab.secondary, "ConfigMap", ns, "extra").data == {"owner": "someone-else"}
+
+
+EXPORTED = [
+    {"type": t, "status": "True", "reason": r, "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}
+    for t, r in (("Valid", "Valid"), ("Ready", "Exported"))
+]
 
 
 def route_weights(lab: Lab, ns: str) -> tuple[int, int]:
@@ -250,6 +257,21 @@ def test_route_weights_follow_ready_replicas_and_drain_first(
     eventually(lambda: route_weights(lab, ns) == (1, 0), 30, what="weights (1, 0) before the burst")
 
     lab.set_queue(ns, 150)
+    # Ready burst replicas whose export is not Exported get no weight: no request could reach them
+    eventually(
+        lambda: ready_pods(lab.secondary, ns) >= 1 and export(lab, ns, BURST) is not None,
+        90,
+        what="Ready burst pods and their ServiceExport",
+    )
+    time.sleep(4)  # two polls
+    assert route_weights(lab, ns)[1] == 0, route_weights(lab, ns)
+    assert condition(lab, ns, "vllm", "TrafficReady")["status"] == "False"
+    assert "no multi-cluster controller" in condition(lab, ns, "vllm", "TrafficReady")["message"]
+
+    # the export's conditions are read back (the test plays the MCS controller the lab does not run)
+    client.CustomObjectsApi(lab.secondary).patch_namespaced_custom_object_status(
+        MCS, MCS_VERSION, ns, "serviceexports", BURST, {"status": {"conditions": EXPORTED}}
+    )
     seen: list[tuple[tuple[int, int], int]] = []
 
     def burst_up() -> bool:
@@ -262,39 +284,9 @@ def test_route_weights_follow_ready_replicas_and_drain_first(
     assert all(w[1] <= ready for w, ready in seen), seen
     st = policy(lab, ns, "vllm")["status"]["traffic"]
     assert (st["localWeight"], st["burstWeight"]) == (8, 7)
-
-    # the export's conditions are read back (the test plays the MCS controller the lab does not run)
-    assert condition(lab, ns, "vllm", "TrafficReady")["status"] == "False"
-    assert "no multi-cluster controller" in condition(lab, ns, "vllm", "TrafficReady")["message"]
-    client.CustomObjectsApi(lab.secondary).patch_namespaced_custom_object_status(
-        MCS,
-        MCS_VERSION,
-        ns,
-        "serviceexports",
-        "vllm-burst",
-        {
-            "status": {
-                "conditions": [
-                    {
-                        "type": "Valid",
-                        "status": "True",
-                        "reason": "Valid",
-                        "message": "",
-                        "lastTransitionTime": "2026-01-01T00:00:00Z",
-                    },
-                    {
-                        "type": "Ready",
-                        "status": "True",
-                        "reason": "Exported",
-                        "message": "",
-                        "lastTransitionTime": "2026-01-01T00:00:00Z",
-                    },
-                ]
-            }
-        },
-    )
     wait_condition(lab, ns, "vllm", "TrafficReady", "True", 30)
-    assert policy(lab, ns, "vllm")["status"]["traffic"]["exports"][0]["state"] == "Exported"
+    exported = policy(lab, ns, "vllm")["status"]["traffic"]["exports"][0]
+    assert (exported["state"], exported["service"], exported["weight"]) == ("Exported", BURST, 7)
 
     # return home: the secondary's weight is 0 before any of its replicas is removed
     lab.set_queue(ns, 20)
@@ -309,3 +301,18 @@ def test_route_weights_follow_ready_replicas_and_drain_first(
     assert all(w[1] == 0 for w, replicas in samples if replicas is not None and replicas < 7), samples
     assert any(w[1] == 0 and replicas == 7 for w, replicas in samples), samples  # drained while still running
     eventually(lambda: route_weights(lab, ns)[1] == 0 and route_weights(lab, ns)[0] >= 2, 30, what="all local")
+
+    # deleting the policy: the route lets go of the burst replicas before anything that serves them is removed
+    lab.set_queue(ns, 150)
+    eventually(lambda: route_weights(lab, ns) == (8, 7), 90, interval=0.3, what="weights (8, 7) again")
+    client.CustomObjectsApi(lab.primary).delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "vllm")
+    gone: list[tuple[tuple[int, int], int | None, bool]] = []
+
+    def deleted() -> bool:
+        w = route_weights(lab, ns)
+        gone.append((w, spec_replicas(lab.secondary, ns, "vllm"), read(lab.secondary, "Service", ns, BURST) is None))
+        return gone[-1][1] is None and gone[-1][2]
+
+    eventually(deleted, 60, interval=0.2, what="mirror and burst Service removed")
+    assert all(w[1] == 0 for w, replicas, svc_gone in gone if svc_gone or replicas is None or replicas < 7), gone
+    assert any(w[1] == 0 and replicas == 7 for w, replicas, _ in gone), gone  # drained while still running

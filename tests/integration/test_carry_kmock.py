@@ -23,7 +23,7 @@ from overspill.adapters.traffic import (
 )
 from overspill.api.policy import Propagation
 from overspill.carry import MANAGED_BY, POLICY_UID, Kind, Sources, State, plan, references, service_account_references
-from overspill.decide.weights import Weights, route_rules
+from overspill.decide.weights import Backend, Weights, route_rules
 
 pytestmark = pytest.mark.integration
 UID = "uid-1"
@@ -284,15 +284,15 @@ async def test_route_weights_written_through_the_api(api: Any, cluster: Cluster)
                 route["spec"]["rules"],
                 namespace="ml",
                 service="vllm",
-                export="vllm-burst",
-                export_namespace="ml",
-                w=Weights(8, 7),
+                backends=[Backend("aws", "vllm-burst-aws", "ml")],
+                names={"aws": "vllm-burst-aws"},
+                w=Weights(8, {"aws": 7}),
             ),
         )
         refs = api.objects["gateway.networking.k8s.io/v1/httproutes", "ml", "vllm"]["spec"]["rules"][0]["backendRefs"]
         assert [(r.get("kind", "Service"), r["name"], r["weight"]) for r in refs] == [
             ("Service", "vllm", 8),
-            ("ServiceImport", "vllm-burst", 7),
+            ("ServiceImport", "vllm-burst-aws", 7),
         ]
 
     await asyncio.to_thread(body)

@@ -9,7 +9,8 @@ import pytest
 
 from overspill.adapters.kube import Cluster
 from overspill.api import parse_policy_spec
-from overspill.serving import Serving, Side
+from overspill.decide.weights import Backend, Weights
+from overspill.serving import RouteStep, Serving, Side, import_names
 from tests.cases.bad_input import valid_spec
 from tests.integration.test_carry_kmock import TEMPLATE, api  # noqa: F401 - the fixture
 
@@ -89,8 +90,8 @@ async def test_traffic_service_export_and_their_state(api: Any, cluster: Cluster
         writes, report = serving.traffic(sp, "ml", UID, [s], holding={"secondary"}, act=True)
         assert writes == 2 and report is not None
         assert [e.state for e in report.exports] == ["Pending"]
-        api.objects["multicluster.x-k8s.io/v1alpha1/serviceexports", "mirror", "vllm-burst"] = {
-            **api.objects["multicluster.x-k8s.io/v1alpha1/serviceexports", "mirror", "vllm-burst"].raw,
+        api.objects["multicluster.x-k8s.io/v1alpha1/serviceexports", "mirror", "vllm-burst-secondary"] = {
+            **api.objects["multicluster.x-k8s.io/v1alpha1/serviceexports", "mirror", "vllm-burst-secondary"].raw,
             "status": {"conditions": [{"type": "Valid", "status": "True"}, {"type": "Ready", "status": "True"}]},
         }
         writes, report = serving.traffic(sp, "ml", UID, [s], holding={"secondary"}, act=True)
@@ -121,16 +122,21 @@ async def test_route_weights_and_removal_on_deletion(api: Any, cluster: Cluster)
         }
         raw = {**valid_spec(), "traffic": {"serviceRef": {"name": "vllm"}, "httpRouteRef": {"name": "vllm"}}}
         serving = Serving(cluster, "primary")
-        writes, before, now, problem = serving.route(
-            parse_policy_spec(raw), "ml", "ml", 8, {"secondary": 7}, {"secondary": 7}, act=True
-        )
-        assert (writes, problem) == (1, None) and before is not None and now is not None
-        assert (before.burst, now.local, now.burst) == (0, 8, 7)
-        writes, before, now, _ = serving.route(
-            parse_policy_spec(raw), "ml", "ml", 8, {"secondary": 7}, {"secondary": 0}, act=True
-        )
-        assert writes == 1 and before is not None and now is not None and (before.burst, now.burst) == (7, 0)
-        serving.unroute(raw, "ml", "ml")
+        names = import_names("vllm-burst", ["secondary"])
+        backends = [Backend("secondary", names["secondary"], "ml")]
+
+        def step(planned: int) -> RouteStep:
+            return serving.route(
+                parse_policy_spec(raw), "ml", backends, names, 8, {"secondary": 7}, {"secondary": planned}, act=True
+            )
+
+        first = step(7)
+        assert (first.writes, first.problem, first.confirmed) == (1, None, True)
+        assert first.before == Weights(1, {}) and first.now == Weights(8, {"secondary": 7})
+        second = step(0)
+        assert second.writes == 1 and second.before is not None and second.now is not None
+        assert (second.before.burst, second.now.burst) == ({"secondary": 7}, {"secondary": 0})
+        assert serving.unroute(raw, "ml", ["secondary"]) is False  # already at 0: the backendRef goes at once
         refs = api.objects["gateway.networking.k8s.io/v1/httproutes", "ml", "vllm"]["spec"]["rules"][0]["backendRefs"]
         assert [r["name"] for r in refs] == ["vllm"]
 

@@ -67,7 +67,7 @@ def test_traffic_condition_and_status_only_when_reported() -> None:
         "route": "r",
         "localWeight": 3,
         "burstWeight": 2,
-        "exports": [{"target": "aws", "service": "vllm-burst", "state": "Exported", "message": ""}],
+        "exports": [{"target": "aws", "service": "vllm-burst", "state": "Exported", "message": "", "weight": None}],
     }
     st, events = status(BurstPolicyStatus(), None, TrafficReport("vllm-burst", problems=("aws: no MCS API",)))
     assert cond(st, "TrafficReady")["status"] == "False"  # type: ignore[index]

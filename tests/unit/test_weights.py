@@ -1,4 +1,5 @@
-"""Route weights follow Ready replicas per side; make-before-break holds for traffic too."""
+"""Route weights follow Ready replicas per target, each target behind its own ServiceImport; make-before-break
+holds for traffic too."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ from typing import Any
 from overspill.decide.weights import (
     MCS_GROUP,
     SERVICE_IMPORT,
+    Backend,
     Weights,
+    backend_name,
     current,
-    drain_first,
+    held,
     kept_ready,
     route_rules,
+    sends_to_burst,
     weights,
     without_burst,
 )
@@ -23,68 +27,97 @@ RULES: list[dict[str, Any]] = [
     },
     {"matches": [{"path": {"type": "PathPrefix", "value": "/metrics"}}], "backendRefs": [{"name": "other"}]},
 ]
+NAMES = {"": "vllm-burst", "aws": "vllm-burst-aws", "gcp": "vllm-burst-gcp"}
+AWS, GCP = Backend("aws", "vllm-burst-aws", "ml"), Backend("gcp", "vllm-burst-gcp", "burst")
 
 
-def rules(w: Weights, rules_in: list[dict[str, Any]] | None = None, export_ns: str = "ml") -> list[dict[str, Any]]:
+def rules(
+    w: Weights, rules_in: list[dict[str, Any]] | None = None, backends: tuple[Backend, ...] = (AWS,)
+) -> list[dict[str, Any]]:
     return route_rules(
         rules_in if rules_in is not None else RULES,
         namespace="ml",
         service="vllm",
-        export="vllm-burst",
-        export_namespace=export_ns,
+        backends=backends,
+        names=NAMES,
         w=w,
     )
 
 
+def now(rules_in: list[dict[str, Any]], group: str = MCS_GROUP) -> Weights | None:
+    return current(rules_in, namespace="ml", service="vllm", names=NAMES, group=group)
+
+
 def test_weights_are_the_ready_replicas_of_each_side() -> None:
-    assert weights(8, 7) == Weights(8, 7)
-    assert weights(3, 0) == Weights(3, 0)
+    assert weights(8, {"aws": 7}) == Weights(8, {"aws": 7})
+    assert weights(3, {}) == Weights(3, {})
 
 
 def test_nothing_ready_keeps_all_weight_local_never_all_zero() -> None:
-    assert weights(0, 0) == Weights(1, 0)
+    assert weights(0, {"aws": 0}) == Weights(1, {"aws": 0})
 
 
 def test_a_secondary_being_drained_loses_weight_before_its_replicas_go() -> None:
-    # 7 Ready in aws, the placement keeps 0: the burst side's weight is 0 now, while the pods still run
-    assert kept_ready({"aws": 7}, {"aws": 0}) == 0
-    assert kept_ready({"aws": 7, "gcp": 2}, {"aws": 4, "gcp": 5}) == 6
+    # 7 Ready in aws, the placement keeps 0: aws's weight is 0 now, while the pods still run
+    assert kept_ready({"aws": 7}, {"aws": 0}) == {"aws": 0}
+    assert kept_ready({"aws": 7, "gcp": 2}, {"aws": 4, "gcp": 5}) == {"aws": 4, "gcp": 2}
 
 
 def test_a_new_replica_gets_weight_only_once_ready() -> None:
-    assert kept_ready({"aws": 0}, {"aws": 7}) == 0  # 7 planned, none Ready yet
+    assert kept_ready({"aws": 0}, {"aws": 7}) == {"aws": 0}  # 7 planned, none Ready yet
 
 
 def test_local_and_burst_backends_weighted_others_untouched() -> None:
-    out = rules(Weights(8, 7))
+    out = rules(Weights(8, {"aws": 7}))
     refs = out[0]["backendRefs"]
     assert refs[0] == {"name": "vllm", "port": 8000, "weight": 8}
     assert refs[1] == {"name": "canary", "port": 8000, "weight": 5}
-    assert refs[2] == {"group": MCS_GROUP, "kind": SERVICE_IMPORT, "name": "vllm-burst", "port": 8000, "weight": 7}
+    assert refs[2] == {"group": MCS_GROUP, "kind": SERVICE_IMPORT, "name": "vllm-burst-aws", "port": 8000, "weight": 7}
     assert out[1] == RULES[1]
     assert RULES[0]["backendRefs"][0] == {"name": "vllm", "port": 8000}  # the input is not changed
 
 
+def test_each_target_has_its_own_backend_in_its_own_namespace() -> None:
+    out = rules(Weights(8, {"aws": 7, "gcp": 3}), backends=(AWS, GCP))
+    imports = [r for r in out[0]["backendRefs"] if r.get("kind") == SERVICE_IMPORT]
+    assert [(r["name"], r.get("namespace", "ml"), r["weight"]) for r in imports] == [
+        ("vllm-burst-aws", "ml", 7),
+        ("vllm-burst-gcp", "burst", 3),
+    ]
+    # one secondary can go to 0 alone, the other keeps its share
+    alone = rules(Weights(8, {"aws": 7, "gcp": 0}), out, backends=(AWS, GCP))
+    assert now(alone) == Weights(8, {"aws": 7, "gcp": 0})
+
+
 def test_reapplying_updates_the_existing_burst_backend_in_place() -> None:
-    once = rules(Weights(8, 7))
-    twice = rules(Weights(10, 0), once)
+    once = rules(Weights(8, {"aws": 7}))
+    twice = rules(Weights(10, {"aws": 0}), once)
     assert [r.get("weight") for r in twice[0]["backendRefs"]] == [10, 5, 0]
-    assert current(twice, namespace="ml", service="vllm", export="vllm-burst", export_namespace="ml") == Weights(10, 0)
+    assert now(twice) == Weights(10, {"aws": 0})
 
 
-def test_burst_backend_in_another_namespace_names_it() -> None:
-    out = rules(Weights(1, 1), export_ns="burst")
-    assert out[0]["backendRefs"][-1]["namespace"] == "burst"
+def test_a_backend_no_target_wants_goes_to_zero_then_out() -> None:
+    both = rules(Weights(8, {"aws": 7, "gcp": 3}), backends=(AWS, GCP))
+    dropped = rules(Weights(8, {"gcp": 3}), both, backends=(GCP,))  # aws left the spec
+    assert now(dropped) == Weights(8, {"aws": 0, "gcp": 3})
+    gone = rules(Weights(8, {"gcp": 3}), dropped, backends=(GCP,))
+    assert now(gone) == Weights(8, {"gcp": 3})
+    # the one shared import of an older Overspill drains the same way
+    legacy = [{"backendRefs": [{"name": "vllm"}, {"group": MCS_GROUP, "kind": SERVICE_IMPORT, "name": "vllm-burst"}]}]
+    assert now(rules(Weights(8, {"aws": 7}), legacy)) == Weights(8, {"": 0, "aws": 7})
 
 
 def test_current_weights_default_to_one_and_none_without_the_local_service() -> None:
-    assert current(RULES, namespace="ml", service="vllm", export="vllm-burst", export_namespace="ml") == Weights(1, 0)
-    assert current(RULES[1:], namespace="ml", service="vllm", export="vllm-burst", export_namespace="ml") is None
+    assert now(RULES) == Weights(1, {})
+    assert now(RULES[1:]) is None
 
 
-def test_without_burst_gives_all_traffic_back_to_the_local_service() -> None:
-    out = rules(Weights(8, 7))
-    back = without_burst(out, namespace="ml", service="vllm", export="vllm-burst", export_namespace="ml")
+def test_without_burst_drains_then_gives_all_traffic_back_to_the_local_service() -> None:
+    out = rules(Weights(8, {"aws": 7}))
+    assert sends_to_burst(out, NAMES)
+    drained = without_burst(out, names=NAMES)
+    assert not sends_to_burst(drained, NAMES) and now(drained) == Weights(8, {"aws": 0})
+    back = without_burst(drained, names=NAMES)
     assert [r["name"] for r in back[0]["backendRefs"]] == ["vllm", "canary"]
     assert back[1] == RULES[1]
 
@@ -94,18 +127,25 @@ def test_gke_service_import_group_is_used_when_named() -> None:
         RULES,
         namespace="ml",
         service="vllm",
-        export="vllm-burst",
-        export_namespace="ml",
-        w=Weights(2, 3),
+        backends=(AWS,),
+        names=NAMES,
+        w=Weights(2, {"aws": 3}),
         group="net.gke.io",
     )
     assert out[0]["backendRefs"][-1]["group"] == "net.gke.io"
-    found = current(out, namespace="ml", service="vllm", export="vllm-burst", export_namespace="ml", group="net.gke.io")
-    assert found == Weights(2, 3)
+    assert now(out, group="net.gke.io") == Weights(2, {"aws": 3})
 
 
-def test_drain_first_only_when_the_burst_weight_falls() -> None:
-    assert drain_first(Weights(8, 7), Weights(8, 0))
-    assert not drain_first(Weights(8, 0), Weights(8, 0))  # already drained: removal may proceed
-    assert not drain_first(Weights(8, 3), Weights(8, 7))
-    assert not drain_first(None, Weights(1, 0))
+def test_held_only_where_the_weight_falls() -> None:
+    assert held(Weights(8, {"aws": 7, "gcp": 3}), Weights(8, {"aws": 0, "gcp": 3}), {"aws", "gcp"}) == {"aws"}
+    assert held(Weights(8, {"aws": 0}), Weights(8, {"aws": 0}), {"aws"}) == set()  # drained: removal may go on
+    assert held(Weights(8, {"aws": 3}), Weights(8, {"aws": 7}), {"aws"}) == set()
+    assert held(Weights(8, {"aws": 7}), Weights(8, {}), {"aws"}) == {"aws"}  # a dropped target
+    assert held(None, Weights(1, {"aws": 0}), {"aws"}) == set()
+
+
+def test_backend_names_are_dns_labels_and_distinct() -> None:
+    assert backend_name("vllm-burst", "aws-us-east-1") == "vllm-burst-aws-us-east-1"
+    assert backend_name("vllm-burst", "gke.europe") == "vllm-burst-gke-europe"
+    long_a, long_b = backend_name("vllm-burst", "a" * 70), backend_name("vllm-burst", "a" * 69 + "b")
+    assert len(long_a) <= 63 and len(long_b) <= 63 and long_a != long_b

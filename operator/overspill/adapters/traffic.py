@@ -27,6 +27,8 @@ EXPORT_VERSIONS = {MCS_GROUP: ("v1alpha1", "v1beta1"), "net.gke.io": ("v1",)}
 SERVICE_EXPORTS = "serviceexports"
 GATEWAY_GROUP, GATEWAY_VERSION, HTTPROUTES = "gateway.networking.k8s.io", "v1", "httproutes"
 DISCOVERY_TTL = 60.0  # a CRD installed later is noticed within a minute
+# on the burst Service: the group of its ServiceExport, so cleanup finds an export in any group the policy used
+EXPORT_GROUP = "overspill.dev/export-group"
 
 
 class TrafficConflict(Exception):
@@ -157,7 +159,9 @@ class TrafficClient:
                 raise
         else:
             served = {v.get("version") for v in info.get("versions") or []}
-            found = next((v for v in EXPORT_VERSIONS.get(group, ("v1alpha1",)) if v in served), None)
+            preferred = (info.get("preferredVersion") or {}).get("version")
+            known = EXPORT_VERSIONS.get(group, ("v1alpha1", "v1beta1", "v1", *((preferred,) if preferred else ())))
+            found = next((v for v in known if v in served), None)
         seen[group] = (self.clock(), found)
         return found
 
@@ -252,19 +256,24 @@ class TrafficClient:
         return True
 
     def remove_policy_objects(self, namespace: str, policy_uid: str) -> int:
-        """Delete this policy's ServiceExports (of every export group served) and Services, found by label."""
+        """Delete this policy's ServiceExports (in the known export groups and in any group its burst Services
+        name) and then its Services, found by label: a failure leaves the Service, which finds the export again."""
         selector = f"{MANAGED_BY}={MANAGER},{POLICY_UID}={policy_uid}"
-        removed = 0
-        for group in EXPORT_VERSIONS:
-            removed += self._remove_exports(group, namespace, policy_uid, selector)
         services = _json(
             self.cluster.core.list_namespaced_service(
                 namespace, label_selector=selector, _preload_content=False, _request_timeout=TIMEOUT
             )
         )
-        for svc in services.get("items") or []:
-            if not _owned(svc, policy_uid):
-                continue
+        ours = [svc for svc in services.get("items") or [] if _owned(svc, policy_uid)]
+        groups = dict.fromkeys(EXPORT_VERSIONS)
+        for svc in ours:
+            group = ((svc.get("metadata") or {}).get("annotations") or {}).get(EXPORT_GROUP)
+            if group:
+                groups[group] = None
+        removed = 0
+        for group in groups:
+            removed += self._remove_exports(group, namespace, policy_uid, selector)
+        for svc in ours:
             removed += self._delete(
                 lambda n=svc["metadata"]["name"]: self.cluster.core.delete_namespaced_service(
                     n, namespace, _request_timeout=TIMEOUT

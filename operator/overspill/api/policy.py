@@ -232,7 +232,10 @@ class Traffic(ApiModel):
         default=None,
         max_length=63,
         pattern=DNS_LABEL,
-        description="Name of the Service (and ServiceExport) created in each target; defaults to <service>-burst.",
+        description="Name prefix of the Service (and ServiceExport) created in each target, which is named "
+        "<exportName>-<target> so that each target has its own ServiceImport and route weight; defaults to "
+        "<service>-burst. Equal to serviceRef.name, the name is used as is in every target (meshes that merge "
+        "same-named Services: Cilium global services, Istio).",
     )
     import_group: str = Field(
         default="multicluster.x-k8s.io",
@@ -345,6 +348,19 @@ class BurstPolicySpec(ApiModel):
             check=lambda s: s.traffic is None or s.workload_class != WorkloadClass.CI_RUNNER,
         ),
         CrossFieldRule(
+            cel="!has(self.traffic) || !has(self.traffic.httpRouteRef) || !has(self.traffic.exportName) "
+            "|| self.traffic.exportName != self.traffic.serviceRef.name",
+            message="spec.traffic.exportName equal to serviceRef.name asks the mesh to merge same-named Services "
+            "(ClusterMesh global services, Istio), which leaves no per-target backend to weight: remove "
+            "spec.traffic.httpRouteRef, or choose another exportName",
+            field_path=".traffic",
+            check=lambda s: (
+                s.traffic is None
+                or s.traffic.http_route_ref is None
+                or s.traffic.export_name != s.traffic.service_ref.name
+            ),
+        ),
+        CrossFieldRule(
             cel="!has(self.traffic) || has(self.traffic.exportName) || size(self.traffic.serviceRef.name) <= 57",
             message="spec.traffic.serviceRef.name is longer than 57 characters, so <name>-burst is not a valid "
             "Service name: set spec.traffic.exportName",
@@ -391,6 +407,7 @@ class ExportStatus(StatusModel):
     service: str = ""
     state: str = "Pending"  # Exported | Pending | Conflict | Unsupported | ServiceOnly | Unavailable
     message: str = ""
+    weight: int | None = None  # its ServiceImport backendRef's weight in the route, as last written
 
 
 class TrafficStatus(StatusModel):
