@@ -132,7 +132,9 @@ def sweep(
             result.unvacated |= retry
             continue
         left = {m.namespace for m in found if m not in deleted}
-        wanted_here = {ns for t, ns, _ in wanted if t == target}
+        # any target's namespaces, not only this one's: two BurstTargets may name one cluster, and the copies one
+        # serves in its namespace are never removed through the other
+        wanted_here = {ns for _, ns, _ in wanted}
         # a namespace is vacated when its mirror goes, and stays so until its copies are gone: found again by
         # label in the view, or remembered by the caller when the removal failed
         vacated = {m.namespace for m in deleted} | {ns for _, ns in retry} | copies_at(view, uid, thorough=not wanted)
