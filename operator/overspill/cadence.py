@@ -28,12 +28,14 @@ def next_slot(now: float, interval: float, offset: float) -> float:
     return offset * interval + k * interval
 
 
+FIRST_SPREAD = 10.0  # seconds over which the first ticks after a start are spread, whatever the poll interval
+
+
 def first_slot(now: float, interval: float, offset: float) -> float:
-    """The first tick of a policy found while the operator starts: its slot within the coming interval."""
-    if interval <= 0:
-        return now
-    k = math.ceil((now - offset * interval) / interval)
-    return offset * interval + k * interval
+    """The first tick of a policy found while the operator starts: spread over the next few seconds (at most
+    FIRST_SPREAD, so a 5-minute poll does not delay a restarted operator's first look by 5 minutes); the slots
+    of later ticks follow from the offset."""
+    return now + offset * min(interval, FIRST_SPREAD)
 
 
 # ---- status writes ---------------------------------------------------------------------------------------------
@@ -71,23 +73,34 @@ def _runs(samples: Any) -> list[Any]:
     return out
 
 
-def _moving(status: dict[str, Any]) -> dict[str, Any]:
-    """The moving figures, with the engine's time-stamped memory reduced to what a restart needs from it. A value
-    repeated at a new time is no news: the write that recorded the value also recorded when the run of it began,
-    and a window's hold ends with a change of value, which is written."""
+def _moving(status: dict[str, Any], *, exact_samples: bool) -> dict[str, Any]:
+    """The moving figures, with the engine's time-stamped memory reduced to what a restart needs from it. A
+    recommendation repeated at a new time is no news: the write that recorded the value also recorded when the
+    run of it began, and a window's hold ends with a change of value, which is written. Samples feed a
+    predictive policy's trend fit by their times, so for such a policy they are compared exactly (written every
+    interval); for the others only their values matter. Room and capacity figures move when the clusters do."""
     memory = dict(status.get("memory") or {})
-    for key in ("recommendations", "samples"):
-        memory[key] = _runs(memory.get(key))
-    return {"metricValue": status.get("metricValue"), "memory": memory}
+    memory["recommendations"] = _runs(memory.get("recommendations"))
+    if not exact_samples:
+        memory["samples"] = _runs(memory.get("samples"))
+    primary = status.get("primary") or {}
+    return {
+        "metricValue": status.get("metricValue"),
+        "memory": memory,
+        "capacity": [primary.get(k) for k in ("capacity", "capacityEstimate", "capacityObserved")],
+        "freeRoom": [(t.get("name"), t.get("freeRoom")) for t in status.get("targets") or []],
+    }
 
 
-def write_cause(new: dict[str, Any], old: dict[str, Any], elapsed: float, interval: float) -> str | None:
+def write_cause(
+    new: dict[str, Any], old: dict[str, Any], elapsed: float, interval: float, *, exact_samples: bool = False
+) -> str | None:
     """Why this status must be written now, or None. A decision (any settled field) at once; moving figures
     that moved at most every `interval` seconds; a status that only ages (a still queue) never: 1,000 idle
-    policies then cost the API server nothing."""
+    policies then cost the API server nothing. `exact_samples`: the policy predicts from its samples' times."""
     if _settled(new) != _settled(old):
         return _first_difference(_settled(new), _settled(old))
-    if elapsed >= interval and _moving(new) != _moving(old):
+    if elapsed >= interval and _moving(new, exact_samples=exact_samples) != _moving(old, exact_samples=exact_samples):
         return "interval"
     return None
 

@@ -126,6 +126,8 @@ def _probe(
             None,
             None,
         )
+    except Exception as err:  # a timeout of the primary's API server: a failed probe, never a dead daemon
+        return False, f"cannot read the kubeconfig Secret: {type(err).__name__}", None, None
     key = (rv, spec.allow_exec_auth)
     # a new kubeconfig, or a view that went with an invalid spec: build the client and its view again
     if cache.get("rv") != key or (handle is not None and handle.view is None):
@@ -331,6 +333,10 @@ def _poll_interval(body: kopf.Body) -> float:
         return 10.0
 
 
+def _predictive(body: kopf.Body) -> bool:
+    return bool(((body.get("spec") or {}).get("behavior") or {}).get("predictive"))
+
+
 def _status_interval(body: kopf.Body) -> float:
     behavior = (body.get("spec") or {}).get("behavior") or {}
     try:
@@ -387,7 +393,9 @@ async def burstpolicy_loop(
     try:
         while not stopped:
             started = loop.time()
-            metrics.POLL_LATENESS.observe(max(0.0, started - due))
+            regular = started >= due  # the poll's tick, not one woken early by an event
+            if regular:
+                metrics.POLL_LATENESS.observe(started - due)
             try:
                 outcome, interval = await _tick(rtm, ref, body, prev, index)
             except Exception as err:  # keep the loop alive; the next tick retries
@@ -398,7 +406,9 @@ async def burstpolicy_loop(
                 continue
             for etype, reason, message in outcome.events:
                 kopf.event(body, type=etype, reason=reason, message=message)
-            cause = cadence.write_cause(outcome.status, written, started - written_at, _status_interval(body))
+            cause = cadence.write_cause(
+                outcome.status, written, started - written_at, _status_interval(body), exact_samples=_predictive(body)
+            )
             if cause:
                 try:
                     await asyncio.to_thread(_patch_status, rtm, POLICIES, ns, name, outcome.status)
@@ -411,12 +421,12 @@ async def burstpolicy_loop(
                 except Exception as err:  # a timeout of a busy API server: the policy goes on, the write is retried
                     logger.warning("status write failed: %s; the next tick writes it", type(err).__name__)
             prev = BurstPolicyStatus.model_validate(outcome.status)
-            due = cadence.next_slot(started, interval, offset)
+            if regular:  # a tick woken by an event is an extra one: the poll's schedule stands
+                due = cadence.next_slot(started, interval, offset)
             await _rest(stopped, woken, max(0.0, due - loop.time()))
             gap = MIN_TICK_GAP - (loop.time() - started)
             if gap > 0:
                 await asyncio.sleep(gap)
-            due = min(due, loop.time())  # woken early: this tick is on time
     finally:
         rtm.triggers.unregister(uid)
         metrics.forget_policy(ns, name)

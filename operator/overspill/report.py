@@ -265,7 +265,7 @@ def policy_status(
             generation,
         ),
     ]
-    conds += _serving_conditions(prev.conditions, now, generation, dependencies, traffic)
+    conds += _serving_conditions(prev.conditions, now, generation, dependencies, traffic, has_targets=bool(targets))
     if safety is not None:
         conds += _safety_conditions(prev.conditions, now, generation, safety)
     old = {c.type: c for c in prev.conditions}
@@ -339,13 +339,17 @@ def _serving_conditions(
     generation: int | None,
     dependencies: DependencyReport | None,
     traffic: TrafficReport | None,
+    *,
+    has_targets: bool = True,
 ) -> list[Condition]:
     """DependenciesReady (always, once the act step reports it) and TrafficReady (when spec.traffic is set)."""
     out: list[Condition] = []
     if dependencies is None:
         # no target reachable this tick: what was last known stands (a target flapping under a slow API server
-        # must not make a thousand policies drop the condition and write it back)
-        out.extend(c for c in prev if c.type == "DependenciesReady")
+        # must not make a thousand policies drop the condition and write it back); a policy left with no
+        # target at all has no dependencies to report
+        if has_targets:
+            out.extend(c for c in prev if c.type == "DependenciesReady")
     else:
         ok = not dependencies.problems
         out.append(

@@ -189,3 +189,104 @@ async def test_a_stopped_policy_daemon_ends_at_once_not_at_its_next_poll(monkeyp
         with contextlib.suppress(asyncio.CancelledError):
             await task
     assert done, "the daemon slept on until its next poll (600 s) although it was stopped"
+
+
+async def test_a_kubeconfig_secret_read_that_times_out_keeps_the_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    # review: the Secret GET (not only the status PATCH) timed out under load, ended the daemon, dropped the target
+    from tests.unit.test_target_probe_cost import Reads
+
+    monkeypatch.setattr(handlers.Cluster, "version", lambda self, timeout: "v1.34.4")
+    monkeypatch.setattr(handlers, "_patch_status", lambda *a, **k: None)
+    monkeypatch.setattr(handlers.kopf, "info", lambda *a, **k: None)
+    monkeypatch.setattr(handlers.kopf, "warn", lambda *a, **k: None)
+    monkeypatch.setattr(handlers, "KUBECONFIG_REREAD", 0.0)  # every probe reads the Secret
+    reads = Reads()
+    real = reads.read_namespaced_secret
+    slow = {"on": False}
+
+    def read(*a: Any, **k: Any) -> Any:
+        if slow["on"]:
+            timeout()
+        return real(*a, **k)
+
+    reads.read_namespaced_secret = read  # type: ignore[method-assign]
+    registry = TargetRegistry()
+    rtm = SimpleNamespace(primary=SimpleNamespace(core=reads), targets=registry, triggers=Triggers())
+    body = {
+        "spec": {
+            "kubeconfigSecretRef": {"name": "s", "namespace": "o"},
+            "probeIntervalSeconds": 1,
+            "failureThreshold": 5,
+        }
+    }
+    probe_fn: Any = handlers.bursttarget_probe
+    task = asyncio.create_task(probe_fn(name="aws", body=body, stopped=Stopped(), memo={"runtime": rtm}))
+    try:
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            handle = registry.get("aws")
+            if handle is not None and handle.healthy:
+                break
+        slow["on"] = True
+        await asyncio.sleep(2.5)
+        done = task.done()
+        handle = registry.get("aws")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        for name in registry.names():
+            registry.remove(name)
+    assert not done, f"the probe daemon ended: {task.exception() if done else ''}"
+    assert handle is not None and handle.healthy, "one slow Secret read (below failureThreshold) dropped the target"
+
+
+async def test_a_status_that_only_ages_is_written_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the loop itself, not only write_cause: a still queue ticks every second for several status intervals
+    ticks: list[float] = []
+    writes: list[dict[str, Any]] = []
+
+    class Reconciler:
+        def reconcile(self, ref: Any, spec: Any, prev: Any, generation: Any) -> Outcome:
+            ticks.append(1)
+            t = float(len(ticks))
+            return Outcome(None, {"desiredReplicas": 1, "metricValue": 0.0, "memory": {"samples": [[t, 0.0]]}}, [])
+
+    monkeypatch.setattr(handlers, "_patch_status", lambda rtm, plural, ns, name, status: writes.append(status))
+    rtm = SimpleNamespace(
+        reconciler=Reconciler(),
+        targets=TargetRegistry(),
+        triggers=Triggers(),
+        primary_view=SimpleNamespace(wait_ready=lambda timeout: True, ready=True),
+    )
+    body = {
+        "metadata": {"generation": 1},
+        "spec": {
+            "workloadRef": {"name": "vllm"},
+            "metric": {"prometheus": {"query": "q"}, "targetPerReplica": 10},
+            "maxReplicas": 20,
+            "behavior": {"pollIntervalSeconds": 1, "statusIntervalSeconds": 1},
+        },
+    }
+    loop_fn: Any = handlers.burstpolicy_loop
+    task = asyncio.create_task(
+        loop_fn(
+            namespace="ml",
+            name="p",
+            uid="u3",
+            body=body,
+            stopped=Stopped(),
+            memo={"runtime": rtm},
+            logger=logging.getLogger("t"),
+            policies_by_workload={},
+        )
+    )
+    for _ in range(80):
+        await asyncio.sleep(0.1)
+        if len(ticks) >= 4:
+            break
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert len(ticks) >= 4
+    assert len(writes) == 1, f"{len(writes)} writes in {len(ticks)} ticks of a status that only aged"

@@ -72,3 +72,16 @@ def test_traffic_condition_and_status_only_when_reported() -> None:
     st, events = status(BurstPolicyStatus(), None, TrafficReport("vllm-burst", problems=("aws: no MCS API",)))
     assert cond(st, "TrafficReady")["status"] == "False"  # type: ignore[index]
     assert ("Warning", "TrafficNotReady", "aws: no MCS API") in events
+
+
+def test_dependencies_ready_stands_while_no_target_answers_and_goes_with_the_last_target() -> None:
+    from overspill.report import _serving_conditions
+
+    st, _ = status(BurstPolicyStatus(), DependencyReport(problems={"aws": MISSING}), None)
+    prev = BurstPolicyStatus.model_validate(st).conditions
+    # targets listed, none reachable this tick: what was last known stands (no flapping write per policy)
+    kept = _serving_conditions(prev, "now", 1, None, None, has_targets=True)
+    assert [c.type for c in kept] == ["DependenciesReady"] and kept[0].status == "False"
+    # every target removed from the spec (review): a condition naming BurstTarget aws must not stay forever
+    later, _ = status(BurstPolicyStatus.model_validate(st), None, None)  # this policy has no target rows
+    assert cond(later, "DependenciesReady") is None

@@ -73,3 +73,23 @@ def test_a_decision_is_written_at_once_and_named() -> None:
     old = aged(0)
     old["conditions"] = [{"type": "Bursting", "status": "False"}]
     assert write_cause(cond, old, elapsed=1, interval=30) == "conditions.Bursting"
+
+
+def roomy(free: int | None, estimate: int = 11) -> dict[str, Any]:
+    s = aged(0)
+    s["primary"]["capacityEstimate"] = estimate
+    s["targets"][0]["freeRoom"] = free
+    return s
+
+
+def test_room_that_changed_while_the_queue_holds_still_is_written_at_the_interval() -> None:
+    # review: freeRoom 3 -> 0 (a secondary filled up) was never written while the queue held still
+    assert write_cause(roomy(0), roomy(3), elapsed=10, interval=30) is None
+    assert write_cause(roomy(0), roomy(3), elapsed=30, interval=30) == "interval"
+    assert write_cause(roomy(3, estimate=20), roomy(3), elapsed=30, interval=30) == "interval"
+
+
+def test_a_predictive_policys_samples_are_written_with_their_times() -> None:
+    # its trend fit reads the samples' times: after a restart, hour-old samples would change its decisions
+    assert write_cause(aged(3600), aged(0), elapsed=3600, interval=30, exact_samples=True) == "interval"
+    assert write_cause(aged(3600), aged(0), elapsed=3600, interval=30) is None
