@@ -18,14 +18,25 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client, config
+from kubernetes import client, config, utils
 
 from overspill.adapters.kube import DELETION_COST
 from overspill.adapters.mirror import TARGET_NAME
 from tests import binaries
 from tests.e2e.conftest import ROOT, Lab, OperatorProcess, eventually
-from tests.e2e.helpers import GROUP, PLURAL, VERSION, burst, events, spec_replicas, wait_placement
+from tests.e2e.helpers import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    condition,
+    events,
+    policy_body,
+    spec_replicas,
+    wait_condition,
+    wait_placement,
+)
 from tests.e2e.test_install import denials, kubectl, kubectl_at, only_deletion_cost_is_patchable, sa_kubeconfig
+from tests.e2e.test_serving import GW, GW_VERSION, export, read, route_weights, serving_workload
 
 RELEASE, NAMESPACE = "burst", "overspill-system"
 FULLNAME = f"{RELEASE}-overspill"  # the chart's names for a release not named overspill
@@ -144,13 +155,69 @@ def test_chart_service_account_may_patch_only_the_deletion_cost(release: Lab, ch
     only_deletion_cost_is_patchable(release, chart_sa, namespace)
 
 
-def test_burst_out_and_home_with_only_the_shipped_rbac(
-    lab: Lab, chart_operator: OperatorProcess, remote_namespace: str
-) -> None:
+@pytest.fixture
+def secrets_opt_in(release: Lab, remote_namespace: str) -> Iterator[str]:
+    """The chart's opt-in for the test's namespace (`secretPropagation.namespaces`), withdrawn afterwards."""
     ns = remote_namespace
-    burst(lab, ns, targets=[{"name": TARGET}], busy={"podAnnotation": BUSY})
+    chart = str(ROOT / "charts/overspill")
+    helm(
+        release,
+        "upgrade",
+        RELEASE,
+        chart,
+        "-n",
+        NAMESPACE,
+        "--reuse-values",
+        f"--set=secretPropagation.namespaces={{{ns}}}",
+    )
+    yield ns
+    helm(
+        release, "upgrade", RELEASE, chart, "-n", NAMESPACE, "--reuse-values", "--set=secretPropagation.namespaces=null"
+    )
+
+
+def test_a_serving_burst_out_and_home_with_only_the_shipped_rbac(
+    lab: Lab, chart_operator: OperatorProcess, secrets_opt_in: str
+) -> None:
+    """Everything a burst does, each under the RBAC that grants it: scale (primary), the mirror, the copies of its
+    ConfigMap, Secrets and ServiceAccount, the burst Service and ServiceExport (the secondary's Role), the route's
+    weights (primary), deletion costs on both sides, the return, and the clean-up when the policy goes."""
+    ns = secrets_opt_in
+    utils.create_from_dict(
+        lab.primary, {"apiVersion": "v1", "kind": "List", "items": serving_workload(ns)}, namespace=ns
+    )
+    route = {
+        "apiVersion": f"{GW}/{GW_VERSION}",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "vllm"},
+        "spec": {"rules": [{"backendRefs": [{"name": "vllm", "port": 80}]}]},
+    }
+    client.CustomObjectsApi(lab.primary).create_namespaced_custom_object(GW, GW_VERSION, ns, "httproutes", route)
+    spec = {
+        "targets": [{"name": TARGET}],
+        "busy": {"podAnnotation": BUSY},
+        "propagation": {"secrets": True},
+        "traffic": {"serviceRef": {"name": "vllm"}, "httpRouteRef": {"name": "vllm"}},
+    }
+    client.CustomObjectsApi(lab.primary).create_namespaced_custom_object(
+        GROUP, VERSION, ns, PLURAL, policy_body("vllm", ns, **spec)
+    )
+    lab.set_queue(ns, 150)
+    wait_placement(lab, ns, "vllm", (8, 7), timeout=90)
     mirrors = client.AppsV1Api(lab.secondary).list_namespaced_deployment(ns).items
     assert [(m.metadata.annotations or {}).get(TARGET_NAME) for m in mirrors] == [TARGET], "placed by that target"
+    copies = [("ConfigMap", "vllm-config"), ("Secret", "hf"), ("Secret", "regcred"), ("ServiceAccount", "vllm")]
+    wait_condition(lab, ns, "vllm", "DependenciesReady", "True", 30)
+    for kind, name in [*copies, ("Service", "vllm-burst")]:
+        obj = read(lab.secondary, kind, ns, name)
+        assert obj is not None and obj.metadata.labels.get("app.kubernetes.io/managed-by") == "overspill", (
+            kind,
+            name,
+            condition(lab, ns, "vllm", "DependenciesReady"),
+            [x.metadata.name for x in client.CoreV1Api(lab.secondary).list_namespaced_secret(ns).items],
+        )
+    assert export(lab, ns, "vllm-burst") is not None
+    eventually(lambda: route_weights(lab, ns) == (8, 7), 30, what="the route's weights (8, 7)")
 
     # pods: patch in both clusters (the chart's ClusterRole + admission policy; the secondary's namespaced Role)
     def mark_busy(api: client.ApiClient) -> Callable[[], str]:
@@ -168,9 +235,14 @@ def test_burst_out_and_home_with_only_the_shipped_rbac(
     reasons = {r for _, r, _ in events(lab, ns, "vllm")}
     assert {"BurstUp", "BurstDown"} <= reasons, reasons
     assert spec_replicas(lab.secondary, ns, "vllm") == 0
-    # deleting the policy removes its mirror (deployments: delete in the secondary; the finalizer in the primary)
+    # deleting the policy removes its mirror and what it carried (deletes in the secondary; the finalizer here)
     client.CustomObjectsApi(lab.primary).delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "vllm")
     eventually(lambda: spec_replicas(lab.secondary, ns, "vllm") is None, 30, what="the mirror deleted")
+    eventually(
+        lambda: all(read(lab.secondary, kind, ns, name) is None for kind, name in copies),
+        30,
+        what="the copies deleted from the secondary",
+    )
     peering = kubectl(lab, "get", "clusterkopfpeering", FULLNAME, "-o", "jsonpath={.status}")
     assert peering.strip() not in ("", "{}"), "the operator keeps itself alive in the chart's peering object"
 
