@@ -36,7 +36,17 @@ from tests.e2e.helpers import (
     wait_placement,
 )
 from tests.e2e.test_install import denials, kubectl, kubectl_at, only_deletion_cost_is_patchable, sa_kubeconfig
-from tests.e2e.test_serving import GW, GW_VERSION, export, read, route_weights, serving_workload
+from tests.e2e.test_serving import (
+    EXPORTED,
+    GW,
+    GW_VERSION,
+    MCS,
+    MCS_VERSION,
+    export,
+    read,
+    route_weights,
+    serving_workload,
+)
 
 RELEASE, NAMESPACE = "burst", "overspill-system"
 FULLNAME = f"{RELEASE}-overspill"  # the chart's names for a release not named overspill
@@ -208,7 +218,8 @@ def test_a_serving_burst_out_and_home_with_only_the_shipped_rbac(
     assert [(m.metadata.annotations or {}).get(TARGET_NAME) for m in mirrors] == [TARGET], "placed by that target"
     copies = [("ConfigMap", "vllm-config"), ("Secret", "hf"), ("Secret", "regcred"), ("ServiceAccount", "vllm")]
     wait_condition(lab, ns, "vllm", "DependenciesReady", "True", 30)
-    for kind, name in [*copies, ("Service", "vllm-burst")]:
+    burst_name = f"vllm-burst-{TARGET}"  # <service>-burst-<target>
+    for kind, name in [*copies, ("Service", burst_name)]:
         obj = read(lab.secondary, kind, ns, name)
         assert obj is not None and obj.metadata.labels.get("app.kubernetes.io/managed-by") == "overspill", (
             kind,
@@ -216,7 +227,11 @@ def test_a_serving_burst_out_and_home_with_only_the_shipped_rbac(
             condition(lab, ns, "vllm", "DependenciesReady"),
             [x.metadata.name for x in client.CoreV1Api(lab.secondary).list_namespaced_secret(ns).items],
         )
-    assert export(lab, ns, "vllm-burst") is not None
+    assert export(lab, ns, burst_name) is not None
+    # the test plays the MCS controller the lab does not run: the export's status is read back under the Role
+    client.CustomObjectsApi(lab.secondary).patch_namespaced_custom_object_status(
+        MCS, MCS_VERSION, ns, "serviceexports", burst_name, {"status": {"conditions": EXPORTED}}
+    )
     eventually(lambda: route_weights(lab, ns) == (8, 7), 30, what="the route's weights (8, 7)")
 
     # pods: patch in both clusters (the chart's ClusterRole + admission policy; the secondary's namespaced Role)
