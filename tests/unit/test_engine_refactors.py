@@ -104,3 +104,8 @@ def test_quick_init_builds_what_the_dataclass_builds() -> None:
         _Shape(1).a = 2  # type: ignore[misc]
     with pytest.raises(TypeError):
         _Shape()  # type: ignore[call-arg]
+
+
+@given(st.integers(-50, 50), st.integers(-50, 50), st.integers(-50, 50))
+def test_clamp_is_max_of_min(value: int, lo: int, hi: int) -> None:
+    assert replicas.clamp(value, lo, hi) == max(lo, min(hi, value))

@@ -15,8 +15,9 @@ def _evolve(mem: Memory, **changes: Any) -> Memory:
     """`dataclasses.replace` for Memory without re-running its generated __init__: the engine evolves memory
     on every decision, and `overspill tune` makes hundreds of thousands of them. Memory has no __post_init__."""
     new = object.__new__(Memory)
-    new.__dict__.update(mem.__dict__)
-    new.__dict__.update(changes)
+    fields = new.__dict__
+    fields.update(mem.__dict__)
+    fields.update(changes)
     return new
 
 
@@ -63,6 +64,9 @@ class _Rules:
         use = fb.on_metric_unavailable == FallbackAction.USE_REPLICAS and fb.replicas is not None
         self.fallback_replicas = fb.replicas if use else None
 
+
+# an enum member read from its class costs a descriptor call (Python 3.11): read once, for the per-decision test
+_METRIC_HOLD = Reason.METRIC_UNAVAILABLE_HOLD
 
 # by id(spec), holding the spec so that its id cannot be reused while cached; bounded (the operator parses a new
 # spec object per reconcile, a replay keeps one)
@@ -197,7 +201,7 @@ def _desired(
     # samples are kept only for predictive policies: others write no status while the queue holds still
     if recs is not mem.recommendations or samples != mem.samples:
         mem = _evolve(mem, recommendations=recs, samples=samples)
-    stable = max(r.min_replicas, min(r.max_replicas, stable))
+    stable = replicas.clamp(stable, r.min_replicas, r.max_replicas)
     return stable, mem, None, (raw if stable > raw and raw < current else None)
 
 
@@ -291,7 +295,7 @@ def decide(spec: BurstPolicySpec, snap: Snapshot, *, explain: bool = True) -> De
         # the primary is full: the next replica starts in a secondary, and takes that target's start-up to serve
         lead_floor = _overflow_startup(targets)
     desired, mem, desired_reason, window_raw = _desired(r, now, metric, current, mem, lead_floor)
-    if desired_reason is Reason.METRIC_UNAVAILABLE_HOLD:
+    if desired_reason is _METRIC_HOLD:
         before = _current(snap)
         return Decision(
             desired=desired,

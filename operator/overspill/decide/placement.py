@@ -39,7 +39,11 @@ def ideal(desired: int, primary_cap: int | None, targets: tuple[TargetState, ...
     if len(order) > 1:
         order.sort(key=TargetState.order_key)
     for t in order:
-        keep = min(t.state.replicas, desired if t.cap is None else t.cap, remaining)
+        # min(replicas there, its room, what is left) as conditional expressions: builtin calls cost more here
+        room = desired if t.cap is None else t.cap
+        keep = t.state.replicas
+        keep = room if room < keep else keep
+        keep = remaining if remaining < keep else keep
         alloc[t.name] = keep
         remaining -= keep
     if remaining:

@@ -63,4 +63,11 @@ def recommend_within(value: float, activation: float, per_replica: float, lo: in
         return lo
     # the epsilon keeps 150/10 at 15 despite float noise in the metric
     raw = math.ceil(value / per_replica - 1e-9)
-    return max(lo, min(hi, raw))
+    return clamp(raw, lo, hi)
+
+
+def clamp(value: int, lo: int, hi: int) -> int:
+    """max(lo, min(hi, value)), as conditional expressions: several times faster than the two builtin calls, and
+    this runs on every decision of every replay."""
+    capped = hi if hi <= value else value
+    return lo if lo >= capped else capped
