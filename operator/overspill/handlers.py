@@ -11,7 +11,7 @@ import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import kopf
 from kubernetes.client import ApiException
@@ -481,10 +481,38 @@ async def burstpolicy_delete(
     if draining:
         delay = float(((raw.get("behavior") or {}).get("pollIntervalSeconds")) or 2)
         raise kopf.TemporaryError("traffic drains first: the route's weights to burst replicas are 0 now", delay=delay)
+    unknown = await asyncio.to_thread(_unconnected_targets, rtm)
+    if unknown:  # its mirrors there cannot be looked for yet: releasing now would orphan them
+        _cleanup_pending(body, unknown, retry)
     result = await asyncio.to_thread(rtm.reconciler.release, ref, spec, places=_places(namespace or "", raw))
     if result.pending:
         _cleanup_pending(body, result.pending, retry)
     rtm.targets.ledger.release(uid)  # its room in every target's shared cap comes back
+
+
+def _unconnected_targets(rtm: runtime.Runtime) -> dict[str, str]:
+    """BurstTargets that exist but are not in the registry yet (the operator is starting, or the target's spec is
+    invalid): a policy's mirrors are found by label in every known target, so a deletion must wait for them."""
+    try:
+        items = cast(
+            dict[str, Any],
+            rtm.primary.custom.list_cluster_custom_object(GROUP, VERSION, TARGETS, _request_timeout=(3, 10)),
+        )
+    except ApiException as err:
+        if err.status == 404:  # no BurstTarget kind at all: no target can hold mirrors
+            return {}
+        return {"primary": f"the BurstTargets could not be listed ({_error_summary(err)})"}
+    except Exception as err:
+        return {"primary": f"the BurstTargets could not be listed ({_error_summary(err)})"}
+    out = {}
+    for item in items.get("items") or []:
+        target = str((item.get("metadata") or {}).get("name") or "")
+        if target and rtm.targets.get(target) is None:
+            out[target] = (
+                f"BurstTarget {target} is not connected yet (the operator is starting, or its spec is invalid): "
+                "its mirrors cannot be looked for"
+            )
+    return out
 
 
 def _cleanup_pending(body: kopf.Body, pending: dict[str, str], retry: int) -> NoReturn:

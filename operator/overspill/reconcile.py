@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -398,10 +397,10 @@ class Reconciler:
         patch: Callable[[str, str, int], None],
     ) -> int:
         writes = 0
-        for pod in pods:
-            if pod.deleting:
-                continue
-            cost = busy_rules.deletion_cost(levels.get(pod.name, 0.0), spec.workload_class)
+        live = [p for p in pods if not p.deleting]
+        costs = busy_rules.deletion_costs({p.name: levels.get(p.name, 0.0) for p in live}, spec.workload_class)
+        for pod in live:
+            cost = costs[pod.name]
             if cost is None:
                 continue  # unknown: the cost it has stays (a busy runner keeps its protection)
             if pod.annotations.get(DELETION_COST, "0") != str(cost):
@@ -702,8 +701,10 @@ class Reconciler:
             infos = tuple(pod_info(p) for p in pods)
             if handle is not None and handle.cluster is not None:
                 # the ReplicaSet picks the pods to remove by deletion cost: set it before the drain scales down
-                with contextlib.suppress(Exception):  # unreachable: the scale-down fails the same way next
+                try:
                     self._deletion_costs(spec, namespace, infos, levels, handle.cluster.set_deletion_cost)
+                except Exception:  # a cost not set (403, a webhook, a timeout): hold every pod this poll
+                    return len([p for p in infos if not p.deleting])
             return sum(1 for v in levels.values() if v is None or (protect and v > 0))
 
         serving = Serving(self.primary, self.origin_cluster)

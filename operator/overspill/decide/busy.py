@@ -53,3 +53,14 @@ def deletion_cost(value: float | None, workload_class: WorkloadClass) -> int | N
     if workload_class == WorkloadClass.CI_RUNNER:
         return BUSY_COST if value > 0 else 0
     return int(min(value, 10_000) * 100)
+
+
+def deletion_costs(levels: Mapping[str, float | None], workload_class: WorkloadClass) -> dict[str, int | None]:
+    """Costs for a set of pods. An unknown pod among known ones is costed as busy: the floor counts it as busy,
+    and with its old cost (often 0, like the idle pods) the ReplicaSet could remove it instead of an idle pod.
+    When no pod is known (the signal failed), nothing is scaled in and every cost stays as it was (None)."""
+    known = any(v is not None for v in levels.values())
+    return {
+        name: BUSY_COST if value is None and known else deletion_cost(value, workload_class)
+        for name, value in levels.items()
+    }
