@@ -98,8 +98,9 @@ def write_cause(
     """Why this status must be written now, or None. A decision (any settled field) at once; moving figures
     that moved at most every `interval` seconds; a status that only ages (a still queue) never: 1,000 idle
     policies then cost the API server nothing. `exact_samples`: the policy predicts from its samples' times."""
-    if _settled(new) != _settled(old):
-        return _first_difference(_settled(new), _settled(old))
+    settled_new, settled_old = _settled(new), _settled(old)  # once each: this runs on every tick of every policy
+    if settled_new != settled_old:
+        return _first_difference(settled_new, settled_old)
     if elapsed >= interval and _moving(new, exact_samples=exact_samples) != _moving(old, exact_samples=exact_samples):
         return "interval"
     return None

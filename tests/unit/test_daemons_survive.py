@@ -34,6 +34,38 @@ def timeout(*_: Any, **__: Any) -> None:
     raise ReadTimeoutError(None, "/apis/overspill.dev/v1alpha1/...", "Read timed out. (read timeout=10)")  # type: ignore[arg-type]
 
 
+def start_policy_loop(reconciler: Any, uid: str, behavior: dict[str, Any], stopped: Any) -> asyncio.Task[Any]:
+    """burstpolicy_loop as Kopf runs it, over a fake runtime whose primary view is in sync."""
+    rtm = SimpleNamespace(
+        reconciler=reconciler,
+        targets=TargetRegistry(),
+        triggers=Triggers(),
+        primary_view=SimpleNamespace(wait_ready=lambda timeout: True, ready=True),
+    )
+    body = {
+        "metadata": {"generation": 1},
+        "spec": {
+            "workloadRef": {"name": "vllm"},
+            "metric": {"prometheus": {"query": "q"}, "targetPerReplica": 10},
+            "maxReplicas": 20,
+            "behavior": behavior,
+        },
+    }
+    loop_fn: Any = handlers.burstpolicy_loop  # Kopf's decorator types it as DaemonFn
+    return asyncio.create_task(
+        loop_fn(
+            namespace="ml",
+            name="p",
+            uid=uid,
+            body=body,
+            stopped=stopped,
+            memo={"runtime": rtm},
+            logger=logging.getLogger("t"),
+            policies_by_workload={},
+        )
+    )
+
+
 async def test_a_status_write_that_times_out_does_not_stop_the_policy(monkeypatch: pytest.MonkeyPatch) -> None:
     ticks: list[int] = []
     writes: list[dict[str, Any]] = []
@@ -50,34 +82,7 @@ async def test_a_status_write_that_times_out_does_not_stop_the_policy(monkeypatc
         writes.append(status)
 
     monkeypatch.setattr(handlers, "_patch_status", patch)
-    rtm = SimpleNamespace(
-        reconciler=Reconciler(),
-        targets=TargetRegistry(),
-        triggers=Triggers(),
-        primary_view=SimpleNamespace(wait_ready=lambda timeout: True, ready=True),
-    )
-    body = {
-        "metadata": {"generation": 1},
-        "spec": {
-            "workloadRef": {"name": "vllm"},
-            "metric": {"prometheus": {"query": "q"}, "targetPerReplica": 10},
-            "maxReplicas": 20,
-            "behavior": {"pollIntervalSeconds": 1},
-        },
-    }
-    loop_fn: Any = handlers.burstpolicy_loop
-    task = asyncio.create_task(
-        loop_fn(
-            namespace="ml",
-            name="p",
-            uid="u1",
-            body=body,
-            stopped=Stopped(),
-            memo={"runtime": rtm},
-            logger=logging.getLogger("t"),
-            policies_by_workload={},
-        )
-    )
+    task = start_policy_loop(Reconciler(), "u1", {"pollIntervalSeconds": 1}, Stopped())
     for _ in range(60):
         await asyncio.sleep(0.1)
         if len(writes) >= 2 or task.done():
@@ -145,21 +150,6 @@ async def test_a_stopped_policy_daemon_ends_at_once_not_at_its_next_poll(monkeyp
             return Outcome(None, {}, [])
 
     monkeypatch.setattr(handlers, "_patch_status", lambda *a, **k: None)
-    rtm = SimpleNamespace(
-        reconciler=Reconciler(),
-        targets=TargetRegistry(),
-        triggers=Triggers(),
-        primary_view=SimpleNamespace(wait_ready=lambda timeout: True, ready=True),
-    )
-    body = {
-        "metadata": {"generation": 1},
-        "spec": {
-            "workloadRef": {"name": "vllm"},
-            "metric": {"prometheus": {"query": "q"}, "targetPerReplica": 10},
-            "maxReplicas": 20,
-            "behavior": {"pollIntervalSeconds": 600},
-        },
-    }
     real_rest = handlers._rest
 
     async def rest(*args: Any) -> None:
@@ -168,19 +158,7 @@ async def test_a_stopped_policy_daemon_ends_at_once_not_at_its_next_poll(monkeyp
 
     monkeypatch.setattr(handlers, "_rest", rest)
     stopped = Flag()
-    loop_fn: Any = handlers.burstpolicy_loop
-    task = asyncio.create_task(
-        loop_fn(
-            namespace="ml",
-            name="p",
-            uid="u2",
-            body=body,
-            stopped=stopped,
-            memo={"runtime": rtm},
-            logger=logging.getLogger("t"),
-            policies_by_workload={},
-        )
-    )
+    task = start_policy_loop(Reconciler(), "u2", {"pollIntervalSeconds": 600}, stopped)
     await asyncio.wait_for(ticked.wait(), 10)
     stopped.event.set()
     done, _ = await asyncio.wait({task}, timeout=3)
@@ -253,34 +231,7 @@ async def test_a_status_that_only_ages_is_written_once(monkeypatch: pytest.Monke
             return Outcome(None, {"desiredReplicas": 1, "metricValue": 0.0, "memory": {"samples": [[t, 0.0]]}}, [])
 
     monkeypatch.setattr(handlers, "_patch_status", lambda rtm, plural, ns, name, status: writes.append(status))
-    rtm = SimpleNamespace(
-        reconciler=Reconciler(),
-        targets=TargetRegistry(),
-        triggers=Triggers(),
-        primary_view=SimpleNamespace(wait_ready=lambda timeout: True, ready=True),
-    )
-    body = {
-        "metadata": {"generation": 1},
-        "spec": {
-            "workloadRef": {"name": "vllm"},
-            "metric": {"prometheus": {"query": "q"}, "targetPerReplica": 10},
-            "maxReplicas": 20,
-            "behavior": {"pollIntervalSeconds": 1, "statusIntervalSeconds": 1},
-        },
-    }
-    loop_fn: Any = handlers.burstpolicy_loop
-    task = asyncio.create_task(
-        loop_fn(
-            namespace="ml",
-            name="p",
-            uid="u3",
-            body=body,
-            stopped=Stopped(),
-            memo={"runtime": rtm},
-            logger=logging.getLogger("t"),
-            policies_by_workload={},
-        )
-    )
+    task = start_policy_loop(Reconciler(), "u3", {"pollIntervalSeconds": 1, "statusIntervalSeconds": 1}, Stopped())
     for _ in range(80):
         await asyncio.sleep(0.1)
         if len(ticks) >= 4:
