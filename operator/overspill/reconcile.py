@@ -96,10 +96,12 @@ class _Notes:
     events: list[tuple[str, str, str]] = field(default_factory=list)
 
 
-def _levels(spec: BurstPolicySpec, pods: tuple[PodInfo, ...], per_pod: dict[str, float] | None) -> Levels:
+def _levels(
+    spec: BurstPolicySpec, namespace: str, pods: tuple[PodInfo, ...], per_pod: busy_rules.PodLevels | None
+) -> Levels:
     if spec.busy is None:
         return {}
-    return {p.name: busy_rules.level(p.name, p.annotations, p.labels, spec.busy, per_pod) for p in pods}
+    return {p.name: busy_rules.level(namespace, p.name, p.annotations, p.labels, spec.busy, per_pod) for p in pods}
 
 
 @dataclass
@@ -236,10 +238,10 @@ class Reconciler:
         finally:
             metrics.METRIC_LATENCY.labels(ref.namespace, ref.name).observe(time.perf_counter() - started)
 
-    def _per_pod(self, spec: BurstPolicySpec, url: str | None, where: str) -> tuple[dict[str, float] | None, str]:
+    def _per_pod(self, spec: BurstPolicySpec, url: str | None, where: str) -> tuple[busy_rules.PodLevels | None, str]:
         """Per-pod busy levels from the Prometheus at `url` (None: it cannot be asked), and why not."""
         if spec.busy is None or not spec.busy.query:
-            return {}, ""
+            return busy_rules.PodLevels(), ""
         if not url:
             return None, f"no Prometheus sees the pods in {where} (set spec.prometheus.url on the BurstTarget)"
         try:
@@ -304,7 +306,7 @@ class Reconciler:
                     self._rebuild_usage(pt.name, mirrors.list(), now)
                     url = handle.spec.prometheus.url if handle.spec.prometheus else None
                     per_pod, busy_problem = self._per_pod(spec, url, f"BurstTarget {pt.name}")
-                    levels = _levels(spec, obs.pods, per_pod)
+                    levels = _levels(spec, mref.namespace, obs.pods, per_pod)
                     room = view.accounting.room(admitted_shape(shape, pods)) if shape is not None else None
                     state = _state(
                         obs.replicas,
@@ -578,7 +580,7 @@ class Reconciler:
             return self.failure(prev, generation, Reason.CONFLICT.value, conflict)
         url = spec.metric.prometheus.url or self.default_prometheus_url
         per_pod, busy_problem = self._per_pod(spec, url, "the primary")
-        levels = _levels(spec, workload.pods, per_pod)
+        levels = _levels(spec, ref.namespace, workload.pods, per_pod)
         primary_state = _state(
             workload.replicas,
             workload.pods,
@@ -696,7 +698,7 @@ class Reconciler:
             handle = self.targets.get(target)
             url = handle.spec.prometheus.url if handle and handle.spec.prometheus else None
             per_pod, _ = self._per_pod(spec, url, f"BurstTarget {target}")
-            levels = _levels(spec, tuple(pod_info(p) for p in pods), per_pod)
+            levels = _levels(spec, namespace, tuple(pod_info(p) for p in pods), per_pod)
             protect = spec.workload_class == WorkloadClass.CI_RUNNER
             infos = tuple(pod_info(p) for p in pods)
             if handle is not None and handle.cluster is not None:

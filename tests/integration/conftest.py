@@ -10,6 +10,7 @@ from kubernetes import client
 
 from overspill.adapters.kube import Cluster
 from overspill.adapters.prometheus import MetricError
+from overspill.decide.busy import PodLevels
 
 POD_TEMPLATE = {
     "metadata": {"labels": {"app": "vllm"}},
@@ -78,12 +79,13 @@ class FakeMetrics:
             raise MetricError(f"query to {url} failed: ConnectionError")
         return self.queue
 
-    def per_pod(self, url: str, query: str, timeout: float) -> dict[str, float]:
-        if url in self.per_pod_by_url:
-            return dict(self.per_pod_by_url[url])
-        if self.per_pod_values is None:
+    def per_pod(self, url: str, query: str, timeout: float) -> PodLevels:
+        """Keys are pod names (a series without a namespace label) or "namespace/pod"."""
+        values = self.per_pod_by_url.get(url, self.per_pod_values)
+        if values is None:
             raise MetricError(f"query to {url} failed: HTTP 503")
-        return dict(self.per_pod_values)
+        keyed = ((key.rpartition("/"), value) for key, value in values.items())
+        return PodLevels.from_series((namespace, pod, value) for (namespace, _, pod), value in keyed)
 
 
 @pytest.fixture

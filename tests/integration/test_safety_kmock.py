@@ -147,6 +147,22 @@ async def test_the_targets_prometheus_answers_for_its_pods(emulator: Any, cluste
     assert emulator.objects["v1/pods", "mirror", "m-1"]["metadata"]["annotations"][COST] == str(BUSY_COST)
 
 
+async def test_busy_levels_are_read_by_namespace_and_pod(emulator: Any, cluster: Cluster) -> None:
+    """Two series for one pod (two scrape jobs), a same-name pod in another namespace: the busy runner stays."""
+    emulator.objects["apps/v1/deployments", "ml", "vllm"] = deployment("vllm", "ml", 0)
+    emulator.objects["apps/v1/deployments", "mirror", "vllm"] = deployment("vllm", "mirror", 3, labels=MANAGED)
+    for name in ("m-1", "m-2", "m-3"):
+        emulator.objects["v1/pods", "mirror", name] = pod(name, "mirror", labels=MANAGED)
+    metrics = FakeMetrics(0)
+    answer = {"mirror/m-1": 1.0, "mirror/m-2": 0.0, "mirror/m-3": 0.0, "other/m-1": 0.0}
+    metrics.per_pod_by_url = {"http://prom:9090": {}, "http://aws-prom:9090": answer}
+    s = spec(**CI, busy={"query": "max by (namespace, pod) (busy)"})
+    r = await make(cluster, metrics, target={"prometheus": {"url": "http://aws-prom:9090"}})
+    await tick(r, s)
+    assert emulator.objects["apps/v1/deployments", "mirror", "vllm"]["spec"]["replicas"] == 1  # m-1 is busy
+    assert emulator.objects["v1/pods", "mirror", "m-1"]["metadata"]["annotations"][COST] == str(BUSY_COST)
+
+
 # ---- 2. shared caps --------------------------------------------------------------------------------------------
 
 

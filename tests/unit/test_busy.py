@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from overspill.api import Busy, WorkloadClass
-from overspill.decide.busy import BUSY_COST, deletion_cost, level
+from overspill.decide.busy import BUSY_COST, PodLevels, deletion_cost, level
 
 BY_QUERY = Busy(query="sum by (pod) (busy)")
 BY_ANNOTATION = Busy(pod_annotation="ci/busy")
@@ -19,6 +19,7 @@ BOTH = Busy(pod_annotation="ci/busy", query="sum by (pod) (busy)")
         (BY_ANNOTATION, {"ci/busy": "false"}, None, 0.0),
         (BY_ANNOTATION, {"ci/busy": "3"}, None, 3.0),
         (BY_ANNOTATION, {"ci/busy": "maybe"}, None, None),  # unreadable: unknown
+        (BY_ANNOTATION, {"ci/busy": "-1"}, None, None),  # negative: nonsense, so unknown (it counted as idle)
         (BY_ANNOTATION, {}, None, 0.0),  # no query: the annotation's absence means idle
         (BY_QUERY, {}, {"p": 2.0}, 2.0),
         (BY_QUERY, {}, {"p": 0.0}, 0.0),
@@ -31,7 +32,32 @@ BOTH = Busy(pod_annotation="ci/busy", query="sum by (pod) (busy)")
 def test_level(
     busy: Busy, annotations: dict[str, str], per_pod: dict[str, float] | None, expected: float | None
 ) -> None:
-    assert level("p", annotations, {}, busy, per_pod) == expected
+    levels = None if per_pod is None else PodLevels.from_series(("ns", k, v) for k, v in per_pod.items())
+    assert level("ns", "p", annotations, {}, busy, levels) == expected
+
+
+S = tuple[str, str, float]
+
+
+@pytest.mark.parametrize(
+    ("series", "expected"),
+    [
+        ([("ns", "p", 0.0), ("ns", "p", 3.0), ("ns", "p", 0.0)], 3.0),  # two scrape jobs: the busy one wins
+        ([("ns", "p", 3.0), ("ns", "p", 0.0)], 3.0),  # in either order (the last series used to win)
+        ([("ns", "p", 0.0), ("ns", "p", -1.0)], None),  # a negative sample: unknown, so busy
+        ([("ns", "p", float("nan"))], None),
+        ([("ns", "p", float("inf"))], None),
+        ([("other", "p", 0.0)], None),  # a same-name pod in another namespace says nothing of this one
+        ([("other", "p", 0.0), ("ns", "p", 2.0)], 2.0),
+        ([("ns", "p", 2.0), ("other", "p", 0.0)], 2.0),
+        ([("", "p", 0.0)], 0.0),  # no namespace label, nothing else named p: it is this pod's
+        ([("", "p", 0.0), ("other", "p", 4.0)], None),  # no namespace label, but another p exists: ambiguous
+        ([("", "p", 5.0), ("ns", "p", 0.0)], 5.0),  # both apply: the most busy
+        ([("", "q", 0.0)], None),
+    ],
+)
+def test_query_levels_by_namespace_and_pod(series: list[S], expected: float | None) -> None:
+    assert level("ns", "p", {}, {}, BY_QUERY, PodLevels.from_series(series)) == expected
 
 
 def test_deletion_cost_is_left_alone_when_unknown() -> None:

@@ -20,7 +20,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         _Handler.hits.append(self.path)
-        if "fail" in self.path:  # Prometheus answers a bad query with 400 and the error in the body
+        if "per_pod" in self.path:  # two scrape jobs for r-1, a same-name pod elsewhere, a negative sample
+            result = [
+                {"metric": {"namespace": "ml", "pod": "r-1", "job": "a"}, "value": [0, "1"]},
+                {"metric": {"namespace": "ml", "pod": "r-1", "job": "b"}, "value": [0, "0"]},
+                {"metric": {"namespace": "other", "pod": "r-1"}, "value": [0, "0"]},
+                {"metric": {"namespace": "ml", "pod": "r-2"}, "value": [0, "-1"]},
+                {"metric": {"namespace": "ml", "pod": "r-3"}, "value": [0, "0"]},
+            ]
+            payload = {"status": "success", "data": {"resultType": "vector", "result": result}}
+            body = json.dumps(payload).encode()
+            self.send_response(200)
+        elif "fail" in self.path:  # Prometheus answers a bad query with 400 and the error in the body
             body = f'{{"status":"error","error":"parse error near {CANARY}"}}'.encode()
             self.send_response(400)
         else:
@@ -95,3 +106,12 @@ def test_prefix_matching(url: str, allowed: bool) -> None:
 def test_redaction() -> None:
     assert redact_url("https://u:p@prom.example:9090/x?y=1") == "https://***@prom.example:9090/x?y=1"
     assert redact_url("http://prom:9090") == "http://prom:9090"
+
+
+def test_per_pod_levels_are_keyed_by_namespace_and_the_most_busy_series_wins(server: str) -> None:
+    levels = PrometheusSource().per_pod(server, "per_pod", 2.0)
+    assert levels.of("ml", "r-1") == 1.0  # job a says busy: job b's 0 and the other namespace's 0 must not win
+    assert levels.of("other", "r-1") == 0.0
+    assert levels.of("ml", "r-2") is None  # a negative level is nonsense: unknown, so busy
+    assert levels.of("ml", "r-3") == 0.0
+    assert levels.of("ml", "r-4") is None  # no series for it: unknown

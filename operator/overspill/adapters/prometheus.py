@@ -17,6 +17,8 @@ from urllib.parse import SplitResult, urlsplit
 
 from prometheus_api_client import PrometheusConnect
 
+from overspill.decide.busy import PodLevels
+
 
 class MetricError(Exception):
     """The metric could not be read; the message says why and is safe to show to users."""
@@ -25,7 +27,7 @@ class MetricError(Exception):
 class MetricSource(Protocol):
     def value(self, url: str, query: str, timeout: float) -> float: ...
 
-    def per_pod(self, url: str, query: str, timeout: float) -> dict[str, float]: ...
+    def per_pod(self, url: str, query: str, timeout: float) -> PodLevels: ...
 
 
 def redact_url(url: str) -> str:
@@ -125,21 +127,20 @@ class PrometheusSource:
             raise MetricError(f"query returned {value}; the queue depth must be a finite number >= 0")
         return value
 
-    def per_pod(self, url: str, query: str, timeout: float) -> dict[str, float]:
-        """Level per pod name. A pod missing from the result is unknown to the caller, not idle."""
-        out: dict[str, float] = {}
+    def per_pod(self, url: str, query: str, timeout: float) -> PodLevels:
+        """Levels by the series' `namespace` and `pod` labels. A pod missing from the result is unknown to the
+        caller, not idle; a sample that is not a number >= 0 makes its pod unknown."""
+        series: list[tuple[str, str, float]] = []
         for sample in self._query(url, query, timeout):
-            metric = sample.get("metric") or {}
-            pod = metric.get("pod") if isinstance(metric, dict) else None
-            if not pod:
+            metric = sample.get("metric")
+            if not isinstance(metric, dict) or not metric.get("pod"):
                 continue
             try:
                 level = float(sample["value"][1])  # type: ignore[index]
             except (KeyError, TypeError, ValueError, IndexError):
-                continue
-            if not math.isnan(level):
-                out[str(pod)] = level
-        return out
+                level = math.nan
+            series.append((str(metric.get("namespace") or ""), str(metric["pod"]), level))
+        return PodLevels.from_series(series)
 
 
 def history(

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from overspill.adapters.prometheus import MetricError, MetricSource
+from overspill.decide.busy import PodLevels
 
 T = TypeVar("T")
 
@@ -64,5 +65,5 @@ class SharedQueries:
     def value(self, url: str, query: str, timeout: float) -> float:
         return self._shared(("value", url, query), lambda: self.source.value(url, query, timeout))
 
-    def per_pod(self, url: str, query: str, timeout: float) -> dict[str, float]:
-        return dict(self._shared(("per_pod", url, query), lambda: self.source.per_pod(url, query, timeout)))
+    def per_pod(self, url: str, query: str, timeout: float) -> PodLevels:
+        return self._shared(("per_pod", url, query), lambda: self.source.per_pod(url, query, timeout))

@@ -190,9 +190,12 @@ class Busy(ApiModel):
     pod_label: str | None = Field(default=None, description="Pod label with the same meaning as podAnnotation.")
     query: str | None = Field(
         default=None,
-        description="Per-pod PromQL; each sample's `pod` label names the pod and its value is its in-flight work. "
-        "Pods in a target are queried on the BurstTarget's spec.prometheus.url; without one, only podAnnotation "
-        "or podLabel can say a mirror pod is idle. A pod whose level is unknown counts as busy.",
+        description="Per-pod PromQL, e.g. `max by (namespace, pod) (...)`: each sample's `namespace` and `pod` "
+        "labels name the pod and its value is its in-flight work. Several samples for one pod: the most busy "
+        "counts; a sample without a `namespace` label applies only if no sample names a pod of that name in "
+        "another namespace; a negative or NaN value is unknown. Pods in a target are queried on the "
+        "BurstTarget's spec.prometheus.url; without one, only podAnnotation or podLabel can say a mirror pod is "
+        "idle. A pod whose level is unknown counts as busy.",
     )
     template_update: TemplateUpdate = Field(
         default=TemplateUpdate.WAIT_FOR_IDLE,

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 from overspill.api.policy import Busy, WorkloadClass
 
@@ -20,12 +21,57 @@ _TRUE = ("true", "yes", "busy")
 _FALSE = ("false", "no", "idle", "")
 
 
+def _sane(value: float) -> float | None:
+    """A level is a finite number >= 0; anything else (negative, NaN, infinite) is unknown, so busy."""
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def _busier(a: float | None, b: float | None) -> float | None:
+    """Of two readings of one pod, the more busy; unknown is the most busy of all."""
+    return None if a is None or b is None else max(a, b)
+
+
+@dataclass(frozen=True)
+class PodLevels:
+    """The per-pod query's answer, keyed by (namespace, pod); namespace "" for a series without that label.
+
+    Several series for one key (two scrape jobs) merge to the most busy. A series without a namespace label
+    applies to a pod only when no series names that pod in another namespace (else it may be the other pod's)."""
+
+    by_key: Mapping[tuple[str, str], float | None] = field(default_factory=dict)
+    namespaces: Mapping[str, frozenset[str]] = field(default_factory=dict)  # pod -> namespaces its series name
+
+    @classmethod
+    def from_series(cls, series: Iterable[tuple[str, str, float]]) -> PodLevels:
+        """(namespace or "", pod, value) per series."""
+        by_key: dict[tuple[str, str], float | None] = {}
+        namespaces: dict[str, set[str]] = {}
+        for namespace, pod, value in series:
+            key = (namespace, pod)
+            by_key[key] = _busier(by_key[key], _sane(value)) if key in by_key else _sane(value)
+            if namespace:
+                namespaces.setdefault(pod, set()).add(namespace)
+        return cls(by_key, {pod: frozenset(ns) for pod, ns in namespaces.items()})
+
+    def of(self, namespace: str, pod: str) -> float | None:
+        """The pod's level; None when no series answers for it, or only an ambiguous one does."""
+        own, bare = (namespace, pod) in self.by_key, ("", pod) in self.by_key
+        if bare and not own and self.namespaces.get(pod, frozenset()) - {namespace}:
+            return None  # a namespace-less series, and a same-name pod elsewhere: it may be that pod's
+        if own and bare:
+            return _busier(self.by_key[(namespace, pod)], self.by_key[("", pod)])
+        if own:
+            return self.by_key[(namespace, pod)]
+        return self.by_key[("", pod)] if bare else None
+
+
 def level(
+    namespace: str,
     name: str,
     annotations: Mapping[str, str],
     labels: Mapping[str, str],
     busy: Busy,
-    per_pod: Mapping[str, float] | None,
+    per_pod: PodLevels | None,
 ) -> float | None:
     """>0: in-flight work; 0: idle; None: unknown. `per_pod` is None when the query could not be asked."""
     for source, key in ((annotations, busy.pod_annotation), (labels, busy.pod_label)):
@@ -36,14 +82,13 @@ def level(
             if raw in _FALSE:
                 return 0.0
             with contextlib.suppress(ValueError):
-                value = float(raw)
-                return max(0.0, value) if math.isfinite(value) else None
+                return _sane(float(raw))
             return None  # a value nobody can read: unknown, so busy
     if busy.query is None:
         return 0.0
     if per_pod is None:
         return None
-    return per_pod.get(name)
+    return per_pod.of(namespace, name)
 
 
 def deletion_cost(value: float | None, workload_class: WorkloadClass) -> int | None:
