@@ -9,7 +9,8 @@ scaled either by a KEDA ScaledObject (Prometheus scaler, threshold = targetPerRe
 The tools run one after the other, KEDA first, each alone on the lab.
 
 Scenario `scaling`: the primary has room for everything (roomy fake nodes of the benchmark's own). For each
-setting (`defaults`: each tool's own polling; `equal`: KEDA's pollingInterval = Overspill's pollIntervalSeconds):
+setting (`defaults`: each tool as installed; `equal`: KEDA's pollingInterval = Overspill's pollIntervalSeconds;
+`tuned`: KEDA's own advice for many ScaledObjects, client QPS/burst 200/300 and 20 concurrent reconciles):
   1. first act: the queues ask for 2 replicas, the tool starts: time until all N Deployments are at 2;
   2. steady: the queues hold; API server requests per second (its own apiserver_request_total), tool RSS and CPU;
   3. changes: `--rounds` times every queue moves (10 <-> 20, i.e. 1 <-> 2 replicas), each at a random moment of a
@@ -21,8 +22,10 @@ Scenario `full`: the primary's pool holds exactly one replica per workload; the 
 writes 3 and the other two stay Pending; Overspill places them in the secondary. Reported: replicas serving vs
 wanted, Pending pods, time to all 3 Running.
 
-Writes benchmarks/results/versus_keda.json (runs merged by tool, N, scenario and setting);
-`--table` prints the Markdown table for docs/benchmarks.md from it.
+Every phase has a time limit (`--phase-timeout`): a tool that does not get there is recorded with how far it got
+(e.g. 573 of 1,000 objects acted) and the run goes on. Each tool/setting/scenario is merged into
+benchmarks/results/versus_keda.json as soon as it is measured (by tool, N, scenario and setting), so a run stopped
+half-way keeps what it measured; `--table` prints the Markdown table for docs/benchmarks.md from it.
 """
 
 from __future__ import annotations
@@ -56,6 +59,10 @@ TARGET = "vk-secondary"  # a BurstTarget of the benchmark's own: the lab's examp
 TARGET_PER_REPLICA = 10
 OVERSPILL_DEFAULT_POLL = 10  # Behavior.poll_interval_seconds' default; KEDA's pollingInterval defaults to 30
 EQUAL_POLL = OVERSPILL_DEFAULT_POLL
+# KEDA's documented advice from about 400 ScaledObjects (keda.sh/troubleshooting/2.18/api-server-throttling: raise
+# --kube-api-qps/--kube-api-burst and KEDA_SCALEDOBJECT_CTRL_MAX_RECONCILES; kedacore/keda#6063: reconciles 5 -> 20,
+# keep doubling the client limits while throttled; kedacore/keda#3730: 1,600 ScaledObjects fine at 100/150 and 20)
+KEDA_TUNED = {"kube_api_qps": 200, "kube_api_burst": 300, "scaledobject_max_reconciles": 20}
 LAB_STATE = Path(os.environ.get("OVERSPILL_LAB_DIR", ROOT / ".lab"))
 PYTHON = str(ROOT / ".venv/bin/python")
 
@@ -216,7 +223,7 @@ class Tool:
     def body(self, i: int, setting: str) -> dict[str, Any]:
         raise NotImplementedError
 
-    def start(self) -> None:
+    def start(self, setting: str = "defaults") -> None:
         raise NotImplementedError
 
     def stop(self) -> None:
@@ -228,6 +235,10 @@ class Tool:
     def config(self, setting: str) -> dict[str, Any]:
         spec: dict[str, Any] = self.body(0, setting)["spec"]
         return spec
+
+    def process(self, setting: str) -> dict[str, Any]:
+        """The tool's process settings for `setting` beyond its objects' specs (none: as installed)."""
+        return {}
 
     def install(self) -> None:
         raise NotImplementedError
@@ -296,8 +307,10 @@ class Keda(Tool):
             spec["pollingInterval"] = EQUAL_POLL
         return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": name(i)}, "spec": spec}
 
-    def _hack(self, verb: str) -> str:
-        out = subprocess.run([PYTHON, str(ROOT / "hack/keda.py"), verb], capture_output=True, text=True, check=False)
+    def _hack(self, verb: str, *flags: str) -> str:
+        out = subprocess.run(
+            [PYTHON, str(ROOT / "hack/keda.py"), verb, *flags], capture_output=True, text=True, check=False
+        )
         if out.returncode != 0:
             raise SystemExit(f"hack/keda {verb} failed:\n{out.stderr[-3000:]}")
         return out.stdout
@@ -306,8 +319,12 @@ class Keda(Tool):
         self._hack("up")  # certs, CRDs and the APIService; the processes are stopped again until a run starts
         self._hack("stop")
 
-    def start(self) -> None:
-        self._hack("up")
+    def process(self, setting: str) -> dict[str, Any]:
+        return dict(KEDA_TUNED) if setting == "tuned" else {}
+
+    def start(self, setting: str = "defaults") -> None:
+        flags = [f"--{k.replace('_', '-')}={v}" for k, v in self.process(setting).items()]
+        self._hack("up", *flags)
 
     def stop(self) -> None:
         self._hack("stop")
@@ -372,7 +389,7 @@ class Overspill(Tool):
             )
         self.bench.kubectl(kc, "delete", "bursttarget", TARGET, "--ignore-not-found", "--wait=false")
 
-    def start(self) -> None:
+    def start(self, setting: str = "defaults") -> None:
         self.proc = self.bench.lab.start_operator(self.log)
 
     def stop(self) -> None:
@@ -462,7 +479,15 @@ def all_at(seen: Workloads, n: int, want: int, running: bool = True) -> Callable
 
 def scaling_run(bench: Bench, tool: Tool, ns: str, n: int, setting: str, args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
-    timeout = max(300.0, n * 0.6)
+    timeout = args.phase_timeout
+    head = {
+        "tool": tool.name,
+        "objects": n,
+        "scenario": "scaling",
+        "setting": setting,
+        "spec": tool.config(setting),
+        "process": tool.process(setting),
+    }
     with Workloads(bench.primary, ns, SELECTOR) as seen:
         tool.stop()
         bench.reset_replicas(ns, n, seen)
@@ -472,16 +497,29 @@ def scaling_run(bench: Bench, tool: Tool, ns: str, n: int, setting: str, args: a
         bench.set_queues(n, 2 * TARGET_PER_REPLICA)
         time.sleep(2)  # Prometheus (1 s scrape) holds the new values before the tool starts
         t0 = time.monotonic()
-        tool.start()
+        tool.start(setting)
         started = time.monotonic() - t0
         first: float | None = None
         with contextlib.suppress(TimeoutError):  # a tool that never gets there is a figure too: how many did
-            first = wait_for(all_at(seen, n, 2, running=False), 2 * timeout, f"{tool.name}: every workload at 2")
+            first = wait_for(all_at(seen, n, 2, running=False), timeout, f"{tool.name}: every workload at 2")
         reached = [first_reach(seen.snapshot(seen.replicas, name(i)), t0, 2) for i in range(n)]
         per_object = [t - t0 for t in reached if t is not None]
+        head |= {
+            "process_start_seconds": round(started, 2),
+            "first_act_all_seconds": None if first is None else round(first, 2),
+            "first_act_objects": len(per_object),
+            "first_act_per_object_seconds": summarize(per_object) if per_object else None,
+        }
+        print(f"[versus-keda] {tool.name} N={n} {setting}: all acted in {first} s", file=sys.stderr)
+        if first is None:
+            # not at steady state: its steady and change figures would measure the start still going on
+            with Window(bench, tool.pids()) as starting:
+                time.sleep(args.steady)
+            stuck = f"{len(per_object)} of {n} objects acted within the phase limit of {timeout:.0f} s"
+            print(f"[versus-keda] {tool.name} N={n} {setting}: {stuck}", file=sys.stderr)
+            return head | {"steady_state": False, "not_steady": stuck, "still_starting": starting.result}
         with contextlib.suppress(TimeoutError):
             wait_for(all_at(seen, n, 2), timeout, "every workload at 2 Running")
-        print(f"[versus-keda] {tool.name} N={n} {setting}: all acted in {first} s", file=sys.stderr)
         time.sleep(args.settle)
         with Window(bench, tool.pids()) as steady:
             time.sleep(args.steady)
@@ -504,16 +542,8 @@ def scaling_run(bench: Bench, tool: Tool, ns: str, n: int, setting: str, args: a
                     f"{summarize(written)['median'] if written else None} s, missed {m}",
                     file=sys.stderr,
                 )
-    return {
-        "tool": tool.name,
-        "objects": n,
-        "scenario": "scaling",
-        "setting": setting,
-        "spec": tool.config(setting),
-        "process_start_seconds": round(started, 2),
-        "first_act_all_seconds": None if first is None else round(first, 2),
-        "first_act_objects": len(per_object),
-        "first_act_per_object_seconds": summarize(per_object) if per_object else None,
+    return head | {
+        "steady_state": True,
         "steady": steady.result,
         "changes": {
             "rounds": args.rounds,
@@ -533,10 +563,10 @@ def full_run(bench: Bench, tool: Tool, ns: str, n: int, args: argparse.Namespace
     want, hold = 3, args.full_hold
     bench.create_workloads(ns, n, pool="full")
     with Workloads(bench.primary, ns, SELECTOR) as seen, Workloads(bench.secondary, ns, SELECTOR, False) as far:
-        wait_for(all_at(seen, n, 1), 300, "every full-scenario workload at 1 Running")
+        wait_for(all_at(seen, n, 1), args.phase_timeout, "every full-scenario workload at 1 Running")
         tool.before_start(ns)
         tool.create(ns, n, "defaults")
-        tool.start()
+        tool.start("defaults")
         time.sleep(args.settle)
         moved = change_round(bench, n, want * TARGET_PER_REPLICA, args.spread, random.Random(args.seed))
         t0 = time.monotonic()
@@ -585,13 +615,32 @@ def baseline(bench: Bench, n: int, seconds: float) -> dict[str, Any]:
     return {"objects": n, **{k: v for k, v in w.result.items() if k != "tool"}}
 
 
-def run_tool(bench: Bench, tool: Tool, n: int, args: argparse.Namespace) -> list[dict[str, Any]]:
+def attempt(
+    what: dict[str, Any], measure: Callable[[], dict[str, Any]], save: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
+    """One tool/setting/scenario, saved at once; a failure is saved as such and the run goes on."""
+    load = os.getloadavg()
+    head = {**what, "overspill_commit": commit(), "load_average_1_5_15": [round(x, 2) for x in load]}
+    try:
+        run = head | measure()
+    except (Exception, SystemExit) as e:  # a phase's failure is a result; the next phase may still work
+        print(f"[versus-keda] {what}: failed: {e!r}", file=sys.stderr)
+        run = head | {"error": f"{type(e).__name__}: {e}"}
+    run["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    save(run)
+    return run
+
+
+def run_tool(
+    bench: Bench, tool: Tool, n: int, args: argparse.Namespace, save: Callable[[dict[str, Any]], None]
+) -> list[dict[str, Any]]:
     runs: list[dict[str, Any]] = []
     ns = f"vk-{tool.name}"
+    key = {"tool": tool.name, "objects": n}
     if "scaling" in args.scenarios:
         bench.create_workloads(ns, n, pool="roomy")
         with Workloads(bench.primary, ns, SELECTOR) as seen:
-            wait_for(all_at(seen, n, 1), max(300.0, n * 0.6), "every workload at 1 Running replica")
+            wait_for(all_at(seen, n, 1), 2 * args.phase_timeout, "every workload at 1 Running replica")
         time.sleep(args.settle)
         base = baseline(bench, n, args.steady)  # before the tool is even installed
     tool.install()
@@ -599,11 +648,24 @@ def run_tool(bench: Bench, tool: Tool, n: int, args: argparse.Namespace) -> list
         if "scaling" in args.scenarios:
             done: dict[str, dict[str, Any]] = {}
             for setting in args.settings:
-                same = next((s for s, r in done.items() if r["spec"] == tool.config(setting)), None)
+                same = next(
+                    (
+                        s
+                        for s, r in done.items()
+                        if r.get("spec") == tool.config(setting) and r.get("process") == tool.process(setting)
+                    ),
+                    None,
+                )
                 if same:  # Overspill's default poll is the equal poll: the same configuration, measured once
                     runs.append({**done[same], "setting": setting, "same_configuration_as": same})
+                    save(runs[-1])
                     continue
-                done[setting] = {**scaling_run(bench, tool, ns, n, setting, args), "baseline": base}
+                what = {**key, "scenario": "scaling", "setting": setting}
+
+                def measure(setting: str = setting) -> dict[str, Any]:
+                    return {**scaling_run(bench, tool, ns, n, setting, args), "baseline": base}
+
+                done[setting] = attempt(what, measure, save)
                 runs.append(done[setting])
             tool.stop()
             tool.remove(ns, n)
@@ -611,16 +673,17 @@ def run_tool(bench: Bench, tool: Tool, n: int, args: argparse.Namespace) -> list
             # controller's discovery (DiscoveryFailed) and the deletion never finishes
             tool.uninstall()
             bench.set_queues(n, TARGET_PER_REPLICA)
-            bench.delete_namespace(ns)
+            bench.delete_namespace(ns, 2 * args.phase_timeout)
         if "full" in args.scenarios:
             m = min(n, args.full_objects)
             tool.install()
             bench.set_queues(m, TARGET_PER_REPLICA)
-            runs.append(full_run(bench, tool, f"{ns}-full", m, args))
+            what = {"tool": tool.name, "objects": m, "scenario": "full", "setting": "defaults"}
+            runs.append(attempt(what, lambda: full_run(bench, tool, f"{ns}-full", m, args), save))
             print(f"[versus-keda] {tool.name} primary full: {json.dumps(runs[-1])}", file=sys.stderr)
             tool.uninstall()
             bench.set_queues(m, TARGET_PER_REPLICA)
-            bench.delete_namespace(f"{ns}-full")
+            bench.delete_namespace(f"{ns}-full", 2 * args.phase_timeout)
     finally:
         tool.stop()
         try:
@@ -630,24 +693,45 @@ def run_tool(bench: Bench, tool: Tool, n: int, args: argparse.Namespace) -> list
     return runs
 
 
-def merge(new_runs: list[dict[str, Any]], command: str, name: str) -> dict[str, Any]:
-    path = RESULTS / f"{name}.json"
-    old = json.loads(path.read_text()) if path.exists() else {}
+def commit() -> str:
+    """The Overspill code measured: the checkout the operator runs from (a dirty tree says so)."""
+    git = ["git", "-C", str(ROOT)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True)
+    dirty = subprocess.run([*git, "status", "--porcelain", "--", "operator"], check=False, capture_output=True)
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def merged(old: dict[str, Any], new_runs: list[dict[str, Any]], command: str, stamp: str) -> dict[str, Any]:
+    """`old`'s runs with `new_runs` in their place (by tool, N, scenario and setting). A failed attempt does not
+    replace a measured run: it is kept beside it, as `later_attempt`."""
 
     def key(r: dict[str, Any]) -> tuple[Any, ...]:
         return (r["tool"], r["objects"], r["scenario"], r["setting"])
 
     runs = {key(r): r for r in old.get("runs", [])}
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    for r in new_runs:
-        runs[key(r)] = {**r, "measured_at": stamp, "command": command}
+    for new in new_runs:
+        run = {**new, "measured_at": stamp, "command": command}
+        before = runs.get(key(run))
+        if "error" in run and before is not None and "error" not in before:
+            run = {**before, "later_attempt": {k: run[k] for k in ("error", "measured_at", "command") if k in run}}
+        runs[key(run)] = run
     return {
         "keda_version": os.environ.get("OVERSPILL_KEDA_VERSION", "v2.21.0"),
-        "overspill_commit": subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True
-        ).stdout.strip(),
         "runs": sorted(runs.values(), key=lambda r: (r["objects"], r["scenario"], r["setting"], r["tool"])),
     }
+
+
+def save_run(name: str, command: str) -> Callable[[dict[str, Any]], None]:
+    """Merges one run into benchmarks/results/<name>.json at once: a run stopped half-way keeps what it measured."""
+
+    def save(run: dict[str, Any]) -> None:
+        path = RESULTS / f"{name}.json"
+        old = json.loads(path.read_text()) if path.exists() else {}
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        with contextlib.redirect_stdout(sys.stderr):  # write() echoes the whole file: keep stdout for the table
+            write(name, merged(old, [run], command, stamp))
+
+    return save
 
 
 def main() -> None:
@@ -662,6 +746,12 @@ def main() -> None:
     ap.add_argument("--settle", type=float, default=10.0, help="seconds after the first act before measuring")
     ap.add_argument("--full-objects", type=int, default=100, help="cap on N for the full-primary scenario")
     ap.add_argument("--full-hold", type=float, default=120.0, help="seconds to wait for the full scenario")
+    ap.add_argument(
+        "--phase-timeout",
+        type=float,
+        help="seconds each phase may take (start, each round, clean-up) before it is recorded as not reached "
+        "and the run goes on (default: max(300, 0.6 N))",
+    )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--name", default="versus_keda", help="results file name (a smoke run: anything else)")
     ap.add_argument("--table", action="store_true", help="print the Markdown table from the results and exit")
@@ -672,6 +762,8 @@ def main() -> None:
         print(table(json.loads((RESULTS / f"{args.name}.json").read_text())))
         return
     args.settings = args.settings.split(",")
+    if args.phase_timeout is None:
+        args.phase_timeout = max(300.0, args.objects * 0.6)
     args.scenarios = args.scenarios.split(",")
     bench = Bench(Lab())
     n = args.objects
@@ -686,10 +778,10 @@ def main() -> None:
     bench.set_queues(n, TARGET_PER_REPLICA)
     tools: dict[str, type[Tool]] = {"keda": Keda, "overspill": Overspill}
     command = "python -m benchmarks.versus_keda " + " ".join(sys.argv[1:])
+    save = save_run(args.name, command)
     try:
         for tool_name in args.tools.split(","):
-            runs = run_tool(bench, tools[tool_name](bench), n, args)
-            write(args.name, merge(runs, command, args.name))  # each tool's figures kept as soon as they exist
+            run_tool(bench, tools[tool_name](bench), n, args, save)
     finally:
         bench.remove_nodes()
 

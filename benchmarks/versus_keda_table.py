@@ -30,6 +30,8 @@ def _api(kind: str) -> Callable[[Run], float | None]:
     return figure
 
 
+START = "start → all N objects acted"
+
 # (label, unit, how to read it from a run); lower is better for every one
 FIGURES: list[tuple[str, str, Callable[[Run], float | None]]] = [
     (
@@ -49,7 +51,7 @@ FIGURES: list[tuple[str, str, Callable[[Run], float | None]]] = [
         "s",
         lambda r: _get(r, "changes", "down_desired_written_seconds", "median"),
     ),
-    ("start → all N objects acted", "s", lambda r: _get(r, "first_act_all_seconds")),
+    (START, "s", lambda r: _get(r, "first_act_all_seconds")),
     ("API requests/s above baseline, steady", "/s", _api("steady")),
     ("API requests/s above baseline, during changes", "/s", _api("during_changes")),
     ("RSS, steady (median)", "MiB", lambda r: _get(r, "steady", "tool", "rss_mib_median")),
@@ -69,6 +71,29 @@ def _fmt(value: float | None, unit: str) -> str:
         return "—"
     text = f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
     return f"{text} {unit}"
+
+
+def _limit(run: Run) -> float | None:
+    """The phase limit a run did not reach all N within, from how it says so (`not_steady`)."""
+    text = run.get("not_steady")
+    if not isinstance(text, str) or "limit of " not in text:
+        return None
+    return float(text.split("limit of ")[1].split()[0])
+
+
+def _started(run: Run, n: int, value: float | None) -> str:
+    limit = _limit(run)
+    if value is not None or limit is None:
+        return _fmt(value, "s")
+    return f"> {limit:.0f} s ({run.get('first_act_objects', 0)} of {n} acted)"
+
+
+def _bound(ours: float | None, theirs: float | None, our_run: Run, their_run: Run) -> str:
+    if ours is not None and theirs is None and (limit := _limit(their_run)):
+        return f"< {ours / limit:.2f}"
+    if theirs is not None and ours is None and (limit := _limit(our_run)):
+        return f"> {limit / theirs:.2f}"
+    return ratio(ours, theirs)
 
 
 def ratio(ours: float | None, theirs: float | None) -> str:
@@ -96,7 +121,10 @@ def table(results: dict[str, Any]) -> str:
     for n, setting, ours, theirs in pairs(results, "scaling"):
         for label, unit, read in FIGURES:
             a, b = read(ours), read(theirs)
-            lines.append(f"| {n} | {setting} | {label} | {_fmt(a, unit)} | {_fmt(b, unit)} | {ratio(a, b)} |")
+            cells = [_fmt(a, unit), _fmt(b, unit), ratio(a, b)]
+            if label == START:  # a tool that never got there within the phase limit: a bound, not a blank
+                cells = [_started(ours, n, a), _started(theirs, n, b), _bound(a, b, ours, theirs)]
+            lines.append(f"| {n} | {setting} | {label} | {' | '.join(cells)} |")
     full = pairs(results, "full")
     if full:
         lines += [

@@ -139,18 +139,31 @@ def apply_cluster_objects(certs: Path) -> None:
     kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
 
 
-def environment() -> dict[str, str]:
-    return {
+def environment(tuning: argparse.Namespace | None = None) -> dict[str, str]:
+    env = {
         **os.environ,
         "KUBECONFIG": primary_kubeconfig(),
         "WATCH_NAMESPACE": "",
         "POD_NAMESPACE": NAMESPACE,
         "KEDA_CLUSTER_OBJECT_NAMESPACE": NAMESPACE,
     }
+    if tuning is not None and tuning.scaledobject_max_reconciles is not None:
+        # an environment variable, not a flag, in v2.21 (keda.sh/troubleshooting: API server throttling)
+        env["KEDA_SCALEDOBJECT_CTRL_MAX_RECONCILES"] = str(tuning.scaledobject_max_reconciles)
+    return env
 
 
-def commands(certs: Path) -> dict[str, list[str]]:
+def client_flags(tuning: argparse.Namespace | None) -> list[str]:
+    """KEDA's own client limits (both processes take the same two flags); none given: KEDA's defaults, 20 / 30."""
+    if tuning is None:
+        return []
+    flags = [f"--kube-api-qps={tuning.kube_api_qps}"] if tuning.kube_api_qps is not None else []
+    return flags + ([f"--kube-api-burst={tuning.kube_api_burst}"] if tuning.kube_api_burst is not None else [])
+
+
+def commands(certs: Path, tuning: argparse.Namespace | None = None) -> dict[str, list[str]]:
     binaries, kc = cache_dir() / "bin", primary_kubeconfig()
+    extra = client_flags(tuning)
     return {
         "keda-operator": [
             str(binaries / "keda"),
@@ -161,6 +174,7 @@ def commands(certs: Path) -> dict[str, list[str]]:
             "--enable-cert-rotation=false",
             "--leader-elect=false",
             "--zap-log-level=info",
+            *extra,
         ],
         "keda-adapter": [
             str(binaries / "keda-adapter"),
@@ -178,17 +192,18 @@ def commands(certs: Path) -> dict[str, list[str]]:
             f"--authentication-kubeconfig={kc}",
             f"--authorization-kubeconfig={kc}",
             "--zap-log-level=error",
+            *extra,
         ],
     }
 
 
-def spawn(name: str, cmd: list[str]) -> None:
+def spawn(name: str, cmd: list[str], env: dict[str, str]) -> None:
     """lab.spawn with KEDA's environment: recorded in the lab's table so that every `down` can stop it."""
     pids = lab.load_pids()
     if name in pids and lab.ours(pids[name]):
         return
     log = open(state() / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=environment())
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     pids[name] = {"pid": proc.pid, "cmd": cmd}
     lab.save_pids(pids)
 
@@ -219,7 +234,7 @@ def wait_ready(timeout: float) -> None:
     lab.die(f"APIService {APISERVICE} not Available within {timeout:.0f}s: {reason}")
 
 
-def cmd_up(_: argparse.Namespace) -> None:
+def cmd_up(args: argparse.Namespace) -> None:
     start = time.time()
     binaries = cache_dir() / "bin"
     if not all((binaries / b).is_file() for b in ("keda", "keda-adapter")) or not (cache_dir() / "crd").is_dir():
@@ -234,8 +249,8 @@ def cmd_up(_: argparse.Namespace) -> None:
         busy = not lab.port_free(port)
         if busy and not any(lab.ours(e) for n, e in lab.load_pids().items() if n in PROCESSES):
             lab.die(f"port {port} is in use by another process; KEDA's ports are fixed in {__file__}")
-    for name, cmd in commands(certs).items():
-        spawn(name, cmd)
+    for name, cmd in commands(certs, args).items():
+        spawn(name, cmd, environment(args))
     wait_ready(120)
     lab.say(f"KEDA {KEDA_VERSION} is up in {time.time() - start:.1f}s (operator + metrics adapter, loopback)")
 
@@ -265,7 +280,14 @@ def cmd_status(_: argparse.Namespace) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(prog="hack/keda", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("up", help="certs, CRDs, APIService, then the operator and the adapter (idempotent)")
+    up = sub.add_parser("up", help="certs, CRDs, APIService, then the operator and the adapter (idempotent)")
+    # KEDA's documented tuning for many ScaledObjects (keda.sh/troubleshooting/2.18/api-server-throttling); the
+    # processes must be stopped first for new values to apply (`up` leaves running ones as they are)
+    up.add_argument("--kube-api-qps", type=float, help="both processes' client QPS (KEDA's default: 20)")
+    up.add_argument("--kube-api-burst", type=int, help="both processes' client burst (KEDA's default: 30)")
+    up.add_argument(
+        "--scaledobject-max-reconciles", type=int, help="KEDA_SCALEDOBJECT_CTRL_MAX_RECONCILES (KEDA's default: 5)"
+    )
     sub.add_parser("stop", help="stop the two processes only")
     sub.add_parser("down", help="stop the processes and remove the APIService and its Service")
     sub.add_parser("status", help="the processes (JSON)")

@@ -113,3 +113,46 @@ def test_the_benchmark_writes_out_overspills_real_default_poll() -> None:
     from overspill.api.policy import Behavior
 
     assert Behavior().poll_interval_seconds == OVERSPILL_DEFAULT_POLL  # else "defaults" would not be the defaults
+
+
+def test_a_tool_that_never_finished_starting_shows_a_bound_not_a_blank() -> None:
+    ours = {**run("overspill", 2.0, 12.0, 10.0), "first_act_all_seconds": 30.0}
+    stuck = {
+        "tool": "keda",
+        "objects": 10,
+        "scenario": "scaling",
+        "setting": "defaults",
+        "first_act_all_seconds": None,
+        "first_act_objects": 573,
+        "steady_state": False,
+        "not_steady": "573 of 1000 objects acted within the phase limit of 600 s",
+    }
+    rows = {line.split(" | ")[2]: line for line in table({"runs": [ours, stuck]}).splitlines()[2:]}
+    assert rows["start → all N objects acted"].endswith("| 30.0 s | > 600 s (573 of 10 acted) | < 0.05 |")
+
+
+def test_results_merge_run_by_run_and_a_failure_never_erases_a_measured_run() -> None:
+    from benchmarks.versus_keda import merged
+
+    good = {"tool": "keda", "objects": 1000, "scenario": "scaling", "setting": "tuned", "first_act_all_seconds": 90}
+    other = {"tool": "overspill", "objects": 1000, "scenario": "scaling", "setting": "defaults"}
+    old = {"runs": [good, other]}
+    failed = {**good, "first_act_all_seconds": None, "error": "TimeoutError: namespace vk-keda deleted"}
+    new = merged(old, [failed], "cmd", "2026-11-30T00:00:00Z")
+    by_tool = {r["tool"]: r for r in new["runs"]}
+    assert by_tool["keda"]["first_act_all_seconds"] == 90  # kept
+    assert by_tool["keda"]["later_attempt"]["error"].startswith("TimeoutError")
+    assert by_tool["overspill"] == other  # runs of other keys untouched
+    fresh = {**good, "first_act_all_seconds": 80}
+    again = {r["tool"]: r for r in merged(new, [fresh], "cmd", "t")["runs"]}
+    assert again["keda"]["first_act_all_seconds"] == 80  # a new measurement replaces the old one
+    assert "later_attempt" not in again["keda"]
+
+
+def test_keda_tuned_is_its_own_configuration_with_keda_s_documented_client_limits() -> None:
+    from benchmarks.versus_keda import Keda, Overspill
+
+    keda, ours = Keda.__new__(Keda), Overspill.__new__(Overspill)
+    assert keda.process("defaults") == {}
+    assert keda.process("tuned") == {"kube_api_qps": 200, "kube_api_burst": 300, "scaledobject_max_reconciles": 20}
+    assert ours.process("tuned") == ours.process("defaults") == {}  # Overspill has no such knob: measured once
