@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import importlib
 import os
 import secrets
@@ -12,6 +11,7 @@ import urllib3
 from kubernetes import config
 from kubernetes.client import ApiClient, ApiException, CustomObjectsApi
 
+from overspill import heap
 from overspill.adapters.kube import TIMEOUT, primary_client
 
 PEERING_GROUP, PEERING_VERSION, PEERING_PLURAL = "kopf.dev", "v1", "clusterkopfpeerings"
@@ -55,22 +55,6 @@ def _primary_api() -> ApiClient | None:
         return None  # no credentials at all: Kopf's login says so in its own words
 
 
-M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
-
-
-def limit_malloc_arenas(arenas: int = 2) -> bool:
-    """Cap glibc's malloc arenas unless MALLOC_ARENA_MAX is set. glibc gives each thread that allocates its own
-    arena, up to 8 per core; the operator's 32 worker threads each touch a little of everything (views, status
-    dicts, HTTP buffers), and the arenas' fragments multiply resident memory. True when the cap was set."""
-    if os.environ.get("MALLOC_ARENA_MAX"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(M_ARENA_MAX, arenas))
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to cap
-        return False
-
-
 def run_operator(
     *,
     prometheus_url: str | None,
@@ -95,7 +79,8 @@ def run_operator(
         os.environ["OVERSPILL_ALLOWED_PROMETHEUS_URLS"] = " ".join(allowed_prometheus_urls)
     os.environ["OVERSPILL_METRICS_PORT"] = str(metrics_port)
     os.environ["OVERSPILL_METRICS_ADDRESS"] = metrics_address
-    limit_malloc_arenas()  # before Kopf starts its threads
+    heap.configure_malloc()  # before Kopf starts its threads
+    heap.start_trimming()
     kopf.configure(verbose=False)
     if not standalone:
         os.environ["OVERSPILL_PEERING"] = peering
