@@ -373,11 +373,29 @@ class Serving:
         group = t.import_group
         before = weights.current(rules, namespace=namespace, service=t.service_ref.name, names=names, group=group)
         if before is None:
-            return RouteStep(
-                problem=f"{where} has no backendRef to Service {t.service_ref.name}: add it so Overspill can weight "
-                "it against the burst replicas",
-                confirmed=not weights.sends_to_burst(rules, names, group),
+            # nothing to weigh the imports against: the policy's backendRefs are drained (0, then out), and the
+            # replicas behind them are held while a write has just lowered them
+            drained = weights.route_rules(
+                rules,
+                namespace=namespace,
+                service=t.service_ref.name,
+                backends=[],
+                names=names,
+                w=weights.Weights(0),
+                group=group,
             )
+            problem = (
+                f"{where} has no backendRef to Service {t.service_ref.name}: add it so Overspill can weight it against "
+                "the burst replicas"
+            )
+            sending = weights.sends_to_burst(rules, names, group)
+            if act and drained != rules:
+                try:
+                    rc.write_rules(route, drained)
+                except ApiException as err:
+                    return RouteStep(problem=f"{problem}; could not update it: HTTP {err.status}", confirmed=False)
+                return RouteStep(1, problem=problem, confirmed=not sending)
+            return RouteStep(problem=problem, confirmed=not sending)
         now = weights.weights(primary_ready, weights.kept_ready(ready, planned))
         new_rules = weights.route_rules(
             rules, namespace=namespace, service=t.service_ref.name, backends=backends, names=names, w=now, group=group

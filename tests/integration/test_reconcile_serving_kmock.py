@@ -528,3 +528,26 @@ async def test_a_burst_from_zero_rereads_what_an_idle_poll_remembered(world: Any
     assert not mirror_replicas(world, "mirror")  # no pod that could never start
     c = cond(out, "DependenciesReady")
     assert c["status"] == "False" and "Secret mirror/hf" in c["message"]
+
+
+async def test_a_route_without_the_local_service_is_drained_not_held_forever(world: Any, cluster: Cluster) -> None:
+    """Review break: with the policy's import in the route but no backendRef to the local Service, nothing was
+    written and every secondary was held for good: the import kept its weight, the replicas were never drained.
+    Now the import goes to 0, the replicas a poll later, then the import leaves the route."""
+    bursting(world, {"mirror": 7})
+    burst = {"group": "multicluster.x-k8s.io", "kind": "ServiceImport", "name": "vllm-burst-aws", "port": 80}
+    world.objects[ROUTE] = {
+        "metadata": {"name": "vllm", "namespace": "ml", "resourceVersion": "1"},
+        "spec": {"rules": [{"backendRefs": [{**burst, "namespace": "mirror", "weight": 7}]}]},
+    }
+    exported(world, "mirror", "vllm-burst-aws")
+    s = spec(propagation={"secrets": True}, traffic=TRAFFIC)
+    r = await reconciler(cluster, FakeMetrics(20))  # the queue fell: the secondary is no longer wanted
+    out = await run(r, s)
+    assert burst_refs(world) == {("vllm-burst-aws", "mirror"): 0}
+    assert mirror_replicas(world, "mirror") == 7  # weight first
+    assert "no backendRef to Service vllm" in cond(out, "TrafficReady")["message"]
+    for _ in range(2):
+        out = await run(r, s, BurstPolicyStatus.model_validate(out.status))
+    assert not mirror_replicas(world, "mirror")
+    assert burst_refs(world) == {}

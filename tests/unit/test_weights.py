@@ -21,10 +21,7 @@ from overspill.decide.weights import (
 )
 
 RULES: list[dict[str, Any]] = [
-    {
-        "matches": [{"path": {"type": "PathPrefix", "value": "/v1"}}],
-        "backendRefs": [{"name": "vllm", "port": 8000}, {"name": "canary", "port": 8000, "weight": 5}],
-    },
+    {"matches": [{"path": {"type": "PathPrefix", "value": "/v1"}}], "backendRefs": [{"name": "vllm", "port": 8000}]},
     {"matches": [{"path": {"type": "PathPrefix", "value": "/metrics"}}], "backendRefs": [{"name": "other"}]},
 ]
 NAMES = {"": "vllm-burst", "aws": "vllm-burst-aws", "gcp": "vllm-burst-gcp"}
@@ -71,8 +68,7 @@ def test_local_and_burst_backends_weighted_others_untouched() -> None:
     out = rules(Weights(8, {"aws": 7}))
     refs = out[0]["backendRefs"]
     assert refs[0] == {"name": "vllm", "port": 8000, "weight": 8}
-    assert refs[1] == {"name": "canary", "port": 8000, "weight": 5}
-    assert refs[2] == {"group": MCS_GROUP, "kind": SERVICE_IMPORT, "name": "vllm-burst-aws", "port": 8000, "weight": 7}
+    assert refs[1] == {"group": MCS_GROUP, "kind": SERVICE_IMPORT, "name": "vllm-burst-aws", "port": 8000, "weight": 7}
     assert out[1] == RULES[1]
     assert RULES[0]["backendRefs"][0] == {"name": "vllm", "port": 8000}  # the input is not changed
 
@@ -92,7 +88,7 @@ def test_each_target_has_its_own_backend_in_its_own_namespace() -> None:
 def test_reapplying_updates_the_existing_burst_backend_in_place() -> None:
     once = rules(Weights(8, {"aws": 7}))
     twice = rules(Weights(10, {"aws": 0}), once)
-    assert [r.get("weight") for r in twice[0]["backendRefs"]] == [10, 5, 0]
+    assert [r.get("weight") for r in twice[0]["backendRefs"]] == [10, 0]
     assert now(twice) == Weights(10, {"aws": 0})
 
 
@@ -118,7 +114,7 @@ def test_without_burst_drains_then_gives_all_traffic_back_to_the_local_service()
     drained = without_burst(out, names=NAMES)
     assert not sends_to_burst(drained, NAMES) and now(drained) == Weights(8, {"aws": 0})
     back = without_burst(drained, names=NAMES)
-    assert [r["name"] for r in back[0]["backendRefs"]] == ["vllm", "canary"]
+    assert [r["name"] for r in back[0]["backendRefs"]] == ["vllm"]
     assert back[1] == RULES[1]
 
 
@@ -149,3 +145,53 @@ def test_backend_names_are_dns_labels_and_distinct() -> None:
     assert backend_name("vllm-burst", "gke.europe") == "vllm-burst-gke-europe"
     long_a, long_b = backend_name("vllm-burst", "a" * 70), backend_name("vllm-burst", "a" * 69 + "b")
     assert len(long_a) <= 63 and len(long_b) <= 63 and long_a != long_b
+
+
+CANARY: list[dict[str, Any]] = [
+    {"backendRefs": [{"name": "vllm", "port": 8000, "weight": 90}, {"name": "canary", "port": 8000, "weight": 10}]}
+]
+
+
+def share(rules_in: list[dict[str, Any]], name: str) -> float:
+    refs = rules_in[0]["backendRefs"]
+    return sum(r.get("weight", 1) for r in refs if r["name"] == name) / sum(r.get("weight", 1) for r in refs)
+
+
+def test_a_canary_beside_the_local_service_keeps_its_share_through_a_burst_and_back() -> None:
+    """Review break: the local Service's weight was set to its Ready replicas, so a canary at 10 of 100 got 10 of
+    25 once the burst began. Now the local Service and the burst imports split the share the local Service had."""
+    burst = rules(Weights(8, {"aws": 7}), CANARY)
+    assert share(burst, "canary") == 0.1
+    refs = {r["name"]: r["weight"] for r in burst[0]["backendRefs"]}
+    assert refs == {"vllm": 48, "canary": 10, "vllm-burst-aws": 42}  # 90 split 8:7
+    assert now(burst) == Weights(48, {"aws": 42})
+    back = rules(Weights(8, {"aws": 0}), burst)
+    assert share(back, "canary") == 0.1 and now(back) == Weights(90, {"aws": 0})
+    gone = rules(Weights(8, {}), back, backends=())
+    assert gone == CANARY
+
+
+def test_a_canary_beside_an_unweighted_local_service_keeps_its_share_at_a_finer_grain() -> None:
+    """Weights of 1 and 1 leave nothing to split: every weight of the rule is scaled by the same factor first, so
+    the canary's share is unchanged and the burst gets its part."""
+    small = [{"backendRefs": [{"name": "vllm"}, {"name": "canary"}]}]
+    out = rules(Weights(8, {"aws": 8}), small)
+    assert share(out, "canary") == 0.5
+    assert now(out) == Weights(25, {"aws": 25})
+    assert rules(Weights(8, {"aws": 8}), out) == out  # stable: no further scaling
+
+
+def test_a_backend_of_the_policy_in_a_rule_without_the_local_service_is_drained_too() -> None:
+    """Review break: only rules holding the local Service were looked at, so an import of the policy's in another
+    rule kept its weight while its replicas were removed, and the route's current weights did not show it."""
+    other = [
+        {"backendRefs": [{"name": "vllm"}]},
+        {"backendRefs": [{"group": MCS_GROUP, "kind": SERVICE_IMPORT, "name": "vllm-burst-aws", "weight": 7}]},
+    ]
+    assert now(other) == Weights(1, {"aws": 7})
+    dropped = rules(Weights(8, {}), other, backends=())
+    assert dropped[1]["backendRefs"][0]["weight"] == 0 and now(dropped) == Weights(8, {"aws": 0})
+    assert held(now(other), now(dropped), {"aws"}) == {"aws"}
+    assert rules(Weights(8, {}), dropped, backends=())[1]["backendRefs"] == []
+    kept = rules(Weights(8, {"aws": 3}), other)  # still wanted: it follows the target's Ready replicas there
+    assert kept[1]["backendRefs"][0]["weight"] == 3

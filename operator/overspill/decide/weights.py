@@ -21,6 +21,8 @@ from typing import Any
 MCS_GROUP = "multicluster.x-k8s.io"
 SERVICE_IMPORT = "ServiceImport"
 _NAME_MAX = 63  # a Service name is a DNS label
+# the least weight the local Service and the burst imports split beside a canary: shares in steps of 2 %
+_MIN_SPLIT = 50
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,44 @@ def _wanted(ref: Mapping[str, Any], backends: Sequence[Backend], namespace: str)
     )
 
 
+def _weight(ref: Mapping[str, Any]) -> int:
+    return int(ref.get("weight", 1))
+
+
+def _apportion(budget: int, raw: Sequence[int]) -> list[int]:
+    """`budget` split in proportion to `raw` (largest remainder, ties to the first): the parts sum to `budget`."""
+    total = sum(raw)
+    if total == 0:
+        return [budget, *[0] * (len(raw) - 1)] if raw else []
+    parts = [budget * r // total for r in raw]
+    order = sorted(range(len(raw)), key=lambda i: (-(budget * raw[i] % total), i))
+    for i in order[: budget - sum(parts)]:
+        parts[i] += 1
+    return parts
+
+
+def _keep_foreign_share(
+    before: Sequence[Mapping[str, Any]], after: list[dict[str, Any]], ours: Sequence[dict[str, Any]]
+) -> None:
+    """Other backends in the local rule (a canary) keep the share of the rule's weight they had: the local Service
+    and the policy's imports split, in proportion to their Ready replicas, the weight the local Service and the
+    imports held together before. Too little weight to split (1 and 1): every weight of the rule is first scaled
+    by one factor, which leaves every share as it was."""
+    foreign = [r for r in after if not any(r is o for o in ours)]
+    if not foreign or sum(_weight(r) for r in foreign) == 0:
+        return  # nothing else receives requests here: the weights are the Ready replicas themselves
+    had = sum(_weight(r) for r in before) - sum(_weight(r) for r in foreign)
+    if had <= 0:
+        for r in ours:
+            r["weight"] = 0  # everything went to the others: it stays so
+        return
+    scale = -(-_MIN_SPLIT // had) if had < _MIN_SPLIT else 1
+    for r in foreign:
+        r["weight"] = _weight(r) * scale
+    for r, part in zip(ours, _apportion(had * scale, [_weight(r) for r in ours]), strict=True):
+        r["weight"] = part
+
+
 def route_rules(
     rules: Sequence[Mapping[str, Any]],
     *,
@@ -107,27 +147,32 @@ def route_rules(
     """The route's rules with the local and each target's backendRef weighted; a target's ServiceImport
     backendRef is added next to the local one where missing. Backend refs of the policy that no target wants
     (`names`: every known target's import name; a target dropped from the spec, a moved namespace) go to weight 0
-    first and are removed at the next write that finds them at 0. Rules without the local Service are left as they
-    are, and so are other backends."""
+    first and are removed at the next write that finds them at 0, in every rule (one without the local Service
+    too). Other backends keep their weights, and in the local rule their share (see `_keep_foreign_share`)."""
     out = []
     for rule in rules:
         new = copy.deepcopy(dict(rule))
         refs = new.get("backendRefs") or []
         local = [r for r in refs if _is_local(r, service, namespace)]
-        if not local:
-            out.append(new)
-            continue
         kept: list[dict[str, Any]] = []
+        ours: list[dict[str, Any]] = []
         for r in refs:
             if _is_local(r, service, namespace):
                 r["weight"] = w.local
+                ours.append(r)
             elif (b := _wanted(r, backends, namespace)) is not None and _import(r, group):
                 r["weight"] = w.burst.get(b.target, 0)
+                ours.append(r)
             elif _ours(r, names, group) is not None:
-                if int(r.get("weight", 1)) == 0:
+                if _weight(r) == 0:
                     continue  # drained at an earlier write: it goes now
                 r["weight"] = 0
+                ours.append(r)
             kept.append(r)
+        if not local:
+            new["backendRefs"] = kept
+            out.append(new)
+            continue
         for b in backends:
             if not any(_import(r, group) and _wanted(r, [b], namespace) for r in kept):
                 burst: dict[str, Any] = {"group": group, "kind": SERVICE_IMPORT, "name": b.name}
@@ -137,6 +182,8 @@ def route_rules(
                     burst["port"] = local[0]["port"]
                 burst["weight"] = w.burst.get(b.target, 0)
                 kept.append(burst)
+                ours.append(burst)
+        _keep_foreign_share(rule.get("backendRefs") or [], kept, ours)
         new["backendRefs"] = kept
         out.append(new)
     return out
@@ -150,20 +197,19 @@ def current(
     names: Mapping[str, str],
     group: str = MCS_GROUP,
 ) -> Weights | None:
-    """The weights the route holds now, per target (every backendRef of the policy's, wanted or not, in the rules
-    that have the local Service); None if no rule has the local Service."""
+    """The weights the route holds now: the local Service's (in the first rule that has it), and per target the
+    highest of its backendRefs, wanted or not, in any rule; None if no rule has the local Service."""
     local: int | None = None
     burst: dict[str, int] = {}
     for rule in rules:
         refs = rule.get("backendRefs") or []
         here = next((r for r in refs if _is_local(r, service, namespace)), None)
-        if here is None:
-            continue
-        local = int(here.get("weight", 1)) if local is None else local
+        if here is not None and local is None:
+            local = _weight(here)
         for r in refs:
             target = _ours(r, names, group)
             if target is not None:
-                burst[target] = max(burst.get(target, 0), int(r.get("weight", 1)))
+                burst[target] = max(burst.get(target, 0), _weight(r))
     return None if local is None else Weights(local=local, burst=burst)
 
 
