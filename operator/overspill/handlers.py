@@ -487,7 +487,8 @@ async def burstpolicy_delete(
     result = await asyncio.to_thread(rtm.reconciler.release, ref, spec, places=_places(namespace or "", raw))
     if result.pending:
         _cleanup_pending(body, result.pending, retry)
-    rtm.targets.ledger.release(uid)  # its room in every target's shared cap comes back
+    # its room in every target's shared cap comes back (a write to the shared reservations: not on the event loop)
+    await asyncio.to_thread(rtm.targets.ledger.release, uid)
 
 
 def _unconnected_targets(rtm: runtime.Runtime) -> dict[str, str]:

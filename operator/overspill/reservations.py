@@ -1,42 +1,122 @@
 """A BurstTarget's shared cap as a ledger of reservations: room is taken atomically *before* acting.
 
-Every policy that places replicas on a capped target goes through `reserve` under one lock, so two policies
-deciding at the same moment cannot both take the last free room (the old way read room before deciding and
-wrote usage after acting: a cap of 10 was filled with 7 + 7, then flapped 7 <-> 3 every poll).
+Every policy that grows on a capped target reserves the room first. Within one process that is one lock; across
+processes (shards, both replicas of an HA pair during a handover) it is a compare-and-swap on one shared object per
+capped target (a `CapStore`: in the operator, a Lease in the primary, `overspill/caplease.py`): a reservation
+written from a stale read is refused and decided again from a fresh one, so two operators can never both take the
+last free room (the old in-memory ledger let two shards fill a cap of 6 with 12).
 
-What a policy is charged on a target is the larger of what it reserved and what really runs there (its
-mirrors found by label): a scale-in frees room only once it has happened, and after a restart the ledger is
-rebuilt from the target's real mirrors before anyone may grow on it (`rebuild`). No I/O here.
+What a policy is charged on a target is the larger of its live reservation and what really runs there (its
+mirrors found by label in the target, by whichever operator placed them): a scale-in frees room only once it has
+happened, and after a restart the ledger is rebuilt from the target's real mirrors before anyone may grow on it
+(`rebuild`). A reservation is needed only until its mirror is seen, so it expires (`lease_seconds`): one left by
+an operator that died, or by a policy deleted meanwhile, stops holding room then. Writes happen only when a
+reservation changes; a policy running what it reserved writes nothing. If the shared object cannot be read or
+written, usage is unknown: nobody grows on that target, and nothing is shrunk because of it.
+
+No I/O here: the store is passed in.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+# A reservation must outlive the time from its write until every operator sees the mirror it paid for (the write
+# to the target, the watch, and each operator's usage rebuild every 30 s); after that, the mirror itself is charged.
+LEASE_SECONDS = 120
+ATTEMPTS = 8  # compare-and-swap rounds per reservation; a policy that loses them all does not grow this poll
+
+
+@dataclass(frozen=True)
+class Reservation:
+    replicas: int
+    holder: str  # the operator process that wrote it
+    until: float  # wall-clock seconds; after this only the policy's observed mirrors count
+
+
+@dataclass(frozen=True)
+class Shared:
+    """The shared object as last read or written: its version (None: not created yet) and its reservations."""
+
+    version: str | None
+    entries: Mapping[str, Reservation]
+
+
+class CapConflict(Exception):
+    """The shared object changed since it was read: read it again and decide again."""
+
+
+class CapStoreError(Exception):
+    """The shared object could not be read or written: the target's usage is unknown."""
+
+
+class CapStore(Protocol):
+    def read(self, namespace: str, target: str) -> Shared: ...
+
+    def write(
+        self, namespace: str, target: str, base: Shared, entries: Mapping[str, Reservation], lease_seconds: int
+    ) -> Shared: ...
 
 
 @dataclass
 class _Account:
     cap: int | None = None
-    reserved: dict[str, int] = field(default_factory=dict)  # policy uid -> replicas it may run here
+    scope: str | None = None  # namespace of the shared object in the primary
+    reserved: dict[str, Reservation] = field(default_factory=dict)  # every process's, as last read or written
     observed: dict[str, int] = field(default_factory=dict)  # policy uid -> replicas of its mirrors seen here
     known: bool = False  # observed rebuilt from the target's real mirrors since the operator started
     rebuilt_at: float = float("-inf")
+    version: str | None = None
+    fetched: bool = False  # `reserved` and `version` are a copy of the shared object (else: read it first)
+    problem: str | None = None  # why the shared reservations are unknown
+    cas: threading.Lock = field(default_factory=threading.Lock)  # one compare-and-swap at a time per target
 
-    def charge(self, uid: str) -> int:
-        return max(self.reserved.get(uid, 0), self.observed.get(uid, 0))
+    def live(self, uid: str, now: float) -> int:
+        r = self.reserved.get(uid)
+        return r.replicas if r is not None and r.until > now else 0
 
-    def others(self, uid: str) -> int:
-        return sum(self.charge(u) for u in self.reserved.keys() | self.observed.keys() if u != uid)
+    def charge(self, uid: str, now: float) -> int:
+        return max(self.live(uid, now), self.observed.get(uid, 0))
+
+    def others(self, uid: str, now: float) -> int:
+        return sum(self.charge(u, now) for u in self.reserved.keys() | self.observed.keys() if u != uid)
+
+    def room(self, uid: str, now: float) -> int:
+        assert self.cap is not None
+        others = self.others(uid, now)
+        room = max(0, self.cap - others)
+        mine = self.charge(uid, now)
+        if others + mine > self.cap:
+            # over the cap (it was lowered): each policy sheds its share of the excess, never more than what it
+            # runs, instead of every policy shedding all of it at once (which drained far below the cap)
+            room = max(room, min(self.cap * mine // (others + mine), self.observed.get(uid, 0)))
+        return room
+
+
+Plan = Callable[[float], tuple[dict[str, Reservation] | None, int]]
 
 
 class CapLedger:
-    """Reservations per target and policy. Thread-safe; every method is one atomic step."""
+    """Reservations per target and policy. Thread-safe; `reserve` and `release` are compare-and-swap steps on the
+    store when there is one (else within this process only)."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        store: CapStore | None = None,
+        *,
+        holder: str = "local",
+        wall: Callable[[], float] = time.time,
+        lease_seconds: int = LEASE_SECONDS,
+    ) -> None:
         self._lock = threading.Lock()
         self._accounts: dict[str, _Account] = {}
+        self.store, self.holder, self._wall, self.lease_seconds = store, holder, wall, lease_seconds
         # policies released everywhere (deleted): a tick of theirs still running in a worker thread when the
         # daemon was cancelled must not reserve room again afterwards
         self._gone: set[str] = set()
@@ -44,9 +124,12 @@ class CapLedger:
     def _account(self, target: str) -> _Account:
         return self._accounts.setdefault(target, _Account())
 
-    def set_cap(self, target: str, cap: int | None) -> None:
+    def set_cap(self, target: str, cap: int | None, scope: str | None = None) -> None:
         with self._lock:
-            self._account(target).cap = cap
+            acct = self._account(target)
+            if acct.scope != scope:
+                acct.fetched = False
+            acct.cap, acct.scope = cap, scope
 
     def drop_target(self, target: str) -> None:
         with self._lock:
@@ -85,38 +168,100 @@ class CapLedger:
                 return None
             if not acct.known:
                 return current
-            return max(0, acct.cap - acct.others(uid))
+            return acct.room(uid, self._wall())
 
     def reserve(self, target: str, uid: str, want: int, current: int) -> int:
-        """Atomically reserve up to `want` replicas; returns what was granted. Never less than
-        min(want, current): a reservation never forces a scale-in, it only stops growth past the cap."""
-        with self._lock:
+        """Reserve up to `want` replicas; returns what was granted. Never less than min(want, current): a
+        reservation never forces a scale-in, it only stops growth past the cap (or while usage is unknown)."""
+        acct = self._get(target)
+
+        def plan(now: float) -> tuple[dict[str, Reservation] | None, int]:
             if uid in self._gone:
-                return 0
-            acct = self._account(target)
+                return None, 0
             if acct.cap is None:
-                granted = want
-            else:
-                room = max(0, acct.cap - acct.others(uid)) if acct.known else 0
-                granted = min(want, max(room, current))
+                return None, want
+            room = acct.room(uid, now) if acct.known else 0
+            granted = min(want, max(room, current))
+            mine = acct.live(uid, now)
+            if mine <= granted <= max(mine, acct.observed.get(uid, 0)):
+                return None, granted  # already charged that much (reserved, or running): nothing to write
+            entries = {u: r for u, r in acct.reserved.items() if r.until > now and u != uid}
             if granted > 0:
-                acct.reserved[uid] = granted
-            else:
-                acct.reserved.pop(uid, None)
-            return granted
+                entries[uid] = Reservation(granted, self.holder, now + self.lease_seconds)
+            return entries, granted
+
+        return self._swap(target, acct, plan, fallback=min(want, current))
 
     def release(self, uid: str, target: str | None = None) -> None:
-        """The policy's mirrors are gone (from `target`, or from everywhere): its room comes back."""
+        """The policy's mirrors are gone (from `target`, or from everywhere): its room comes back (its shared
+        reservation too; if that write fails, the reservation expires on its own)."""
         with self._lock:
             if target is None:
                 self._gone.add(uid)
-            for name, acct in self._accounts.items():
-                if target is None or name == target:
-                    acct.reserved.pop(uid, None)
-                    acct.observed.pop(uid, None)
+            accounts = [(n, a) for n, a in self._accounts.items() if target is None or n == target]
+            for _, acct in accounts:
+                acct.observed.pop(uid, None)
+
+        for name, acct in accounts:
+
+            def plan(now: float, acct: _Account = acct) -> tuple[dict[str, Reservation] | None, int]:
+                if uid not in acct.reserved:
+                    return None, 0
+                return {u: r for u, r in acct.reserved.items() if u != uid and r.until > now}, 0
+
+            self._swap(name, acct, plan, fallback=0)
 
     def usage(self, target: str) -> int:
         """Replicas charged on the target over all policies (status and metrics)."""
         with self._lock:
             acct = self._account(target)
-            return sum(acct.charge(u) for u in acct.reserved.keys() | acct.observed.keys())
+            now = self._wall()
+            return sum(acct.charge(u, now) for u in acct.reserved.keys() | acct.observed.keys())
+
+    def problem(self, target: str) -> str | None:
+        """Why nobody may grow on the target now (its shared reservations could not be read or written)."""
+        with self._lock:
+            acct = self._accounts.get(target)
+            return acct.problem if acct is not None else None
+
+    def _get(self, target: str) -> _Account:
+        with self._lock:
+            return self._account(target)
+
+    def _swap(self, target: str, acct: _Account, plan: Plan, *, fallback: int) -> int:
+        """Compare-and-swap: decide (`plan`) on the copy of the shared reservations, write it only if nobody
+        changed them since; on a conflict read them again and decide again. `fallback` when that cannot be done."""
+        with acct.cas:
+            for _ in range(ATTEMPTS):
+                with self._lock:
+                    now = self._wall()
+                    entries, result = plan(now)
+                    if entries is None:
+                        return result
+                    if self.store is None or acct.scope is None:  # one process: the lock was the atomic step
+                        acct.reserved = entries
+                        return result
+                    base = Shared(acct.version, dict(acct.reserved)) if acct.fetched else None
+                    scope = acct.scope
+                try:
+                    if base is None:
+                        shared = self.store.read(scope, target)
+                    else:
+                        shared = self.store.write(scope, target, base, entries, self.lease_seconds)
+                except CapConflict:
+                    with self._lock:
+                        acct.fetched = False
+                    continue
+                except CapStoreError as err:
+                    with self._lock:
+                        acct.fetched = False
+                        acct.problem = f"the shared reservations of its cap could not be read or written ({err})"
+                    log.warning("BurstTarget %s: %s; no policy grows on it until they can", target, acct.problem)
+                    return fallback
+                with self._lock:
+                    acct.version, acct.reserved, acct.fetched = shared.version, dict(shared.entries), True
+                    acct.problem = None
+                if base is not None:
+                    return result
+            log.info("BurstTarget %s: lost %d reservation races in a row; trying again next poll", target, ATTEMPTS)
+            return fallback

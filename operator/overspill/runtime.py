@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from overspill.adapters.kube import Cluster, primary_client
 from overspill.adapters.prometheus import PrometheusSource
 from overspill.adapters.shared_queries import SharedQueries
+from overspill.caplease import LeaseCapStore, identity
 from overspill.reconcile import Reconciler
 from overspill.targets import TargetRegistry
 from overspill.triggers import Triggers
@@ -39,7 +40,8 @@ def build() -> Runtime:
     for other_autoscaler in (HPAS, SCALEDOBJECTS):  # a policy refuses a workload another autoscaler scales
         primary_view.cache(other_autoscaler)
     default_url = os.environ.get("OVERSPILL_PROMETHEUS_URL") or None
-    targets = TargetRegistry()
+    # shared caps are reserved in Leases of the primary: one per capped target, shared by every operator process
+    targets = TargetRegistry(LeaseCapStore(primary.api), holder=identity())
     reconciler = Reconciler(
         primary=primary,
         primary_view=primary_view,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from overspill.adapters.kube import Cluster
 from overspill.adapters.kubeconfig import TargetCredentials
 from overspill.api.target import BurstTargetSpec
-from overspill.reservations import CapLedger
+from overspill.reservations import CapLedger, CapStore
 from overspill.views import ClusterView
 
 
@@ -30,10 +30,12 @@ class TargetHandle:
 
 
 class TargetRegistry:
-    def __init__(self) -> None:
+    def __init__(self, store: CapStore | None = None, holder: str = "local") -> None:
         self._lock = threading.Lock()
         self._targets: dict[str, TargetHandle] = {}
-        self.ledger = CapLedger()  # shared caps: reserved before acting, rebuilt from the targets' mirrors
+        # shared caps: reserved before acting (in `store`, shared with every other operator process, when given),
+        # rebuilt from the targets' mirrors
+        self.ledger = CapLedger(store, holder=holder)
 
     def upsert(self, name: str, spec: BurstTargetSpec) -> TargetHandle:
         with self._lock:
@@ -42,7 +44,9 @@ class TargetRegistry:
                 handle = self._targets[name] = TargetHandle(name=name, spec=spec)
             else:
                 handle.spec = spec
-        self.ledger.set_cap(name, spec.max_replicas)
+        # the shared reservations live beside the target's kubeconfig Secret: every operator placing on the
+        # target reads that Secret, so every one of them finds the same object there
+        self.ledger.set_cap(name, spec.max_replicas, spec.kubeconfig_secret_ref.namespace)
         return handle
 
     def set_credentials(self, name: str, credentials: TargetCredentials | None) -> None:

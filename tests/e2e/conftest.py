@@ -133,7 +133,9 @@ class OperatorProcess:
         priority: int | None = None,
         ports: tuple[int, int] = (19195, 19196),
         peering: str = "overspill",
+        namespaces: tuple[str, ...] = (),
     ) -> None:
+        self.namespaces = namespaces  # a shard: only these namespaces' policies (default: every namespace)
         self.standalone = standalone
         self.peering = peering
         self.priority = priority
@@ -144,7 +146,7 @@ class OperatorProcess:
         self.executable = executable or ROOT / ".venv/bin/overspill"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, timeout: float = 30) -> None:
         env = {**os.environ, "KUBECONFIG": self.kubeconfig, "OVERSPILL_PROMETHEUS_URL": self.lab.prometheus_url}
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
         self.proc = subprocess.Popen(
@@ -153,7 +155,7 @@ class OperatorProcess:
                 "run",
                 *(["--standalone"] if self.standalone else ["--peering", self.peering]),
                 *(["--priority", str(self.priority)] if self.priority is not None else []),
-                "--all-namespaces",
+                *([f"--namespace={ns}" for ns in self.namespaces] or ["--all-namespaces"]),
                 "--metrics-port",
                 str(self.ports[0]),
                 "--metrics-address",
@@ -166,7 +168,7 @@ class OperatorProcess:
             stderr=subprocess.STDOUT,
             cwd=ROOT,
         )
-        eventually(self._healthy, 30, what="the operator's liveness endpoint")
+        eventually(self._healthy, timeout, what="the operator's liveness endpoint")
 
     def _healthy(self) -> bool:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[1]}/healthz", timeout=2) as r:
