@@ -17,6 +17,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from prometheus_api_client import PrometheusConnect
 
+from overspill.adapters.prometheus_http import PrometheusHttp, QueryFailed
 from overspill.decide.busy import PodLevels
 
 
@@ -80,37 +81,31 @@ def _failure(err: Exception) -> str:
 
 
 class PrometheusSource:
-    """prometheus-api-client, one connection per URL. An empty result counts as 0 (a queue with no series is
-    empty, like KEDA's ignoreNullValues); more than one series is an error, since summing silently could
-    double-count replicas' own samples.
+    """Instant queries through one pooled HTTP client (`PrometheusHttp`). An empty result counts as 0 (a queue
+    with no series is empty, like KEDA's ignoreNullValues); more than one series is an error, since summing
+    silently could double-count replicas' own samples.
 
     `allowed_prefixes`: URLs that may be queried; None allows any (the simulator and tests), the operator
     always passes a list."""
 
     def __init__(self, allowed_prefixes: Sequence[str] | None = None) -> None:
-        self._conns: dict[str, PrometheusConnect] = {}
+        self._http = PrometheusHttp()
         self.allowed_prefixes = None if allowed_prefixes is None else tuple(allowed_prefixes)
 
-    def _conn(self, url: str) -> PrometheusConnect:
+    def _check(self, url: str) -> None:
         if self.allowed_prefixes is not None and not url_allowed(url, self.allowed_prefixes):
             shown = ", ".join(redact_url(p) for p in self.allowed_prefixes) or "none"
             raise MetricError(
                 f"Prometheus URL {redact_url(url)} is not allowed by the operator (--allowed-prometheus-url: "
                 f"{shown}); use an allowed URL or ask the operator's administrator to add it"
             )
-        if url not in self._conns:
-            self._conns[url] = PrometheusConnect(url=url, disable_ssl=False)
-        return self._conns[url]
 
     def _query(self, url: str, query: str, timeout: float) -> list[dict[str, object]]:
-        conn = self._conn(url)
+        self._check(url)
         try:
-            result = conn.custom_query(query, params={"timeout": f"{int(timeout * 1000)}ms"}, timeout=timeout)
-        except Exception as err:  # the client raises requests' and its own errors; all mean "unavailable"
-            raise MetricError(f"query to {redact_url(url)} failed: {_failure(err)}") from err
-        if not isinstance(result, list):
-            raise MetricError(f"query to {redact_url(url)} returned no result list")
-        return result
+            return self._http.query(url, query, timeout)
+        except QueryFailed as err:
+            raise MetricError(f"query to {redact_url(url)} failed: {err}") from err
 
     def value(self, url: str, query: str, timeout: float) -> float:
         result = self._query(url, query, timeout)
