@@ -26,7 +26,7 @@ from overspill.api.policy import BurstPolicySpec, BurstPolicyStatus
 from overspill.api.target import BurstTargetSpec, BurstTargetStatus
 from overspill.decide.reasons import Reason
 from overspill.reconcile import Outcome, PolicyRef
-from overspill.serving import SERVING_RESOURCES
+from overspill.serving import SERVING_RESOURCES, raw_route_names
 from overspill.views import MANAGED_SELECTOR, ClusterView
 from overspill.views.resource import DEPLOYMENTS, PODS
 
@@ -445,6 +445,17 @@ def cleanup_delay(retry: int) -> float:
     return float(min(CLEANUP_BACKOFF_CAP, 5.0 * 2 ** min(retry, 10)))
 
 
+def _routes(raw: dict[str, Any], body: kopf.Body) -> set[str]:
+    """HTTPRoutes that may hold the policy's backendRefs: the one the spec names and those status.routes lists
+    (named by an earlier spec, still draining)."""
+    found = {str(r) for r in (body.get("status") or {}).get("routes") or [] if r}
+    traffic = raw.get("traffic")
+    ref = traffic.get("httpRouteRef") if isinstance(traffic, dict) else None
+    if isinstance(ref, dict) and ref.get("name"):
+        found.add(str(ref["name"]))
+    return found
+
+
 def _places(namespace: str, raw: dict[str, Any]) -> set[tuple[str, str]]:
     """(target, namespace) pairs the last spec placed mirrors in: their copies go even if the mirror is gone."""
     out = set()
@@ -474,13 +485,24 @@ async def burstpolicy_delete(
     # everything (the finalizer retries)
     targets = {str(t.get("name")) for t in raw.get("targets") or [] if isinstance(t, dict)} | set(rtm.targets.names())
     try:
-        draining = await asyncio.to_thread(rtm.reconciler.serving.unroute, raw, namespace or "", targets)
+        step = await asyncio.to_thread(
+            rtm.reconciler.serving.unroute,
+            namespace or "",
+            uid,
+            _routes(raw, body),
+            *raw_route_names(raw, targets),
+            rtm.reconciler.clock(),
+        )
     except Exception as err:
         why = f"the HTTPRoute named by spec.traffic.httpRouteRef could not be updated ({_error_summary(err)})"
         _cleanup_pending(body, {"primary": why}, retry)
-    if draining:
-        delay = float(((raw.get("behavior") or {}).get("pollIntervalSeconds")) or 2)
-        raise kopf.TemporaryError("traffic drains first: the route's weights to burst replicas are 0 now", delay=delay)
+    if step.waiting:
+        poll = float(((raw.get("behavior") or {}).get("pollIntervalSeconds")) or 2)
+        delay = max(1.0, step.left) if step.left > 0 else poll
+        raise kopf.TemporaryError(
+            f"traffic drains first: the route's weights to burst replicas are 0 now; removal in {delay:.0f}s",
+            delay=delay,
+        )
     unknown = await asyncio.to_thread(_unconnected_targets, rtm)
     if unknown:  # its mirrors there cannot be looked for yet: releasing now would orphan them
         _cleanup_pending(body, unknown, retry)

@@ -41,7 +41,7 @@ from overspill.decide.conflicts import autoscaler_conflict
 from overspill.decide.reasons import Reason
 from overspill.decide.tenancy import placement_refusal, pod_security_labels
 from overspill.report import DependencyReport, SafetyReport, TargetReport, TrafficReport
-from overspill.serving import Misses, Serving, Side, import_names, target_lookup
+from overspill.serving import Misses, Serving, Side, import_names, route_names, target_lookup
 from overspill.sweep import SweepResult, sweep
 from overspill.targets import TargetRegistry
 from overspill.triggers import Triggers
@@ -112,9 +112,11 @@ class _Serve:
     template: dict[str, Any] | None = None  # the workload with its pod template, as planned from
     failed: dict[str, str] = field(default_factory=dict)  # target -> copy failure (blocks scale-up there)
     traffic: TrafficReport | None = None
-    # targets where nothing of the policy shrinks this poll: the route's weight to them was just lowered, or the
-    # route could not be read or written (then every target)
+    # targets where nothing of the policy shrinks this poll: the route's weight to them was just lowered or is 0
+    # for less than the drain time, or the route could not be read or written (then every target)
     frozen: set[str] = field(default_factory=set)
+    routes: list[str] = field(default_factory=list)  # status.routes: in, as the last poll left it; out, now
+    now: float = 0.0
 
     def dependencies(self, holding: set[str]) -> DependencyReport:
         found = Serving.dependency_report(list(self.sides.values()), holding)
@@ -598,6 +600,7 @@ class Reconciler:
                 key = body["metadata"]["annotations"][TEMPLATE_HASH]
             views.append(self._target(ref, spec, pt, prev, now, shape, key))
         serve = self._plan_serving(ref, spec, workload, views)
+        serve.routes, serve.now = list(prev.routes), now
         memory = report.memory_from_status(prev.memory)
         snapshot = Snapshot(
             now=now, metric=metric, primary=primary_state, targets=tuple(v.state for v in views), memory=memory
@@ -655,6 +658,7 @@ class Reconciler:
             dependencies=serve.dependencies(set(serve.sides)) if serve.sides else None,
             traffic=serve.traffic,
         )
+        status["routes"] = serve.routes
         return Outcome(decision, status, events, writes)
 
     @staticmethod
@@ -756,11 +760,24 @@ class Reconciler:
         """The primary workload is gone: its replicas in secondaries go too (busy runners once idle)."""
         left = ""
         if spec.mode == Mode.ACTIVE:
-            swept = self.release(ref, spec)
+            swept = self.release(ref, spec, frozen=self._unroute(ref, spec, prev))
             if swept.pending:
                 left = "; still draining: " + "; ".join(swept.pending[t] for t in sorted(swept.pending))
         message = f"{why}: its replicas in secondary clusters are drained and removed{left}"
         return self.failure(prev, generation, Reason.WORKLOAD_MISSING.value, message)
+
+    def _unroute(self, ref: PolicyRef, spec: BurstPolicySpec, prev: BurstPolicyStatus) -> set[str]:
+        """Every route of the policy's (spec and status.routes) drains its backendRefs before the replicas behind
+        them go: the targets held meanwhile (all of them while a route cannot be written)."""
+        t = spec.traffic
+        routes = set(prev.routes) | ({t.http_route_ref.name} if t is not None and t.http_route_ref else set())
+        known = {pt.name for pt in spec.targets} | set(self.targets.names())
+        if not routes:
+            return set()
+        try:
+            return self.serving.unroute(ref.namespace, ref.uid, routes, *route_names(spec, known), self.clock()).held
+        except ApiException:
+            return known
 
     def failure(self, prev: BurstPolicyStatus, generation: int | None, reason: str, message: str) -> Outcome:
         """A status that says why nothing was done (invalid spec, missing workload, conflict)."""
@@ -931,18 +948,43 @@ class Reconciler:
             spec, ref.namespace, ref.uid, list(serve.sides.values()), holding, act=True
         )
         writes += n
+        held: set[str] = set()
+        note = None
         if spec.traffic is not None and spec.traffic.http_route_ref is not None:
             n, held, note = self._route(ref, spec, workload, views, decision, serve, holding)
             writes += n
+        held |= self._leave_old_routes(ref, spec, views, serve)
+        if held:
             serve.frozen = held
             for v in views:
                 if v.mirror is not None and v.spec.name in held:
                     planned = decision.placement.targets.get(v.spec.name, 0)
                     if planned < v.mirror.replicas:
                         wants[v.spec.name] = v.mirror.replicas
-            if note and serve.traffic is not None:
-                serve.traffic = replace(serve.traffic, problems=(*serve.traffic.problems, note))
+        if note and serve.traffic is not None:
+            serve.traffic = replace(serve.traffic, problems=(*serve.traffic.problems, note))
         return writes, wants
+
+    def _leave_old_routes(
+        self, ref: PolicyRef, spec: BurstPolicySpec, views: list[_TargetView], serve: _Serve
+    ) -> set[str]:
+        """Routes the policy wrote before and the spec no longer names (httpRouteRef changed or removed, or all of
+        spec.traffic): its backendRefs there drain like a dropped target's. Returns the targets held meanwhile;
+        a route that cannot be written holds every target."""
+        t = spec.traffic
+        current = t.http_route_ref.name if t is not None and t.http_route_ref is not None else None
+        old = [r for r in serve.routes if r != current]
+        serve.routes = [current] if current else []
+        if not old:
+            return set()
+        known = {v.spec.name for v in views} | set(self.targets.names())
+        try:
+            step = self.serving.unroute(ref.namespace, ref.uid, old, *route_names(spec, known), serve.now)
+        except ApiException:
+            serve.routes += old
+            return known
+        serve.routes += [r for r in step.routes if r not in serve.routes]
+        return step.held
 
     def _route(
         self,
@@ -972,7 +1014,9 @@ class Reconciler:
         }
         planned = {v.spec.name: decision.placement.targets.get(v.spec.name, 0) for v in views}
         primary_ready = min(sum(p.ready for p in workload.pods if not p.deleting), decision.placement.primary)
-        step = self.serving.route(spec, ref.namespace, backends, names, primary_ready, ready, planned, act=True)
+        step = self.serving.route(
+            spec, ref.namespace, ref.uid, backends, names, primary_ready, ready, planned, act=True, now=serve.now
+        )
         note = step.problem
         if not step.confirmed:
             held = set(known)
@@ -980,7 +1024,8 @@ class Reconciler:
                 f"{step.problem}; replicas in secondaries are held (none removed) until the route confirms the weights"
             )
         else:
-            held = weights.held(step.before, step.now, known)
+            # lowered by this write, or at 0 for less than spec.traffic.drainSeconds: requests may still arrive
+            held = weights.held(step.before, step.now, known) | step.lowered | set(step.draining)
         if serve.traffic is not None:
             now = step.now
             serve.traffic = replace(

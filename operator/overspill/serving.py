@@ -24,9 +24,10 @@ from overspill.adapters.traffic import (
     TrafficConflict,
     burst_service,
     export_state,
+    route_record_key,
     service_export,
 )
-from overspill.api.policy import BurstPolicySpec, ExportStatus
+from overspill.api.policy import BurstPolicySpec, ExportStatus, Traffic
 from overspill.carry import CarryPlan, Kind
 from overspill.decide import weights
 from overspill.report import DependencyReport, TrafficReport
@@ -34,6 +35,7 @@ from overspill.views import MANAGED_SELECTOR, ClusterView
 from overspill.views.resource import CONFIGMAPS, SERVICEACCOUNTS, SERVICES, Resource
 
 EnsureNamespace = Callable[[str], None]
+DEFAULT_DRAIN_SECONDS = Traffic.model_fields["drain_seconds"].default
 # kinds read from watch-fed views; Secrets never are (no cluster-wide Secret watch anywhere: a GET, only when the
 # policy opted in), PersistentVolumeClaims only by GET in targets (never copied)
 _WATCHED: dict[Kind, Resource] = {Kind.CONFIG_MAP: CONFIGMAPS, Kind.SERVICE_ACCOUNT: SERVICEACCOUNTS}
@@ -127,6 +129,28 @@ def import_names(base: str, targets: Iterable[str]) -> dict[str, str]:
     and every known BurstTarget, so a dropped one is still found) and "" for the one shared name used before
     imports were per target (a route written by an older Overspill drains it like a dropped target)."""
     return {"": base, **{t: weights.backend_name(base, t) for t in targets}}
+
+
+def route_names(spec: BurstPolicySpec | None, targets: Iterable[str]) -> tuple[dict[str, str], str, float]:
+    """(import names by target, import group, drain seconds) of a spec, for draining its routes; without
+    spec.traffic, only the routes' records find the policy's backendRefs."""
+    t = spec.traffic if spec is not None else None
+    if t is None:
+        return {}, weights.MCS_GROUP, float(DEFAULT_DRAIN_SECONDS)
+    return import_names(t.service_name, targets), t.import_group, float(t.drain_seconds)
+
+
+def raw_route_names(spec_raw: Mapping[str, Any], targets: Iterable[str]) -> tuple[dict[str, str], str, float]:
+    """`route_names` from a spec that may not parse (a deletion): what it says, with the defaults."""
+    traffic = spec_raw.get("traffic") or {}
+    if not isinstance(traffic, dict) or not (traffic.get("serviceRef") or {}).get("name"):
+        return {}, weights.MCS_GROUP, float(DEFAULT_DRAIN_SECONDS)
+    drain = traffic.get("drainSeconds")
+    return (
+        import_names(export_base(spec_raw), targets),
+        str(traffic.get("importGroup") or weights.MCS_GROUP),
+        float(drain) if isinstance(drain, int | float) else float(DEFAULT_DRAIN_SECONDS),
+    )
 
 
 def pod_spec_of(workload: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -348,15 +372,18 @@ class Serving:
         self,
         spec: BurstPolicySpec,
         namespace: str,
+        policy_uid: str,
         backends: list[weights.Backend],
         names: Mapping[str, str],
         primary_ready: int,
         ready: Mapping[str, int],
         planned: Mapping[str, int],
         act: bool,
+        now: float,
     ) -> RouteStep:
-        """Write the HTTPRoute's weights for this step. `ready` holds only replicas requests can reach (Ready, and
-        their target's export Exported); `names` every import name of the policy's (dropped targets too)."""
+        """Write the HTTPRoute's weights for this step, with the record of the policy's backendRefs. `ready` holds
+        only replicas requests can reach (Ready, and their target's export Exported); `names` every import name of
+        the policy's by the current naming rule (dropped targets too); the record finds the others."""
         t = spec.traffic
         if t is None or t.http_route_ref is None:
             return RouteStep()
@@ -370,62 +397,113 @@ class Serving:
         if route is None:  # no route: nothing sends requests to burst replicas through it
             return RouteStep(problem=f"{where} (spec.traffic.httpRouteRef) not found")
         rules = (route.get("spec") or {}).get("rules") or []
-        group = t.import_group
-        before = weights.current(rules, namespace=namespace, service=t.service_ref.name, names=names, group=group)
+        key = route_record_key(policy_uid)
+        record = weights.parse_record(((route.get("metadata") or {}).get("annotations") or {}).get(key))
+        group, service, drain = t.import_group, t.service_ref.name, float(t.drain_seconds)
+        before = weights.current(rules, namespace=namespace, service=service, names=names, group=group, record=record)
+        problem = None
+        w = weights.weights(primary_ready, weights.kept_ready(ready, planned))
         if before is None:
-            # nothing to weigh the imports against: the policy's backendRefs are drained (0, then out), and the
-            # replicas behind them are held while a write has just lowered them
-            drained = weights.route_rules(
-                rules,
-                namespace=namespace,
-                service=t.service_ref.name,
-                backends=[],
-                names=names,
-                w=weights.Weights(0),
-                group=group,
-            )
+            # nothing to weigh the imports against: the policy's backendRefs are drained (0, then out)
             problem = (
-                f"{where} has no backendRef to Service {t.service_ref.name}: add it so Overspill can weight it against "
-                "the burst replicas"
+                f"{where} has no backendRef to Service {service}: add it so Overspill can weight it against the "
+                "burst replicas"
             )
-            sending = weights.sends_to_burst(rules, names, group)
-            if act and drained != rules:
-                try:
-                    rc.write_rules(route, drained)
-                except ApiException as err:
-                    return RouteStep(problem=f"{problem}; could not update it: HTTP {err.status}", confirmed=False)
-                return RouteStep(1, problem=problem, confirmed=not sending)
-            return RouteStep(problem=problem, confirmed=not sending)
-        now = weights.weights(primary_ready, weights.kept_ready(ready, planned))
+            backends, w = [], weights.Weights(0)
         new_rules = weights.route_rules(
-            rules, namespace=namespace, service=t.service_ref.name, backends=backends, names=names, w=now, group=group
+            rules,
+            namespace=namespace,
+            service=service,
+            backends=backends,
+            names=names,
+            w=w,
+            group=group,
+            record=record,
+            now=now,
+            drain=drain,
         )
-        if not act or new_rules == rules:
-            return RouteStep(0, before, now)
+        new_record = weights.record_after(
+            rules, new_rules, namespace=namespace, names=names, group=group, record=record, now=now
+        )
+        lowered = self._lowered(rules, new_rules, namespace, names, group, record)
+        after = weights.current(
+            new_rules, namespace=namespace, service=service, names=names, group=group, record=record
+        )
+        if not act or (new_rules == rules and new_record == record):
+            return RouteStep(0, before, after, problem, draining=weights.draining(new_record, now, drain))
         try:
-            rc.write_rules(route, new_rules)
+            rc.write_rules(route, new_rules, {key: weights.dump_record(new_record)})
         except ApiException as err:
-            return RouteStep(0, before, before, f"could not update {where}: HTTP {err.status}", confirmed=False)
-        return RouteStep(1, before, now)
+            why = f"could not update {where}: HTTP {err.status}"
+            return RouteStep(0, before, before, f"{problem}; {why}" if problem else why, confirmed=False)
+        return RouteStep(1, before, after, problem, draining=weights.draining(new_record, now, drain), lowered=lowered)
 
-    def unroute(self, spec_raw: Mapping[str, Any], namespace: str, targets: Iterable[str]) -> bool:
-        """On deletion: the policy's backendRefs go to weight 0, then (at the next call) out of the route. True
-        while the route still sends requests to burst replicas (the caller waits for a drain and calls again)."""
-        traffic = spec_raw.get("traffic") or {}
-        route_name = (traffic.get("httpRouteRef") or {}).get("name")
-        if not route_name or not (traffic.get("serviceRef") or {}).get("name"):
-            return False
-        names = import_names(export_base(spec_raw), targets)
-        group = traffic.get("importGroup") or weights.MCS_GROUP
+    @staticmethod
+    def _lowered(
+        rules: list[Any],
+        new_rules: list[dict[str, Any]],
+        namespace: str,
+        names: Mapping[str, str],
+        group: str,
+        record: weights.Record,
+    ) -> set[str]:
+        was = weights.burst_weights(rules, namespace=namespace, names=names, group=group, record=record)
+        will = weights.burst_weights(new_rules, namespace=namespace, names=names, group=group, record=record)
+        return {t for t, n in was.items() if will.get(t, 0) < n}
+
+    def unroute(
+        self,
+        namespace: str,
+        policy_uid: str,
+        routes: Iterable[str],
+        names: Mapping[str, str],
+        group: str,
+        drain: float,
+        now: float,
+    ) -> UnrouteStep:
+        """The policy's backendRefs (as recorded, or by `names`) leave each of `routes`: weight 0, then, once at 0
+        for `drain` seconds, out of the route, with the record. For a deleted policy or workload, and for a route
+        the spec no longer names. API errors are raised: the caller keeps everything behind the route."""
         rc = RouteClient(self.primary)
-        route = rc.read(namespace, route_name)
-        if route is None:
-            return False
-        rules = (route.get("spec") or {}).get("rules") or []
-        new_rules = weights.without_burst(rules, names=names, group=group)
-        if new_rules != rules:
-            rc.write_rules(route, new_rules)
-        return weights.sends_to_burst(rules, names, group)
+        key = route_record_key(policy_uid)
+        step = UnrouteStep()
+        for name in sorted(set(routes)):
+            route = rc.read(namespace, name)
+            if route is None:
+                continue
+            rules = (route.get("spec") or {}).get("rules") or []
+            annotations = (route.get("metadata") or {}).get("annotations") or {}
+            record = weights.parse_record(annotations.get(key))
+            new_rules = weights.without_burst(
+                rules, names=names, group=group, record=record, namespace=namespace, now=now, drain=drain
+            )
+            new_record = weights.record_after(
+                rules, new_rules, namespace=namespace, names=names, group=group, record=record, now=now
+            )
+            if new_rules != rules or (key in annotations and new_record != record):
+                rc.write_rules(route, new_rules, {key: weights.dump_record(new_record)})
+            step.held |= self._lowered(rules, new_rules, namespace, names, group, record)
+            left = weights.draining(new_record, now, drain)
+            step.held |= set(left)
+            step.left = max([step.left, *left.values()])
+            if new_record:
+                step.routes.append(name)
+        return step
+
+
+@dataclass
+class UnrouteStep:
+    """Routes the policy's backendRefs are leaving: targets that must not shrink now (their weight was just
+    lowered, or is 0 for less than the drain time), the seconds the longest drain has left, and the routes that
+    still hold backendRefs of the policy's."""
+
+    held: set[str] = field(default_factory=set)
+    left: float = 0.0
+    routes: list[str] = field(default_factory=list)
+
+    @property
+    def waiting(self) -> bool:
+        return bool(self.held) or self.left > 0
 
 
 @dataclass(frozen=True)
@@ -438,3 +516,5 @@ class RouteStep:
     now: weights.Weights | None = None
     problem: str | None = None
     confirmed: bool = True
+    draining: Mapping[str, float] = field(default_factory=dict)  # target -> seconds its weight is still to stay 0
+    lowered: set[str] = field(default_factory=set)  # targets whose weight this write lowered

@@ -68,6 +68,12 @@ def world(emulator: Any) -> Any:
         key = ("gateway.networking.k8s.io/v1/httproutes", request.namespace, request.name)
         obj = emulator.objects[key].raw
         obj["spec"]["rules"] = request.data["spec"]["rules"]
+        annotations = obj["metadata"].setdefault("annotations", {})
+        for k, v in ((request.data.get("metadata") or {}).get("annotations") or {}).items():
+            if v is None:
+                annotations.pop(k, None)
+            else:
+                annotations[k] = v
         emulator.objects[key] = obj
         return dict(obj)
 
@@ -215,7 +221,7 @@ async def test_route_drains_a_secondary_one_poll_before_its_replicas_go(world: A
     exported(world, "mirror", "vllm-burst-aws")
     s = spec(
         propagation={"secrets": True},
-        traffic={"serviceRef": {"name": "vllm"}, "httpRouteRef": {"name": "vllm"}},
+        traffic={"serviceRef": {"name": "vllm"}, "httpRouteRef": {"name": "vllm"}, "drainSeconds": 0},
         primary={"maxReplicas": 8},
     )
     r = await reconciler(cluster, FakeMetrics(20))  # the queue fell: 2 desired, the secondary drains first
@@ -294,7 +300,8 @@ EXPORTS = "multicluster.x-k8s.io/v1alpha1/serviceexports"
 ROUTE = ("gateway.networking.k8s.io/v1/httproutes", "ml", "vllm")
 UID_LABELS = {"app.kubernetes.io/managed-by": "overspill", "overspill.dev/policy-uid": "uid-1"}
 TARGET_OF = {"mirror": "aws", "mirror2": "gcp"}
-TRAFFIC = {"serviceRef": {"name": "vllm"}, "httpRouteRef": {"name": "vllm"}}
+# no drain time: these tests count polls (the drain time has its own tests)
+TRAFFIC = {"serviceRef": {"name": "vllm"}, "httpRouteRef": {"name": "vllm"}, "drainSeconds": 0}
 
 
 def exported(world: Any, ns: str, name: str, state: str = "True") -> None:

@@ -120,14 +120,24 @@ async def test_route_weights_and_removal_on_deletion(api: Any, cluster: Cluster)
             "metadata": {"name": "vllm", "namespace": "ml", "resourceVersion": "1"},
             "spec": {"rules": [{"backendRefs": [{"name": "vllm", "port": 80}]}]},
         }
-        raw = {**valid_spec(), "traffic": {"serviceRef": {"name": "vllm"}, "httpRouteRef": {"name": "vllm"}}}
+        traffic = {"serviceRef": {"name": "vllm"}, "httpRouteRef": {"name": "vllm"}, "drainSeconds": 0}
+        raw = {**valid_spec(), "traffic": traffic}
         serving = Serving(cluster, "primary")
         names = import_names("vllm-burst", ["secondary"])
         backends = [Backend("secondary", names["secondary"], "ml")]
 
         def step(planned: int) -> RouteStep:
             return serving.route(
-                parse_policy_spec(raw), "ml", backends, names, 8, {"secondary": 7}, {"secondary": planned}, act=True
+                parse_policy_spec(raw),
+                "ml",
+                "uid-1",
+                backends,
+                names,
+                8,
+                {"secondary": 7},
+                {"secondary": planned},
+                act=True,
+                now=100.0,
             )
 
         first = step(7)
@@ -136,7 +146,8 @@ async def test_route_weights_and_removal_on_deletion(api: Any, cluster: Cluster)
         second = step(0)
         assert second.writes == 1 and second.before is not None and second.now is not None
         assert (second.before.burst, second.now.burst) == ({"secondary": 7}, {"secondary": 0})
-        assert serving.unroute(raw, "ml", ["secondary"]) is False  # already at 0: the backendRef goes at once
+        gone = serving.unroute("ml", "uid-1", ["vllm"], names, "multicluster.x-k8s.io", 0.0, 100.0)
+        assert not gone.waiting and gone.routes == []  # already at 0: the backendRef goes at once
         refs = api.objects["gateway.networking.k8s.io/v1/httproutes", "ml", "vllm"]["spec"]["rules"][0]["backendRefs"]
         assert [r["name"] for r in refs] == ["vllm"]
 

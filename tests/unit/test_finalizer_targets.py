@@ -12,6 +12,7 @@ import pytest
 
 from overspill import handlers
 from overspill.api import parse_target_spec
+from overspill.serving import UnrouteStep
 from overspill.sweep import SweepResult
 from overspill.targets import TargetRegistry
 
@@ -24,11 +25,11 @@ def runtime(existing: list[str], registry: TargetRegistry, released: list[str]) 
     custom = SimpleNamespace(
         list_cluster_custom_object=lambda *a, **k: {"items": [{"metadata": {"name": n}} for n in existing]}
     )
-    serving = SimpleNamespace(unroute=lambda raw, ns, targets: False)
+    serving = SimpleNamespace(unroute=lambda *a: UnrouteStep())
     return SimpleNamespace(
         primary=SimpleNamespace(custom=custom),
         targets=registry,
-        reconciler=SimpleNamespace(release=release, serving=serving),
+        reconciler=SimpleNamespace(release=release, serving=serving, clock=lambda: 0.0),
     )
 
 

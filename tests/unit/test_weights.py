@@ -9,11 +9,16 @@ from overspill.decide.weights import (
     MCS_GROUP,
     SERVICE_IMPORT,
     Backend,
+    Recorded,
     Weights,
     backend_name,
     current,
+    draining,
+    dump_record,
     held,
     kept_ready,
+    parse_record,
+    record_after,
     route_rules,
     sends_to_burst,
     weights,
@@ -195,3 +200,43 @@ def test_a_backend_of_the_policy_in_a_rule_without_the_local_service_is_drained_
     assert rules(Weights(8, {}), dropped, backends=())[1]["backendRefs"] == []
     kept = rules(Weights(8, {"aws": 3}), other)  # still wanted: it follows the target's Ready replicas there
     assert kept[1]["backendRefs"][0]["weight"] == 3
+
+
+def test_the_record_finds_a_backend_the_current_naming_rule_no_longer_builds_and_drains_it_for_the_drain_time() -> None:
+    """exportName and importGroup changed during a burst: the old import is the policy's by the record written with
+    it; it goes to 0, stays while its drain time runs (counted from the recorded time), then leaves the route."""
+    old = {"group": "net.gke.io", "kind": SERVICE_IMPORT, "name": "old-aws", "namespace": "ml", "weight": 7}
+    route_in = [{"backendRefs": [{"name": "vllm", "weight": 8}, old]}]
+    record = parse_record(dump_record({("net.gke.io", "ml", "old-aws"): Recorded("aws", None)}))
+    assert now(route_in) == Weights(8, {})  # by the naming rule alone: not the policy's
+    assert current(route_in, namespace="ml", service="vllm", names=NAMES, record=record) == Weights(8, {"aws": 7})
+
+    def step(rules_in: list[dict[str, Any]], rec: Any, t: float) -> tuple[list[dict[str, Any]], Any]:
+        out = route_rules(
+            rules_in,
+            namespace="ml",
+            service="vllm",
+            backends=(AWS,),
+            names=NAMES,
+            w=Weights(8, {"aws": 0}),
+            record=rec,
+            now=t,
+            drain=30.0,
+        )
+        return out, record_after(rules_in, out, namespace="ml", names=NAMES, group=MCS_GROUP, record=rec, now=t)
+
+    first, rec = step(route_in, record, 100.0)
+    assert {r["name"]: r["weight"] for r in first[0]["backendRefs"]} == {"vllm": 8, "old-aws": 0, "vllm-burst-aws": 0}
+    assert rec[("net.gke.io", "ml", "old-aws")] == Recorded("aws", 100.0)
+    assert rec[(MCS_GROUP, "ml", "vllm-burst-aws")] == Recorded("aws", 0.0)  # added at 0: never had weight
+    assert draining(rec, 129.0, 30.0) == {"aws": 1.0}  # the replicas in aws wait
+    second, rec = step(first, rec, 129.0)
+    assert second == first and rec[("net.gke.io", "ml", "old-aws")].zero_since == 100.0
+    third, rec = step(second, rec, 130.0)
+    assert [r["name"] for r in third[0]["backendRefs"]] == ["vllm", "vllm-burst-aws"]
+    assert draining(rec, 130.0, 30.0) == {}
+
+
+def test_an_unreadable_record_is_no_record() -> None:
+    assert parse_record("{not json") == {} and parse_record('[{"name": 1}]') == {} and parse_record(None) == {}
+    assert dump_record({}) is None

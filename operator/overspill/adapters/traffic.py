@@ -29,6 +29,12 @@ GATEWAY_GROUP, GATEWAY_VERSION, HTTPROUTES = "gateway.networking.k8s.io", "v1", 
 DISCOVERY_TTL = 60.0  # a CRD installed later is noticed within a minute
 # on the burst Service: the group of its ServiceExport, so cleanup finds an export in any group the policy used
 EXPORT_GROUP = "overspill.dev/export-group"
+# on the HTTPRoute, one per policy: the backendRefs Overspill wrote for it (decide.weights.Record, as JSON)
+ROUTE_RECORD = "overspill.dev/backends."
+
+
+def route_record_key(policy_uid: str) -> str:
+    return f"{ROUTE_RECORD}{policy_uid}"
 
 
 class TrafficConflict(Exception):
@@ -327,9 +333,19 @@ class RouteClient:
             raise
         return dict(obj)
 
-    def write_rules(self, route: Mapping[str, Any], rules: Sequence[Mapping[str, Any]]) -> None:
+    def write_rules(
+        self,
+        route: Mapping[str, Any],
+        rules: Sequence[Mapping[str, Any]],
+        annotations: Mapping[str, str | None] | None = None,
+    ) -> None:
+        """Rules and annotations (None: removed) in one merge patch, on the condition that the route is still the
+        one read (resourceVersion): the weights and the record of what Overspill wrote never part."""
         meta = route.get("metadata") or {}
-        body = {"metadata": {"resourceVersion": meta.get("resourceVersion")}, "spec": {"rules": list(rules)}}
+        head: dict[str, Any] = {"resourceVersion": meta.get("resourceVersion")}
+        if annotations:
+            head["annotations"] = dict(annotations)
+        body = {"metadata": head, "spec": {"rules": list(rules)}}
         self.cluster.custom.patch_namespaced_custom_object(
             GATEWAY_GROUP, GATEWAY_VERSION, meta["namespace"], HTTPROUTES, meta["name"], body, _request_timeout=TIMEOUT
         )

@@ -251,6 +251,14 @@ class Traffic(ApiModel):
         default=None,
         description="Annotations on the Service in each target, e.g. service.cilium.io/global for Cilium ClusterMesh.",
     )
+    drain_seconds: int = Field(
+        default=30,
+        ge=0,
+        le=3600,
+        description="Seconds a burst backendRef's weight stays 0 in the route before the replicas behind it are "
+        "removed (and the backendRef with them): gateways take time to program a route, and requests in flight "
+        "finish. Also applies when the policy, its workload or its route reference goes.",
+    )
 
     @property
     def service_name(self) -> str:
@@ -462,6 +470,11 @@ class BurstPolicyStatus(StatusModel):
     secondary_replicas: int = 0
     estimated_cost_per_hour: float | None = None
     traffic: TrafficStatus | None = None
+    routes: list[str] = Field(
+        default_factory=list,
+        description="HTTPRoutes that may hold backendRefs of the policy's: the one spec.traffic.httpRouteRef names, "
+        "and any it named before, until drained (a route reference changed or removed during a burst).",
+    )
     memory: EngineMemory = Field(default_factory=EngineMemory)
 
 

@@ -8,12 +8,20 @@ replicas would drop requests the shared import still sends them.
 Make-before-break includes traffic: a replica counts for its target only while it is Ready, reachable (its export
 is Exported) AND kept by the placement. A target's replicas shrink only in a poll after its weight was lowered to
 match (`held`), and never while the route cannot be read or written (the caller holds everything then).
+
+Which backendRefs are the policy's: those the route's record says Overspill wrote for it (an annotation per
+policy on the route, written in the same request as the weights), and those the current spec's naming rule
+builds. The record survives what the naming rule does not (a changed `exportName` or `importGroup`, a renamed or
+removed BurstTarget, a route the spec no longer names), so a backendRef of the policy's the spec no longer wants is
+always found, set to 0, and removed once drained. It also holds, per backendRef, since when its weight is 0: the
+replicas behind it stay until it has been 0 for the policy's drain time, across operator restarts.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +40,47 @@ class Backend:
     target: str
     name: str
     namespace: str
+
+
+Key = tuple[str, str, str]  # (group, namespace, name) of a ServiceImport backendRef
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One backendRef Overspill wrote for the policy: for which target, and since when its weight is 0 (None: it
+    has weight; 0.0: it never had any since it was added)."""
+
+    target: str
+    zero_since: float | None = None
+
+
+Record = Mapping[Key, Recorded]
+
+
+def parse_record(text: str | None) -> dict[Key, Recorded]:
+    """The record as written by `dump_record`; anything unreadable (edited by hand) counts as no record: the naming
+    rule still finds the backendRefs the spec builds."""
+    try:
+        items = json.loads(text or "[]")
+        return {
+            (str(i["group"]), str(i["namespace"]), str(i["name"])): Recorded(
+                str(i["target"]), None if i.get("zeroSince") is None else float(i["zeroSince"])
+            )
+            for i in items
+        }
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return {}
+
+
+def dump_record(record: Record) -> str | None:
+    """The annotation's text (sorted: the same record always writes the same text); None: no entry left."""
+    if not record:
+        return None
+    items = [
+        {"group": k[0], "namespace": k[1], "name": k[2], "target": v.target, "zeroSince": v.zero_since}
+        for k, v in sorted(record.items())
+    ]
+    return json.dumps(items, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -82,12 +131,39 @@ def _import(ref: Mapping[str, Any], group: str) -> bool:
     return ref.get("group") == group and ref.get("kind") == SERVICE_IMPORT
 
 
-def _ours(ref: Mapping[str, Any], names: Mapping[str, str], group: str) -> str | None:
-    """The target whose ServiceImport this backendRef names (by name: every known target's, and the one
-    shared name used before per-target imports, keyed ""), None when it is not one of the policy's."""
+def _key(ref: Mapping[str, Any], namespace: str) -> Key:
+    return (str(ref.get("group") or ""), str(ref.get("namespace") or namespace), str(ref.get("name") or ""))
+
+
+def _ours(
+    ref: Mapping[str, Any],
+    names: Mapping[str, str],
+    group: str,
+    record: Record | None = None,
+    namespace: str = "",
+) -> str | None:
+    """The target whose ServiceImport this backendRef names: as recorded when Overspill wrote it, else by the
+    current naming rule (every known target's name, and the one shared name used before per-target imports,
+    keyed ""); None when it is not one of the policy's."""
+    if ref.get("kind") != SERVICE_IMPORT:
+        return None
+    seen = (record or {}).get(_key(ref, namespace))
+    if seen is not None:
+        return seen.target
     if not _import(ref, group):
         return None
     return next((t for t, n in names.items() if n == ref.get("name")), None)
+
+
+def _drained(ref: Mapping[str, Any], record: Record | None, namespace: str, now: float, drain: float) -> bool:
+    """At weight 0 for at least `drain` seconds (as recorded): the backendRef may leave the route, the replicas
+    behind it may go."""
+    if _weight(ref) != 0:
+        return False
+    if drain <= 0:
+        return True
+    seen = (record or {}).get(_key(ref, namespace))
+    return seen is not None and seen.zero_since is not None and now - seen.zero_since >= drain
 
 
 def _wanted(ref: Mapping[str, Any], backends: Sequence[Backend], namespace: str) -> Backend | None:
@@ -143,12 +219,16 @@ def route_rules(
     names: Mapping[str, str],
     w: Weights,
     group: str = MCS_GROUP,
+    record: Record | None = None,
+    now: float = 0.0,
+    drain: float = 0.0,
 ) -> list[dict[str, Any]]:
     """The route's rules with the local and each target's backendRef weighted; a target's ServiceImport
     backendRef is added next to the local one where missing. Backend refs of the policy that no target wants
     (`names`: every known target's import name; a target dropped from the spec, a moved namespace) go to weight 0
-    first and are removed at the next write that finds them at 0, in every rule (one without the local Service
-    too). Other backends keep their weights, and in the local rule their share (see `_keep_foreign_share`)."""
+    first and are removed at a later write that finds them drained (at 0 for `drain` seconds, as `record` says), in
+    every rule (one without the local Service too). Other backends keep their weights, and in the local rule their
+    share (see `_keep_foreign_share`)."""
     out = []
     for rule in rules:
         new = copy.deepcopy(dict(rule))
@@ -163,9 +243,9 @@ def route_rules(
             elif (b := _wanted(r, backends, namespace)) is not None and _import(r, group):
                 r["weight"] = w.burst.get(b.target, 0)
                 ours.append(r)
-            elif _ours(r, names, group) is not None:
-                if _weight(r) == 0:
-                    continue  # drained at an earlier write: it goes now
+            elif _ours(r, names, group, record, namespace) is not None:
+                if _drained(r, record, namespace, now, drain):
+                    continue  # drained since an earlier write: it goes now
                 r["weight"] = 0
                 ours.append(r)
             kept.append(r)
@@ -189,6 +269,24 @@ def route_rules(
     return out
 
 
+def burst_weights(
+    rules: Sequence[Mapping[str, Any]],
+    *,
+    namespace: str,
+    names: Mapping[str, str],
+    group: str = MCS_GROUP,
+    record: Record | None = None,
+) -> dict[str, int]:
+    """Per target, the highest weight of its backendRefs of the policy's, wanted or not, in any rule."""
+    burst: dict[str, int] = {}
+    for rule in rules:
+        for r in rule.get("backendRefs") or []:
+            target = _ours(r, names, group, record, namespace)
+            if target is not None:
+                burst[target] = max(burst.get(target, 0), _weight(r))
+    return burst
+
+
 def current(
     rules: Sequence[Mapping[str, Any]],
     *,
@@ -196,37 +294,47 @@ def current(
     service: str,
     names: Mapping[str, str],
     group: str = MCS_GROUP,
+    record: Record | None = None,
 ) -> Weights | None:
     """The weights the route holds now: the local Service's (in the first rule that has it), and per target the
-    highest of its backendRefs, wanted or not, in any rule; None if no rule has the local Service."""
-    local: int | None = None
-    burst: dict[str, int] = {}
-    for rule in rules:
-        refs = rule.get("backendRefs") or []
-        here = next((r for r in refs if _is_local(r, service, namespace)), None)
-        if here is not None and local is None:
-            local = _weight(here)
-        for r in refs:
-            target = _ours(r, names, group)
-            if target is not None:
-                burst[target] = max(burst.get(target, 0), _weight(r))
-    return None if local is None else Weights(local=local, burst=burst)
+    highest of its backendRefs (`burst_weights`); None if no rule has the local Service."""
+    local = next(
+        (_weight(r) for rule in rules for r in rule.get("backendRefs") or [] if _is_local(r, service, namespace)),
+        None,
+    )
+    if local is None:
+        return None
+    burst = burst_weights(rules, namespace=namespace, names=names, group=group, record=record)
+    return Weights(local=local, burst=burst)
 
 
-def sends_to_burst(rules: Sequence[Mapping[str, Any]], names: Mapping[str, str], group: str = MCS_GROUP) -> bool:
+def sends_to_burst(
+    rules: Sequence[Mapping[str, Any]],
+    names: Mapping[str, str],
+    group: str = MCS_GROUP,
+    record: Record | None = None,
+    namespace: str = "",
+) -> bool:
     """Any backendRef of the policy's, in any rule, with a weight above 0."""
     return any(
-        _ours(r, names, group) is not None and int(r.get("weight", 1)) > 0
+        _ours(r, names, group, record, namespace) is not None and _weight(r) > 0
         for rule in rules
         for r in rule.get("backendRefs") or []
     )
 
 
 def without_burst(
-    rules: Sequence[Mapping[str, Any]], *, names: Mapping[str, str], group: str = MCS_GROUP
+    rules: Sequence[Mapping[str, Any]],
+    *,
+    names: Mapping[str, str],
+    group: str = MCS_GROUP,
+    record: Record | None = None,
+    namespace: str = "",
+    now: float = 0.0,
+    drain: float = 0.0,
 ) -> list[dict[str, Any]]:
-    """The policy is going: every backendRef of the policy's goes to weight 0, and one already at 0 is removed.
-    Two calls empty the route of the policy's backends, with a drain between them."""
+    """The policy is going (or its route, or its workload): every backendRef of the policy's goes to weight 0, and
+    one drained (at 0 for `drain` seconds) is removed. Calls a drain time apart empty the route of them."""
     out = []
     for rule in rules:
         new = copy.deepcopy(dict(rule))
@@ -234,13 +342,60 @@ def without_burst(
         if refs:
             kept = []
             for r in refs:
-                if _ours(r, names, group) is not None:
-                    if int(r.get("weight", 1)) == 0:
+                if _ours(r, names, group, record, namespace) is not None:
+                    if _drained(r, record, namespace, now, drain):
                         continue
                     r["weight"] = 0
                 kept.append(r)
             new["backendRefs"] = kept
         out.append(new)
+    return out
+
+
+def record_after(
+    before: Sequence[Mapping[str, Any]],
+    after: Sequence[Mapping[str, Any]],
+    *,
+    namespace: str,
+    names: Mapping[str, str],
+    group: str,
+    record: Record | None,
+    now: float,
+) -> dict[Key, Recorded]:
+    """The record to write with `after`: every backendRef of the policy's it holds, for its target, with since when
+    its weight is 0. One added at 0 never had weight (0.0); one found at 0 that the record does not know (written
+    by an older Overspill, or by hand) drains from now."""
+    known = record or {}
+    had = {_key(r, namespace) for rule in before for r in rule.get("backendRefs") or []}
+    weight: dict[Key, int] = {}
+    target: dict[Key, str] = {}
+    for rule in after:
+        for r in rule.get("backendRefs") or []:
+            t = _ours(r, names, group, known, namespace)
+            if t is not None:
+                k = _key(r, namespace)
+                weight[k], target[k] = max(weight.get(k, 0), _weight(r)), t
+    out = {}
+    for k, w in weight.items():
+        seen = known.get(k)
+        if w > 0:
+            since: float | None = None
+        elif seen is not None and seen.zero_since is not None:
+            since = seen.zero_since
+        else:
+            since = now if seen is not None or k in had else 0.0
+        out[k] = Recorded(target[k], since)
+    return out
+
+
+def draining(record: Record, now: float, drain: float) -> dict[str, float]:
+    """Targets with a backendRef at 0 for less than `drain` seconds, and the seconds left: the gateway may still
+    send requests there (it takes time to program a route), so nothing behind it is removed yet."""
+    out: dict[str, float] = {}
+    for seen in record.values():
+        if seen.zero_since is not None and now - seen.zero_since < drain:
+            left = drain - (now - seen.zero_since)
+            out[seen.target] = max(out.get(seen.target, 0.0), left)
     return out
 
 
