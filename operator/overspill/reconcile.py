@@ -372,9 +372,12 @@ class Reconciler:
                 per_policy[uid] = per_policy.get(uid, 0) + int((m.get("spec") or {}).get("replicas") or 0)
         ledger.rebuild(target, per_policy, now)
 
-    def _reserve(self, ref: PolicyRef, views: list[_TargetView], decision: Decision) -> Decision:
+    def _reserve(
+        self, ref: PolicyRef, views: list[_TargetView], decision: Decision, problems: dict[str, str]
+    ) -> Decision:
         """Take the room the decision places on each target, atomically, before acting: what another policy
-        took in the meantime is not placed (it counts as unplaced) and is planned again next poll."""
+        took in the meantime is not placed (it counts as unplaced) and is planned again next poll. A target whose
+        shared reservations cannot be read or written is a problem in `problems` while it holds growth back."""
         targets = dict(decision.placement.targets)
         short = 0
         for v in views:
@@ -385,6 +388,9 @@ class Reconciler:
             granted = max(0, total - v.draining)
             if granted < want:
                 targets[v.spec.name], short = granted, short + want - granted
+                why = self.targets.ledger.problem(v.spec.name)
+                if why:
+                    problems[v.spec.name] = f"BurstTarget {v.spec.name}: {why}; nothing grows there until they can"
         if not short:
             return decision
         return replace(
@@ -623,7 +629,7 @@ class Reconciler:
         problems = {v.spec.name: v.problem for v in views if v.problem and not v.probing}
         notes = _Notes()
         if spec.mode == Mode.ACTIVE:
-            decision = self._reserve(ref, views, decision)  # DryRun and Paused never take room
+            decision = self._reserve(ref, views, decision, problems)  # DryRun and Paused never take room
             writes, act_problems = self._act(ref, spec, workload, levels, views, decision, notes, serve)
             problems.update(act_problems)
             swept = self.release(

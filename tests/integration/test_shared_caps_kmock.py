@@ -98,9 +98,11 @@ async def test_unknown_shared_reservations_stop_growth_and_shrink_nothing(emulat
     store.broken = "HTTP 403 Forbidden"  # the shared reservations cannot be read or written
     metrics.queue = 150
     await asyncio.sleep(0.3)
-    await tick(r, spec())
+    out = await tick(r, spec())
     assert replicas(emulator, "mirror") == 2  # no growth while the shared usage is unknown, and no shrink
     assert emulator.objects["apps/v1/deployments", "ml", "vllm"]["spec"]["replicas"] == 8
+    cond = next(c for c in out.status["conditions"] if c["type"] == "TargetsAvailable")
+    assert cond["status"] == "False" and "shared reservations" in cond["message"] and "403" in cond["message"]
     store.broken = None
     out = await tick(r, spec())
     assert replicas(emulator, "mirror") == 7, out.decision
