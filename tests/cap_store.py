@@ -16,6 +16,7 @@ class FakeCapStore:
         self.reads = 0
         self.writes = 0
         self.conflicts = 0
+        self.owners: dict[str, str | None] = {}  # target -> the owner uid its last write named
         self.broken: str | None = None  # set: every call fails (the primary's API server down, RBAC missing)
 
     def read(self, namespace: str, target: str) -> Shared:
@@ -26,7 +27,13 @@ class FakeCapStore:
             return self.objects.get((namespace, target), Shared(None, {}))
 
     def write(
-        self, namespace: str, target: str, base: Shared, entries: Mapping[str, Reservation], lease_seconds: int
+        self,
+        namespace: str,
+        target: str,
+        base: Shared,
+        entries: Mapping[str, Reservation],
+        lease_seconds: int,
+        owner: str | None = None,
     ) -> Shared:
         with self._lock:
             if self.broken:
@@ -36,6 +43,7 @@ class FakeCapStore:
                 self.conflicts += 1
                 raise CapConflict(target)
             self.writes += 1
+            self.owners[target] = owner
             version = str(int(current.version or 0) + 1 if current else 1)
             self.objects[namespace, target] = Shared(version, dict(entries))
             return self.objects[namespace, target]

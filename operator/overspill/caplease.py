@@ -22,6 +22,7 @@ from typing import Any
 from kubernetes.client import ApiClient, ApiException, CoordinationV1Api
 
 from overspill.adapters.kube import TIMEOUT
+from overspill.api.crd import GROUP, VERSION
 from overspill.reservations import CapConflict, CapStoreError, Reservation, Shared
 
 RESERVATIONS = "overspill.dev/reservations"
@@ -80,7 +81,13 @@ class LeaseCapStore:
         return _decode(json.loads(resp.data))
 
     def write(
-        self, namespace: str, target: str, base: Shared, entries: Mapping[str, Reservation], lease_seconds: int
+        self,
+        namespace: str,
+        target: str,
+        base: Shared,
+        entries: Mapping[str, Reservation],
+        lease_seconds: int,
+        owner: str | None = None,
     ) -> Shared:
         now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         body: dict[str, Any] = {
@@ -94,6 +101,10 @@ class LeaseCapStore:
             },
             "spec": {"holderIdentity": self.holder, "renewTime": now, "leaseDurationSeconds": lease_seconds},
         }
+        if owner:  # deleted with its BurstTarget by the garbage collector (a namespaced dependent of a cluster object)
+            body["metadata"]["ownerReferences"] = [
+                {"apiVersion": f"{GROUP}/{VERSION}", "kind": "BurstTarget", "name": target, "uid": owner}
+            ]
         resp: Any
         try:
             if base.version is None:

@@ -207,7 +207,7 @@ async def bursttarget_probe(*, name: str, body: kopf.Body, stopped: kopf.DaemonS
                 )
                 await stopped.wait(30)
                 continue
-            registry.upsert(name, spec)
+            registry.upsert(name, spec, uid=str((body.get("metadata") or {}).get("uid") or "") or None)
             ok, message, version, latency = await asyncio.to_thread(_probe, rtm, name, spec, cache)
             status.consecutive_failures = 0 if ok else status.consecutive_failures + 1
             healthy = ok or (last_state is True and status.consecutive_failures < spec.failure_threshold)

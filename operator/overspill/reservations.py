@@ -60,7 +60,13 @@ class CapStore(Protocol):
     def read(self, namespace: str, target: str) -> Shared: ...
 
     def write(
-        self, namespace: str, target: str, base: Shared, entries: Mapping[str, Reservation], lease_seconds: int
+        self,
+        namespace: str,
+        target: str,
+        base: Shared,
+        entries: Mapping[str, Reservation],
+        lease_seconds: int,
+        owner: str | None = None,
     ) -> Shared: ...
 
 
@@ -68,6 +74,7 @@ class CapStore(Protocol):
 class _Account:
     cap: int | None = None
     scope: str | None = None  # namespace of the shared object in the primary
+    owner: str | None = None  # the BurstTarget's uid: the shared object goes with the target (garbage collection)
     reserved: dict[str, Reservation] = field(default_factory=dict)  # every process's, as last read or written
     observed: dict[str, int] = field(default_factory=dict)  # policy uid -> replicas of its mirrors seen here
     known: bool = False  # observed rebuilt from the target's real mirrors since the operator started
@@ -124,12 +131,12 @@ class CapLedger:
     def _account(self, target: str) -> _Account:
         return self._accounts.setdefault(target, _Account())
 
-    def set_cap(self, target: str, cap: int | None, scope: str | None = None) -> None:
+    def set_cap(self, target: str, cap: int | None, scope: str | None = None, owner: str | None = None) -> None:
         with self._lock:
             acct = self._account(target)
             if acct.scope != scope:
                 acct.fetched = False
-            acct.cap, acct.scope = cap, scope
+            acct.cap, acct.scope, acct.owner = cap, scope, owner
 
     def drop_target(self, target: str) -> None:
         with self._lock:
@@ -242,12 +249,12 @@ class CapLedger:
                         acct.reserved = entries
                         return result
                     base = Shared(acct.version, dict(acct.reserved)) if acct.fetched else None
-                    scope = acct.scope
+                    scope, owner = acct.scope, acct.owner
                 try:
                     if base is None:
                         shared = self.store.read(scope, target)
                     else:
-                        shared = self.store.write(scope, target, base, entries, self.lease_seconds)
+                        shared = self.store.write(scope, target, base, entries, self.lease_seconds, owner)
                 except CapConflict:
                     with self._lock:
                         acct.fetched = False

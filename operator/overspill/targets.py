@@ -37,7 +37,7 @@ class TargetRegistry:
         # rebuilt from the targets' mirrors
         self.ledger = CapLedger(store, holder=holder)
 
-    def upsert(self, name: str, spec: BurstTargetSpec) -> TargetHandle:
+    def upsert(self, name: str, spec: BurstTargetSpec, uid: str | None = None) -> TargetHandle:
         with self._lock:
             handle = self._targets.get(name)
             if handle is None:
@@ -46,7 +46,7 @@ class TargetRegistry:
                 handle.spec = spec
         # the shared reservations live beside the target's kubeconfig Secret: every operator placing on the
         # target reads that Secret, so every one of them finds the same object there
-        self.ledger.set_cap(name, spec.max_replicas, spec.kubeconfig_secret_ref.namespace)
+        self.ledger.set_cap(name, spec.max_replicas, spec.kubeconfig_secret_ref.namespace, owner=uid)
         return handle
 
     def set_credentials(self, name: str, credentials: TargetCredentials | None) -> None:

@@ -142,3 +142,6 @@ def test_two_shards_racing_for_one_capped_target_never_exceed_it(lab: Lab, shard
     lease = client.CoordinationV1Api(lab.primary).read_namespaced_lease(f"overspill-cap-{TARGET}", "overspill-system")
     reserved = json.loads((lease.metadata.annotations or {}).get("overspill.dev/reservations", "{}"))
     assert 0 < sum(r["replicas"] for r in reserved.values()) <= CAP, reserved
+    target = custom.get_cluster_custom_object(GROUP, VERSION, "bursttargets", TARGET)
+    owners = [(o.kind, o.name, o.uid) for o in lease.metadata.owner_references or []]
+    assert owners == [("BurstTarget", TARGET, target["metadata"]["uid"])]  # it goes with the target

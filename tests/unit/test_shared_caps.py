@@ -194,3 +194,13 @@ def test_the_lease_annotation_round_trips_and_a_mangled_one_reserves_nothing() -
     for bad in ("not json", "[1, 2]", '{"uid-a": {"replicas": "x"}}'):
         assert _decode({"metadata": {"resourceVersion": "7", "annotations": {RESERVATIONS: bad}}}).entries == {}
     assert _decode({"metadata": {}}).version is None
+
+
+def test_the_shared_object_names_its_target_as_owner() -> None:
+    """So the garbage collector removes it with the BurstTarget."""
+    store = FakeCapStore()
+    ledger = CapLedger(store, holder="op")
+    ledger.set_cap(T, 6, NS, owner="target-uid")
+    ledger.rebuild(T, {})
+    assert ledger.reserve(T, "p", 2, 0) == 2
+    assert store.owners == {T: "target-uid"}
