@@ -21,7 +21,13 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as Prometheus
     seen: ClassVar[list[tuple[str, str, int]]] = []  # (request line path, Authorization, client port)
 
+    drop_next: ClassVar[int] = 0  # connections to close without an answer (a proxy's idle close racing a request)
+
     def do_GET(self) -> None:
+        if _Handler.drop_next:
+            _Handler.drop_next -= 1
+            self.close_connection = True
+            return
         _Handler.seen.append((self.path, self.headers.get("Authorization", ""), self.client_address[1]))
         if "slow" in self.path:
             time.sleep(1.0)
@@ -48,6 +54,7 @@ def server() -> Iterator[str]:
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     _Handler.seen.clear()
+    _Handler.drop_next = 0
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
 
@@ -84,6 +91,7 @@ def test_a_server_error_is_one_attempt_with_its_status_only(server: str) -> None
 def test_a_slow_server_times_out_and_garbage_is_a_bad_response(server: str) -> None:
     with pytest.raises(QueryFailed, match=r"^Timeout$"):
         PrometheusHttp().query(server + "/slow", "q", 0.2)
+    assert len(_Handler.seen) == 1  # a slow server is not asked twice within one tick
     with pytest.raises(QueryFailed, match=r"^BadResponse$"):
         PrometheusHttp().query(server + "/garbage", "q", 2.0)
 
@@ -103,3 +111,11 @@ def test_the_environments_proxy_is_used_unless_no_proxy_names_the_host(
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     PrometheusHttp().query(server, "q", 2.0)
     assert _Handler.seen[-1][0].startswith("/api/v1/query?")
+
+
+def test_a_connection_closed_without_an_answer_is_tried_once_more(server: str) -> None:
+    _Handler.drop_next = 1
+    assert PrometheusHttp().query(server, "q", 2.0)[0]["value"][1] == "7"
+    _Handler.drop_next = 2  # twice in a row: the poll fails, the next poll retries
+    with pytest.raises(QueryFailed, match=r"^ConnectionError$"):
+        PrometheusHttp().query(server, "q", 2.0)

@@ -5,8 +5,9 @@ environment (proxies, netrc, the CA bundle's path) and rebuilds the request on e
 that was a third of the operator's steady CPU (py-spy); the same query through urllib3's pool costs about half
 (benchmarks: docs/benchmarks.md). The environment is read once per Prometheus origin instead: HTTPS_PROXY /
 HTTP_PROXY / NO_PROXY, and the CA bundle from REQUESTS_CA_BUNDLE or SSL_CERT_FILE (else certifi's, as requests
-would). One attempt per query and no retries: the next poll is the retry, and the tick's budget is not spent
-waiting. Range queries (`overspill tune`, run by a person) still use prometheus-api-client.
+would). One immediate retry when the connection fails (a pooled connection the server or a proxy closed while
+idle), none for an answer (a 503 is the next poll's to retry: the tick's budget is not spent waiting). Range
+queries (`overspill tune`, run by a person) still use prometheus-api-client.
 
 Errors carry the failure's kind and the HTTP status only: a body can echo the query or the server's internals.
 """
@@ -18,11 +19,37 @@ import json
 import os
 import threading
 import urllib.request
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import certifi
 import urllib3
+from urllib3.connectionpool import ConnectionPool
+from urllib3.response import BaseHTTPResponse
+
+
+class _RetryDroppedConnection(urllib3.Retry):
+    """A failed connection is tried once more at once; a timeout never (the server is slow: asking twice only
+    doubles the tick's wait), nor an HTTP status (the answer is the answer)."""
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Self:
+        if isinstance(error, urllib3.exceptions.TimeoutError) and not isinstance(
+            error, urllib3.exceptions.NewConnectionError
+        ):
+            raise error
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
+RETRY = _RetryDroppedConnection(total=1, connect=1, read=1, status=0, other=0, redirect=0, raise_on_status=False)
 
 
 class QueryFailed(Exception):
@@ -30,6 +57,8 @@ class QueryFailed(Exception):
 
 
 def _kind(err: Exception) -> str:
+    if isinstance(err, urllib3.exceptions.MaxRetryError) and err.reason is not None:
+        err = err.reason  # the last attempt's own failure
     if isinstance(err, urllib3.exceptions.NewConnectionError):  # a subclass of ConnectTimeoutError, for history
         return "ConnectionError"
     if isinstance(err, urllib3.exceptions.TimeoutError):
@@ -58,7 +87,7 @@ class PrometheusHttp:
         with self._lock:
             manager = self._managers.get(key)
             if manager is None:
-                options: dict[str, Any] = {"maxsize": self._pool_size, "block": False, "retries": False}
+                options: dict[str, Any] = {"maxsize": self._pool_size, "block": False, "retries": RETRY}
                 if scheme == "https":
                     options["ca_certs"] = _ca_bundle()
                 proxy = urllib.request.getproxies().get(scheme)
@@ -88,7 +117,7 @@ class PrometheusHttp:
                 fields={"query": promql, "timeout": f"{int(timeout * 1000)}ms"},
                 headers=headers,
                 timeout=urllib3.Timeout(total=timeout),
-                retries=False,
+                retries=RETRY,
                 redirect=False,
             )
         except Exception as err:  # urllib3's errors and the socket's: all mean "unavailable"
