@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -198,6 +198,49 @@ def owners(obj: Mapping[str, Any]) -> frozenset[str]:
     return frozenset({uid}) if uid else frozenset()
 
 
+@dataclass(frozen=True)
+class Observed:
+    """Who uses what in one namespace of a target, read from the mirrors there (their policy-uid label and pod
+    templates): what ownership is decided on, so an owners annotation edited by hand decides nothing alone."""
+
+    users: Mapping[tuple[Kind, str], frozenset[str]] = field(default_factory=dict)
+    present: frozenset[str] = frozenset()  # policies with a mirror there
+
+
+def observe_users(
+    mirrors: Iterable[Mapping[str, Any]], service_account: Callable[[str], Mapping[str, Any] | None]
+) -> Observed:
+    """Per object, the policies whose mirrors (not being deleted) reference it: in their pod template, or as the
+    pull secrets of the ServiceAccount they run as (`service_account` reads it in the namespace)."""
+    users: dict[tuple[Kind, str], set[str]] = {}
+    present = set()
+    for m in mirrors:
+        meta = m.get("metadata") or {}
+        uid = (meta.get("labels") or {}).get(POLICY_UID)
+        if not uid or meta.get("deletionTimestamp"):
+            continue
+        present.add(uid)
+        refs = list(references((((m.get("spec") or {}).get("template") or {}).get("spec")) or {}))
+        for r in list(refs):
+            sa = service_account(r.name) if r.kind == Kind.SERVICE_ACCOUNT else None
+            refs += list(service_account_references(sa)) if sa is not None else []
+        for r in refs:
+            users.setdefault(r.key, set()).add(uid)
+    return Observed({k: frozenset(v) for k, v in users.items()}, frozenset(present))
+
+
+def sharers(
+    obj: Mapping[str, Any], key: tuple[Kind, str], policy_uid: str, observed: Observed | None
+) -> frozenset[str]:
+    """The policies other than `policy_uid` a copy still serves: those whose mirrors there use it, and those its
+    annotation lists that still have a mirror there (one copying it right now). A policy released by hand (no
+    mirror) keeps nothing; a stripped annotation loses nobody who uses it. Without an observation (no view of the
+    target in sync): the annotation."""
+    if observed is None:
+        return owners(obj) - {policy_uid}
+    return (observed.users.get(key, frozenset()) | (owners(obj) & observed.present)) - {policy_uid}
+
+
 def with_owners(obj: Mapping[str, Any], uids: Iterable[str]) -> dict[str, Any]:
     """The object with its owners annotation set to `uids` (sorted: the same set always writes the same text)."""
     out = copy.deepcopy(dict(obj))
@@ -305,6 +348,11 @@ class Sources:
 
     primary: Mapping[tuple[Kind, str], Mapping[str, Any] | None] = field(default_factory=dict)
     target: Mapping[tuple[Kind, str], Mapping[str, Any] | None] = field(default_factory=dict)
+    # who uses what there (read only when a copy is to be given up); None: not observable now
+    observed: Observed | Callable[[], Observed | None] | None = None
+
+    def observation(self) -> Observed | None:
+        return self.observed() if callable(self.observed) else self.observed
 
 
 def plan(
@@ -328,8 +376,9 @@ def plan(
                 # copied while it was allowed: a copy must not outlive the owner's consent; shared with other
                 # policies (each with its own consent), it only leaves the owners. Never another policy's copy.
                 meta = there.get("metadata") or {}
-                if held - {policy_uid}:
-                    body = with_owners(there, held - {policy_uid})
+                others = sharers(there, ref.key, policy_uid, found.observation())
+                if others:
+                    body = with_owners(there, others)
                     items.append(Item(ref, State.LEFT, body, update=True))
                 else:
                     items.append(Item(ref, State.REVOKED, precondition=(meta.get("uid"), meta.get("resourceVersion"))))

@@ -7,6 +7,7 @@ The rules live in pure modules (`carry`, `decide.weights`); this module reads wh
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from overspill.carry import CarryPlan, Kind
 from overspill.decide import weights
 from overspill.report import DependencyReport, TrafficReport
 from overspill.views import MANAGED_SELECTOR, ClusterView
-from overspill.views.resource import CONFIGMAPS, SERVICEACCOUNTS, SERVICES, Resource
+from overspill.views.resource import CONFIGMAPS, DEPLOYMENTS, SERVICEACCOUNTS, SERVICES, Resource
 
 EnsureNamespace = Callable[[str], None]
 DEFAULT_DRAIN_SECONDS = Traffic.model_fields["drain_seconds"].default
@@ -157,6 +158,17 @@ def pod_spec_of(workload: Mapping[str, Any] | None) -> dict[str, Any]:
     return dict((((workload or {}).get("spec") or {}).get("template") or {}).get("spec") or {})
 
 
+def _observed(side: Side, there: Lookup) -> carry.Observed | None:
+    """Who uses what in the side's namespace, from the mirrors the target's view holds; None while it is not in
+    sync (the copy's owners annotation decides then)."""
+    if side.view is None:
+        return None
+    cache = side.view.cache(DEPLOYMENTS, MANAGED_SELECTOR)
+    if not cache.synced:
+        return None
+    return carry.observe_users(cache.list(side.namespace), lambda name: there(Kind.SERVICE_ACCOUNT, name))
+
+
 class Serving:
     def __init__(self, primary: Cluster, origin_cluster: str, primary_view: ClusterView | None = None) -> None:
         self.primary = primary
@@ -194,6 +206,7 @@ class Serving:
             found = carry.Sources(
                 primary={r.key: read_source(r.kind, r.name) for r in refs},
                 target={r.key: there(r.kind, r.name) for r in refs},
+                observed=functools.partial(_observed, side, there),
             )
             side.plan = carry.plan(
                 refs,

@@ -381,7 +381,9 @@ async def test_a_failed_route_write_posts_a_warning(world: Any, cluster: Cluster
     exported(world, "mirror", "vllm-burst-aws")
     ROUTE_FAILS.add("patch")
     out = await run(await reconciler(cluster, FakeMetrics(20)), spec(propagation={"secrets": True}, traffic=TRAFFIC))
-    assert ("Warning", "RouteUnconfirmed") in [(t, r) for t, r, _ in out.events]
+    (message,) = [m for t, r, m in out.events if (t, r) == ("Warning", "RouteUnconfirmed")]
+    assert "could not update HTTPRoute ml/vllm: HTTP 500" in message and "held" in message
+    assert mirror_replicas(world, "mirror") == 7  # what the Warning says: nothing removed while unconfirmed
 
 
 async def test_weight_only_for_replicas_requests_can_reach(world: Any, cluster: Cluster) -> None:
@@ -501,6 +503,18 @@ async def test_deletion_finds_everything_of_the_policy_by_label_wherever_it_was_
     }
     for key, obj in left.items():
         world.objects[key] = obj
+    # a copy uid-2 created and shared with uid-1, in a namespace holding nothing else of uid-1's (not even its
+    # label): only the owners search finds it there; uid-2 has no mirror there any more, so nobody uses it
+    shared = ("v1/configmaps", "other", "vllm-config")
+    world.objects[shared] = {
+        "metadata": {
+            "name": "vllm-config",
+            "namespace": "other",
+            "labels": {**UID_LABELS, "overspill.dev/policy-uid": "uid-2"},
+            "annotations": {"overspill.dev/owners": "uid-1,uid-2"},
+        },
+        "data": {},
+    }
     r = await reconciler(cluster, FakeMetrics(0))
     rtm = runtime.Runtime(
         primary=cluster,
@@ -518,6 +532,7 @@ async def test_deletion_finds_everything_of_the_policy_by_label_wherever_it_was_
                 namespace="ml", name="vllm", uid="uid-1", body=body, retry=retry, memo={"runtime": rtm}
             )
     assert [k for k in left if not world.objects[k].deleted] == []
+    assert world.objects[shared].deleted
 
 
 async def test_a_burst_from_zero_rereads_what_an_idle_poll_remembered(world: Any, cluster: Cluster) -> None:

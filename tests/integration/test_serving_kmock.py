@@ -9,6 +9,7 @@ import pytest
 
 from overspill.adapters.kube import Cluster
 from overspill.api import parse_policy_spec
+from overspill.carry import MANAGED_BY, POLICY_UID
 from overspill.decide.weights import Backend, Weights
 from overspill.serving import RouteStep, Serving, Side, import_names
 from tests.cases.bad_input import valid_spec
@@ -180,6 +181,7 @@ async def test_two_policies_share_a_secret_and_a_configmap_without_a_fight(api: 
         poll("uid-2", False)
         cm = ("v1/configmaps", "mirror", "vllm-config")
         assert api.objects[cm]["metadata"]["annotations"]["overspill.dev/owners"] == "uid-1,uid-2"
+        api.objects["apps/v1/deployments", "mirror", "m-uid-2"] = mirror_of("uid-2", TEMPLATE)  # uid-2 uses it
         serving.remove(cluster, "mirror", "uid-1")
         assert not api.objects[cm].deleted
         assert api.objects[cm]["metadata"]["annotations"]["overspill.dev/owners"] == "uid-2"
@@ -206,5 +208,43 @@ async def test_a_revoked_copy_is_deleted_only_if_it_is_still_the_one_read(api: A
         serving.carry(s)
         (delete,) = [r for r in api if r.method.value == "DELETE" and r.url.path.endswith("/secrets/hf")]
         assert delete.data["preconditions"] == {"uid": "u-7", "resourceVersion": "70"}
+
+    await asyncio.to_thread(body)
+
+
+def mirror_of(uid: str, pod_spec: dict[str, Any]) -> dict[str, Any]:
+    meta = {"name": f"m-{uid}", "namespace": "mirror", "labels": {MANAGED_BY: "overspill", POLICY_UID: uid}}
+    return {"metadata": meta, "spec": {"replicas": 1, "template": {"spec": pod_spec}}}
+
+
+async def test_a_policy_leaving_keeps_a_copy_another_policys_mirror_uses_whatever_the_annotation_says(
+    api: Any,  # noqa: F811
+    cluster: Cluster,
+) -> None:
+    """Review break: removal trusted the owners annotation alone. Stripped by hand, the creator's removal deleted
+    a ConfigMap copy another policy's mirror mounts; naming a policy released by hand (no mirror anywhere), it
+    kept a Secret copy for good. Now the users are read from the mirrors in the namespace."""
+
+    def body() -> None:
+        labels = {MANAGED_BY: "overspill", POLICY_UID: "uid-1"}
+        cm, secret = ("v1/configmaps", "mirror", "vllm-config"), ("v1/secrets", "mirror", "hf")
+        api.objects[cm] = {"metadata": {"name": "vllm-config", "namespace": "mirror", "labels": labels}, "data": {}}
+        api.objects[secret] = {
+            "metadata": {
+                "name": "hf",
+                "namespace": "mirror",
+                "labels": labels,
+                "annotations": {"overspill.dev/owners": "uid-1,uid-gone"},
+            },
+            "data": {},
+        }
+        api.objects["apps/v1/deployments", "mirror", "m-uid-2"] = mirror_of(
+            "uid-2", {"volumes": [{"name": "c", "configMap": {"name": "vllm-config"}}]}
+        )
+        Serving(cluster, "primary").remove(cluster, "mirror", "uid-1")
+        assert not api.objects[cm].deleted  # uid-2's mirror mounts it
+        assert api.objects[cm]["metadata"]["annotations"]["overspill.dev/owners"] == "uid-2"
+        assert api.objects[cm]["metadata"]["labels"][POLICY_UID] == "uid-2"
+        assert api.objects[secret].deleted  # its last user went; uid-gone has no mirror here
 
     await asyncio.to_thread(body)

@@ -11,14 +11,17 @@ from overspill.api.policy import Propagation
 from overspill.carry import (
     MANAGED_BY,
     ORIGIN,
+    OWNERS,
     POLICY_UID,
     SOURCE_HASH,
     Kind,
+    Observed,
     Reference,
     Sources,
     State,
     copy_of,
     describe,
+    observe_users,
     owners,
     plan,
     references,
@@ -333,3 +336,59 @@ def test_a_shared_copy_lists_every_owner_and_the_last_one_removes_it() -> None:
     mine["metadata"].update(uid="abc", resourceVersion="12")
     (item,) = run_plan([Reference(SEC, "tok", "w")], {}, {(SEC, "tok"): mine}, Propagation(secrets=False)).items
     assert item.state == State.REVOKED and item.precondition == ("abc", "12")
+
+
+def test_who_shares_a_copy_is_what_the_mirrors_there_use_not_the_annotation_alone() -> None:
+    """Review break: the owners annotation alone decided. Stripped by hand (only the creator's label left), the
+    creator withdrawing deleted a copy another policy's mirror still used; naming a policy released by hand, it
+    kept a Secret copy after its last user had gone. Now the sharers are the policies whose mirrors in the
+    namespace use the copy (directly or through their ServiceAccount), or that the annotation lists and that still
+    have a mirror there."""
+    src = source(SEC, "tok", data={"k": "v"})
+    key = (SEC, "tok")
+    stripped = copy_of(SEC, src, namespace="ml", policy_uid="uid-1", origin="primary/ml/tok", also_owned_by=["uid-2"])
+    del stripped["metadata"]["annotations"][OWNERS]
+    used = Observed(users={key: frozenset({"uid-1", "uid-2"})}, present=frozenset({"uid-1", "uid-2"}))
+
+    def revoke(there: dict[str, Any], observed: Observed | None) -> Any:
+        (item,) = plan(
+            [Reference(SEC, "tok", "w")],
+            Propagation(secrets=False),
+            Sources(primary={}, target={key: there}, observed=observed),
+            namespace="ml",
+            policy_uid="uid-1",
+            origin_cluster="primary",
+            origin_namespace="ml",
+        ).items
+        return item
+
+    item = revoke(stripped, used)
+    assert item.state == State.LEFT and item.body is not None and owners(item.body) == {"uid-2"}
+    ghost = copy_of(SEC, src, namespace="ml", policy_uid="uid-1", origin="primary/ml/tok", also_owned_by=["gone"])
+    alone = Observed(users={key: frozenset({"uid-1"})}, present=frozenset({"uid-1"}))
+    assert revoke(ghost, alone).state == State.REVOKED  # "gone" has no mirror here: nobody else uses it
+    assert revoke(ghost, None).state == State.LEFT  # nothing observed (no view in sync): the annotation decides
+
+
+def test_users_are_found_in_mirror_templates_and_through_their_service_account() -> None:
+    mirror = {
+        "metadata": {"name": "vllm", "labels": {POLICY_UID: "uid-2"}},
+        "spec": {
+            "template": {
+                "spec": {
+                    "serviceAccountName": "runner",
+                    "containers": [{"envFrom": [{"configMapRef": {"name": "cfg"}}]}],
+                }
+            }
+        },
+    }
+    sa = {"metadata": {"name": "runner"}, "imagePullSecrets": [{"name": "regcred"}]}
+    seen = observe_users([mirror], lambda name: sa if name == "runner" else None)
+    assert seen.users == {
+        (CM, "cfg"): {"uid-2"},
+        (SA, "runner"): {"uid-2"},
+        (SEC, "regcred"): {"uid-2"},
+    }
+    assert seen.present == {"uid-2"}
+    gone = {**mirror, "metadata": {**mirror["metadata"], "deletionTimestamp": "2026-11-29T00:00:00Z"}}
+    assert observe_users([gone], lambda _: sa).users == {}

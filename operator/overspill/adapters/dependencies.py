@@ -22,10 +22,13 @@ from overspill.carry import (
     POLICY_UID,
     Item,
     Kind,
+    Observed,
     Reference,
     State,
     is_managed,
+    observe_users,
     owners,
+    sharers,
     with_owners,
 )
 
@@ -124,6 +127,32 @@ class DependencyWriter:
             if err.status != 404:
                 raise
 
+    def _list_managed(self, kind: Kind, namespace: str) -> list[dict[str, Any]]:
+        found = json.loads(
+            getattr(self.cluster.core, f"list_namespaced_{_METHOD[kind]}")(
+                namespace, label_selector=f"{MANAGED_BY}={MANAGER}", _preload_content=False, _request_timeout=TIMEOUT
+            ).data
+        )
+        return list(found.get("items") or [])
+
+    def _observe(self, namespace: str, service_accounts: list[dict[str, Any]]) -> Observed:
+        """The mirrors in the namespace and what they use (their ServiceAccounts as listed: only copies carry pull
+        secrets Overspill must account for; the target's own ServiceAccounts are read if a mirror names one)."""
+        apps: Any = self.cluster.apps  # raw JSON (_preload_content=False), as the API serves it
+        mirrors = json.loads(
+            apps.list_namespaced_deployment(
+                namespace, label_selector=f"{MANAGED_BY}={MANAGER}", _preload_content=False, _request_timeout=TIMEOUT
+            ).data
+        )
+        by_name = {str((sa.get("metadata") or {}).get("name")): sa for sa in service_accounts}
+
+        def service_account(name: str) -> Mapping[str, Any] | None:
+            if name not in by_name:
+                by_name[name] = read_object(self.cluster, Kind.SERVICE_ACCOUNT, namespace, name) or {}
+            return by_name[name] or None
+
+        return observe_users(mirrors.get("items") or [], service_account)
+
     def write_all(self, items: Iterable[Item]) -> None:
         order = {k: i for i, k in enumerate(CARRIED_KINDS)}
         for item in sorted(items, key=lambda i: order.get(i.ref.kind, 99)):
@@ -133,27 +162,26 @@ class DependencyWriter:
         """Remove this policy from every copy in the namespace that lists it as an owner (found by Overspill's
         label, never by the current spec: a template edited since the copy was made must not orphan it). A copy
         with no owner left is deleted, on the condition that it is the object read; a shared one is kept for the
-        policies still listed. Secrets first: a failure leaves the watched kinds, which find the namespace again."""
+        policies still listed. Secrets first: a failure leaves the watched kinds, which find the namespace again.
+
+        Who else a copy serves is read from the mirrors in the namespace (`carry.sharers`), not from the annotation
+        alone: an annotation stripped by hand must not delete a copy another policy's pods mount, and one naming a
+        policy released by hand must not keep a Secret copy for good."""
         removed = 0
+        listed = {kind: self._list_managed(kind, namespace) for kind in (Kind.SECRET, Kind.CONFIG_MAP)}
+        listed[Kind.SERVICE_ACCOUNT] = self._list_managed(Kind.SERVICE_ACCOUNT, namespace)
+        observed = self._observe(namespace, listed[Kind.SERVICE_ACCOUNT])
         for kind in (Kind.SECRET, Kind.CONFIG_MAP, Kind.SERVICE_ACCOUNT):
-            method = _METHOD[kind]
-            found = json.loads(
-                getattr(self.cluster.core, f"list_namespaced_{method}")(
-                    namespace,
-                    label_selector=f"{MANAGED_BY}={MANAGER}",
-                    _preload_content=False,
-                    _request_timeout=TIMEOUT,
-                ).data
-            )
-            for obj in found.get("items") or []:
+            for obj in listed[kind]:
                 held = owners(obj)
                 if not is_managed(obj) or policy_uid not in held:
                     continue  # never trust the selector alone with a delete
                 meta = obj.get("metadata") or {}
-                if held - {policy_uid}:
-                    body = with_owners(obj, held - {policy_uid})
-                    if (meta.get("labels") or {}).get(POLICY_UID) == policy_uid:
-                        body["metadata"]["labels"][POLICY_UID] = min(held - {policy_uid})
+                others = sharers(obj, (kind, str(meta.get("name"))), policy_uid, observed)
+                if others:
+                    body = with_owners(obj, others)
+                    if (meta.get("labels") or {}).get(POLICY_UID) not in others:
+                        body["metadata"]["labels"][POLICY_UID] = min(others)
                     ref = Reference(kind, meta["name"], "cleanup")
                     self.write(Item(ref, State.LEFT, body, update=True))
                 else:
