@@ -216,6 +216,15 @@ EXPORTED = [
 ]
 
 
+DRAIN = 10  # spec.traffic.drainSeconds in this test: short, and long enough to tell from a poll (2 s)
+RECORD = "overspill.dev/backends."
+
+
+def route_annotations(lab: Lab, ns: str) -> dict[str, str]:
+    route = client.CustomObjectsApi(lab.primary).get_namespaced_custom_object(GW, GW_VERSION, ns, "httproutes", "vllm")
+    return dict((route.get("metadata") or {}).get("annotations") or {})
+
+
 def route_weights(lab: Lab, ns: str) -> tuple[int, int]:
     route = client.CustomObjectsApi(lab.primary).get_namespaced_custom_object(GW, GW_VERSION, ns, "httproutes", "vllm")
     refs = route["spec"]["rules"][0]["backendRefs"]
@@ -252,7 +261,7 @@ def test_route_weights_follow_ready_replicas_and_drain_first(
         lab,
         ns,
         propagation={"secrets": True},
-        traffic={"serviceRef": {"name": "vllm"}, "httpRouteRef": {"name": "vllm"}},
+        traffic={"serviceRef": {"name": "vllm"}, "httpRouteRef": {"name": "vllm"}, "drainSeconds": DRAIN},
     )
     eventually(lambda: route_weights(lab, ns) == (1, 0), 30, what="weights (1, 0) before the burst")
 
@@ -288,18 +297,25 @@ def test_route_weights_follow_ready_replicas_and_drain_first(
     exported = policy(lab, ns, "vllm")["status"]["traffic"]["exports"][0]
     assert (exported["state"], exported["service"], exported["weight"]) == ("Exported", BURST, 7)
 
-    # return home: the secondary's weight is 0 before any of its replicas is removed
+    # what Overspill wrote is recorded on the route, with the weights, through the API server's merge patch
+    uid = policy(lab, ns, "vllm")["metadata"]["uid"]
+    assert f"{RECORD}{uid}" in route_annotations(lab, ns)
+
+    # return home: the secondary's weight is 0 for drainSeconds before any of its replicas is removed
     lab.set_queue(ns, 20)
-    samples: list[tuple[tuple[int, int], int | None]] = []
+    samples: list[tuple[tuple[int, int], int | None, float]] = []
 
     def drained() -> bool:
         w = route_weights(lab, ns)
-        samples.append((w, spec_replicas(lab.secondary, ns, "vllm")))
+        samples.append((w, spec_replicas(lab.secondary, ns, "vllm"), time.monotonic()))
         return samples[-1][1] == 0
 
-    eventually(drained, 60, interval=0.2, what="secondary scaled to 0")
-    assert all(w[1] == 0 for w, replicas in samples if replicas is not None and replicas < 7), samples
-    assert any(w[1] == 0 and replicas == 7 for w, replicas in samples), samples  # drained while still running
+    eventually(drained, 90, interval=0.2, what="secondary scaled to 0")
+    assert all(w[1] == 0 for w, replicas, _ in samples if replicas is not None and replicas < 7), samples
+    assert any(w[1] == 0 and replicas == 7 for w, replicas, _ in samples), samples  # drained while still running
+    zero = next(t for w, _, t in samples if w[1] == 0)
+    shrunk = next(t for _, replicas, t in samples if replicas is not None and replicas < 7)
+    assert shrunk - zero >= DRAIN - 1, (shrunk - zero, samples)  # the weight was 0 for the drain time first
     eventually(lambda: route_weights(lab, ns)[1] == 0 and route_weights(lab, ns)[0] >= 2, 30, what="all local")
 
     # deleting the policy: the route lets go of the burst replicas before anything that serves them is removed
@@ -313,6 +329,7 @@ def test_route_weights_follow_ready_replicas_and_drain_first(
         gone.append((w, spec_replicas(lab.secondary, ns, "vllm"), read(lab.secondary, "Service", ns, BURST) is None))
         return gone[-1][1] is None and gone[-1][2]
 
-    eventually(deleted, 60, interval=0.2, what="mirror and burst Service removed")
+    eventually(deleted, 90, interval=0.2, what="mirror and burst Service removed")
     assert all(w[1] == 0 for w, replicas, svc_gone in gone if svc_gone or replicas is None or replicas < 7), gone
     assert any(w[1] == 0 and replicas == 7 for w, replicas, _ in gone), gone  # drained while still running
+    eventually(lambda: not [k for k in route_annotations(lab, ns) if k.startswith(RECORD)], 30, what="record gone")
