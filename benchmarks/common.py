@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import time
@@ -31,7 +32,12 @@ def write(name: str, figures: dict[str, Any]) -> Path:
     payload = {
         "benchmark": name,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+        # the machine is shared: the load when the figures were written says how noisy they are
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_1_5_15_minutes": [round(x, 2) for x in os.getloadavg()],
+        },
         **figures,
     }
     path.write_text(json.dumps(payload, indent=2) + "\n")

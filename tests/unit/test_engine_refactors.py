@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from overspill.decide import Memory, decide, replicas
+from overspill.decide import Memory, TargetState, decide, replicas
 from overspill.decide.frozen import quick_init
+from overspill.decide.placement import ideal, usable
 from overspill.decide.stabilize import Recommendations, record, record_and_stabilize, stabilize
 from tests.unit.engine_helpers import cs, policy, snap, tgt
 
@@ -109,3 +110,83 @@ def test_quick_init_builds_what_the_dataclass_builds() -> None:
 @given(st.integers(-50, 50), st.integers(-50, 50), st.integers(-50, 50))
 def test_clamp_is_max_of_min(value: int, lo: int, hi: int) -> None:
     assert replicas.clamp(value, lo, hi) == max(lo, min(hi, value))
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 1000).map(float), st.integers(0, 50)), min_size=1, max_size=12).map(tuple),
+    st.integers(0, 1200).map(float),
+    st.integers(-100, 300).map(float),
+    st.integers(0, 50),
+    st.integers(0, 50),
+    st.integers(0, 60),
+    st.sampled_from([0.0, 0.0, 10.0, 60.0]),
+    st.sampled_from([0.0, 30.0, 120.0, 300.0]),
+)
+def test_record_and_stabilize_on_the_history_it_returned(
+    recs: Recommendations,
+    now: float,
+    step: float,
+    first: int,
+    value: int,
+    current: int,
+    up: float,
+    down: float,
+) -> None:
+    """The next poll passes back the history the last one returned: known in order, it takes the short path (no
+    scale-up window) or the one pass; a clock that stepped back (`step` < 0) must still give record-then-stabilize."""
+    kept, _ = record_and_stabilize(tuple(sorted(recs)), now, first, current, up, down)
+    later = now + step
+    again = record(kept, later, value, max(up, down))
+    assert record_and_stabilize(kept, later, value, current, up, down) == (
+        again,
+        stabilize(again, later, current, up, down),
+    )
+
+
+@pytest.mark.parametrize(
+    ("recs", "now", "value", "expected"),
+    [
+        # equal to the history returned last, but a new entry comes before its last time: not in order any more
+        (((10.0, 5), (20.0, 3)), 15.0, 7, (((10.0, 5), (20.0, 3), (15.0, 7)), 7)),
+        # same value as the last entry, whose time is after now (clock stepped back): nothing appended
+        (((10.0, 5), (20.0, 3)), 15.0, 3, (((10.0, 5), (20.0, 3)), 5)),
+        # in order, 10 running: the scale-down window (60 s) keeps the largest value in it and the one in force at
+        # its start
+        (((10.0, 9), (50.0, 2), (90.0, 4)), 100.0, 1, (((10.0, 9), (50.0, 2), (90.0, 4), (100.0, 1)), 9)),
+        (((10.0, 9), (50.0, 2), (90.0, 4)), 200.0, 1, (((90.0, 4), (200.0, 1)), 4)),
+    ],
+)
+def test_record_and_stabilize_cases(
+    recs: Recommendations, now: float, value: int, expected: tuple[Recommendations, int]
+) -> None:
+    record_and_stabilize(recs, 20.0, recs[-1][1], 0, 0.0, 60.0)  # `recs` is now the history returned last
+    assert record_and_stabilize(recs, now, value, 10, 0.0, 60.0) == expected
+
+
+def _ideal_as_first_written(desired: int, cap: int | None, t: TargetState) -> tuple[int, dict[str, int], int]:
+    primary = desired if cap is None else min(desired, cap)
+    remaining = desired - primary
+    if not t.healthy:
+        return primary, {t.name: t.state.replicas}, remaining
+    if not usable(t):
+        return primary, {t.name: 0}, remaining
+    room = desired if t.cap is None else t.cap
+    keep = min(t.state.replicas, room, remaining)
+    add = min(room - keep, remaining - keep)
+    return primary, {t.name: keep + add}, remaining - keep - add
+
+
+@given(
+    st.integers(0, 60),
+    st.one_of(st.none(), st.integers(0, 30)),
+    st.integers(0, 40),
+    st.one_of(st.none(), st.integers(0, 30)),
+    st.booleans(),
+    st.booleans(),
+)
+def test_ideal_for_one_target_is_the_general_rule(
+    desired: int, cap: int | None, there: int, target_cap: int | None, healthy: bool, allowed: bool
+) -> None:
+    t = TargetState("aws", cs(there), healthy=healthy, allowed=allowed, cap=target_cap)
+    plan = ideal(desired, cap, (t,))
+    assert (plan.primary, plan.targets, plan.unplaced) == _ideal_as_first_written(desired, cap, t)

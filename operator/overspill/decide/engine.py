@@ -99,7 +99,8 @@ def _primary_capacity(r: _Rules, snap: Snapshot) -> tuple[int | None, Memory]:
     """
     mem = snap.memory
     primary = snap.primary
-    estimate = primary.capacity_estimate
+    room = primary.room  # primary.capacity_estimate, inline: once per decision
+    estimate = None if room is None else primary.scheduled + room
     if estimate is None:
         estimate = mem.primary_estimate
     elif estimate != mem.primary_estimate:
@@ -196,12 +197,15 @@ def _desired(
     if pred is not None:
         samples = replicas.record_sample(mem.samples, now, value, pred.window_seconds)
         value = replicas.projected_metric(value, samples, max(pred.lead_seconds, lead_floor))
-    raw = replicas.recommend_within(value, r.activation, r.per_replica, r.min_replicas, r.max_replicas)
+    lo, hi = r.min_replicas, r.max_replicas
+    raw = replicas.recommend_within(value, r.activation, r.per_replica, lo, hi)
     recs, stable = stabilize.record_and_stabilize(mem.recommendations, now, raw, current, r.up_window, r.down_window)
     # samples are kept only for predictive policies: others write no status while the queue holds still
     if recs is not mem.recommendations or samples != mem.samples:
         mem = _evolve(mem, recommendations=recs, samples=samples)
-    stable = replicas.clamp(stable, r.min_replicas, r.max_replicas)
+    # replicas.clamp(stable, lo, hi), inline: once per decision
+    stable = hi if hi <= stable else stable
+    stable = lo if lo >= stable else stable
     return stable, mem, None, (raw if stable > raw and raw < current else None)
 
 
@@ -268,7 +272,9 @@ def _describe(
 
 def decide(spec: BurstPolicySpec, snap: Snapshot, *, explain: bool = True) -> Decision:
     """`explain=False` leaves `message` empty: replays that never show it (simulate, tune) skip the formatting."""
-    r = _rules(spec)
+    r = _RULES.get(id(spec))
+    if r is None or r.spec is not spec:
+        r = _rules(spec)
     if r.paused:
         return Decision(
             desired=snap.current_total,
@@ -334,7 +340,7 @@ def decide(spec: BurstPolicySpec, snap: Snapshot, *, explain: bool = True) -> De
         max_total=r.max_replicas,
         return_surge=r.return_surge,
     )
-    after = Placement(primary=new_primary, targets=new_targets)
+    after = Placement(new_primary, new_targets)
     after_secondary = 0
     healthy_secondary = 0
     for k, v in new_targets.items():
@@ -361,11 +367,12 @@ def decide(spec: BurstPolicySpec, snap: Snapshot, *, explain: bool = True) -> De
         else:
             reason = Reason.STEADY
     at_cap = cap is not None and desired > cap
+    # positional, in Decision's field order: a keyword call costs more, once per decision
     return Decision(
-        desired=desired,
-        placement=after,
-        reason=reason,
-        message=""
+        desired,
+        after,
+        reason,
+        ""
         if not explain
         else _describe(
             reason,
@@ -380,10 +387,10 @@ def decide(spec: BurstPolicySpec, snap: Snapshot, *, explain: bool = True) -> De
             held=held,
             window_raw=window_raw,
         ),
-        memory=mem,
-        unplaced=plan.unplaced,
-        primary_capacity=cap,
-        primary_at_capacity=at_cap,
-        metric_available=metric is not None,
-        unavailable_targets=unavailable,
+        mem,
+        plan.unplaced,
+        cap,
+        at_cap,
+        metric is not None,
+        unavailable,
     )

@@ -30,6 +30,17 @@ def ideal(desired: int, primary_cap: int | None, targets: tuple[TargetState, ...
     replicas first so a scale-up never reshuffles and a scale-down drains the least preferred first."""
     primary = desired if primary_cap is None else min(desired, primary_cap)
     remaining = desired - primary
+    if len(targets) == 1:
+        # one target, most policies: what the general case below gives, without sorting or the second pass
+        t = targets[0]
+        if not t.healthy:
+            return Ideal(primary, {t.name: t.state.replicas}, remaining)
+        if not t.allowed or (t.cap is not None and t.cap <= 0):
+            return Ideal(primary, {t.name: 0}, remaining)
+        # keeping what runs there, then adding, comes to min(its room, what is left)
+        room = desired if t.cap is None else t.cap
+        placed = remaining if remaining < room else room
+        return Ideal(primary, {t.name: placed}, remaining - placed)
     alloc: dict[str, int] = {}
     order: list[TargetState] = []
     for t in targets:
@@ -55,7 +66,7 @@ def ideal(desired: int, primary_cap: int | None, targets: tuple[TargetState, ...
         if not t.healthy:
             # cannot act on it: report its last known replicas, frozen
             alloc[t.name] = t.state.replicas
-    return Ideal(primary=primary, targets=alloc, unplaced=remaining)
+    return Ideal(primary, alloc, remaining)
 
 
 def _busy_floor(state: ClusterState, new: int, protect_busy: bool, held: Reason | None) -> tuple[int, Reason | None]:
@@ -102,10 +113,18 @@ def constrain(
     held: Reason | None = None
     awaiting_replacement = False
     planned = plan.targets
+    new_primary = plan.primary
     healthy = [t for t in targets if t.healthy]
     shrinking = [t for t in healthy if planned[t.name] < t.state.replicas]
+    if not shrinking and new_primary >= primary.replicas:
+        # nothing is removed (the common case while the queue holds or grows): only the maxReplicas trim can apply
+        total = new_primary
+        for t in healthy:
+            total += planned[t.name]
+        if total <= max_total:
+            # the plan's own dict, fresh from `ideal` and not kept by it: no copy
+            return new_primary, planned, None
     out = dict(planned)
-    new_primary = plan.primary
     if shrinking or new_primary < primary.replicas:
         ready_now = primary.ready + sum(t.state.ready for t in healthy)
         budget = _Budget(ready=max(0, ready_now - desired), enforce=make_before_break)

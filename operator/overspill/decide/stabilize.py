@@ -58,15 +58,37 @@ def stabilize(recs: Recommendations, now: float, current: int, up_window: float,
     return result
 
 
+# the last history `record_and_stabilize` returned after seeing its times in order: a history equal to it (the
+# next poll's, in a replay or a live loop) is in order without a look at its times. Read once per call and replaced
+# whole, so threads deciding at once can only miss it, never take a history out of order for one in order.
+_IN_ORDER: list[Recommendations] = [()]
+
+
 def record_and_stabilize(
     recs: Recommendations, now: float, value: int, current: int, up_window: float, down_window: float
 ) -> tuple[Recommendations, int]:
     """`record` then `stabilize`, in one pass over the history where its times are in order (always, unless the
     clock stepped back): the two scans were a fifth of a decision. The result is theirs exactly: the entries
     `record` prunes are all at or before both windows' starts and followed by one that is too, so they never
-    decide a window. Out of order, it runs the two as written."""
+    decide a window. Out of order, it runs the two as written.
+
+    With no scale-up window (the HPA's default and the common case) and a history known to be in order, with no
+    time after now, only the values are read: the entry in force now is the last one, and the scale-down window's
+    bound is the largest value pruning keeps (from the last entry at or before the window's start)."""
+    in_order = recs == _IN_ORDER[0]
     if not recs or recs[-1][1] != value:
+        if recs and recs[-1][0] > now:
+            in_order = False
         recs = (*recs, (now, value))
+    if in_order and up_window == 0 and down_window >= 0 and recs[-1][0] <= now:
+        first = bisect.bisect_right(recs, now - down_window, key=_TIME) - 1
+        if first > 0:
+            recs = recs[first:]
+        _IN_ORDER[0] = recs
+        in_force = recs[-1][1]
+        highest = max([v for _, v in recs])
+        result = in_force if current < in_force else current
+        return recs, highest if result > highest else result
     up_start, down_start = now - up_window, now - down_window
     up_min: int | None = None
     down_max: int | None = None
@@ -91,6 +113,7 @@ def record_and_stabilize(
     # the last entry at or before the horizon is still in force at the window's start: keep it, drop the rest
     first = bisect.bisect_right(recs, now - max(up_window, down_window), key=_TIME) - 1
     recs = recs[first:] if first > 0 else recs
+    _IN_ORDER[0] = recs  # every time was seen in order
     if up_before is not None and (up_min is None or up_before < up_min):
         up_min = up_before
     if down_before is not None and (down_max is None or down_before > down_max):
