@@ -140,7 +140,7 @@ def _warn(text: str) -> None:
 
 def _sim_setup(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     """The policy file, the trace and the service model, each refused with file, line and fix when wrong."""
-    from overspill import policyfile, simulate
+    from overspill import policyfile, simulate, traces
 
     if args.plot:  # a missing extra is said at once, not after a long replay or search
         from overspill.plot import pyplot
@@ -171,7 +171,21 @@ def _sim_setup(args: argparse.Namespace) -> tuple[Any, Any, Any]:
                 f"--startup names {name!r}, which is neither 'primary' nor a target of policy {pf.name}",
                 fix="use one of: " + ", ".join(sorted(known)),
             )
-    model = simulate.ServiceModel(tokens_per_second=args.tokens_per_second, startup_seconds=dict(args.startup))
+    if args.metric != "queue":
+        if not isinstance(trace, traces.RequestLog):
+            raise InputError(
+                args.trace,
+                f"--metric {args.metric} needs a request log: a metric trace is the metric itself",
+                fix="drop --metric, or pass a request log",
+            )
+        if pf.spec.metric.target_per_replica > 5:
+            _warn(
+                f"--metric load counts replicas' worth of work arriving, and targetPerReplica is "
+                f"{pf.spec.metric.target_per_replica:g}: about 1 (0.8 to keep headroom) is what a load query wants"
+            )
+    model = simulate.ServiceModel(
+        tokens_per_second=args.tokens_per_second, startup_seconds=dict(args.startup), metric=args.metric
+    )
     return pf, trace, model
 
 
@@ -338,6 +352,13 @@ def _add_replay_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--primary-cost", type=_at_least(0, float), default=0.0, help="cost of a primary replica-hour")
     p.add_argument("--tokens-per-second", type=_at_least(1e-9, float), default=150.0, help="work per Ready replica")
     p.add_argument("--prefill-speedup", type=_at_least(1e-9, float), default=10.0, help="context tokens per unit")
+    p.add_argument(
+        "--metric",
+        choices=["queue", "load"],
+        default="queue",
+        help="what the policy's query measures in a request log: queue = requests not finished (waiting + "
+        "running); load = work arriving over the last minute in replicas' worth (a token-rate query)",
+    )
     p.add_argument("--progress", choices=["auto", "always", "never"], default="auto", help="progress bar on stderr")
 
 

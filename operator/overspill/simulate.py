@@ -37,6 +37,12 @@ DEFAULT_SECONDARY_STARTUP = 60.0
 MAX_STEPS = 20_000_000
 
 
+# what the policy's query measures, for request logs (docs/simulator.md, "The metric")
+METRICS = ("queue", "load")
+# the rate window of the load metric: PromQL's rate(...[1m])
+LOAD_WINDOW_SECONDS = 60.0
+
+
 @dataclass(frozen=True)
 class ServiceModel:
     tokens_per_second: float = 150.0
@@ -44,6 +50,10 @@ class ServiceModel:
     startup_seconds: Mapping[str, float] = field(default_factory=dict)
     primary_startup_default: float = DEFAULT_PRIMARY_STARTUP
     secondary_startup_default: float = DEFAULT_SECONDARY_STARTUP
+    # "queue": requests not yet finished (vllm:num_requests_waiting + running); "load": the work that arrived over
+    # the last minute in replicas' worth, what a token-rate query gives (rate of vllm:prompt_tokens_total / the
+    # prefill speed-up + rate of vllm:generation_tokens_total, over the tokens per second of one replica)
+    metric: str = "queue"
 
     def startup(self, cluster: str, target: BurstTargetSpec | None = None) -> float:
         if cluster in self.startup_seconds:
@@ -202,14 +212,25 @@ def run(
     ready = 0
     ready_changes_at = 0.0  # the next time a starting replica becomes Ready: recount only then
     target_per_replica = spec.metric.target_per_replica
+    if model.metric not in METRICS:
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}, not {model.metric!r}")
+    load_metric = is_log and model.metric == "load"
+    arrived: deque[tuple[float, float]] = deque()  # (arrival, work) over the load metric's window
     reasons: dict[Reason, int] = {}  # by member: `.value` of an enum is a slow property, read once at the end
     while t <= end or (is_log and queue and t <= hard_end):
         if is_log:
             while req_i < len(requests) and requests[req_i].t <= t:
                 queue.append([requests[req_i].work, requests[req_i].t, 0.0])
+                if load_metric:
+                    arrived.append((requests[req_i].t, requests[req_i].work))
                 req_i += 1
         if t >= next_decision:
-            metric = float(len(queue)) if is_log else trace.value_at(t, cursor)  # type: ignore[union-attr]
+            if load_metric:
+                while arrived and arrived[0][0] <= t - LOAD_WINDOW_SECONDS:
+                    arrived.popleft()
+                metric = sum(w for _, w in arrived) / LOAD_WINDOW_SECONDS / model.tokens_per_second
+            else:
+                metric = float(len(queue)) if is_log else trace.value_at(t, cursor)  # type: ignore[union-attr]
             tstates = tuple(
                 TargetState(
                     name=pt.name,

@@ -201,6 +201,8 @@ def test_no_primary_capacity_is_warned(tmp_path: Path) -> None:
         (["--primary-capacity", "-3"], "argument --primary-capacity: -3 must be >= 0"),
         (["--slo-target", "99"], "argument --slo-target: 99 must be a share in (0, 1]"),
         (["--startup", "azure=10s"], "--startup names 'azure', which is neither 'primary' nor a target"),
+        (["--metric", "load"], "--metric load needs a request log: a metric trace is the metric itself"),
+        (["--metric", "rate"], "argument --metric: invalid choice: 'rate'"),
     ],
 )
 def test_bad_options_are_refused(tmp_path: Path, args: list[str], message: str) -> None:

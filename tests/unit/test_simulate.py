@@ -100,3 +100,29 @@ def test_primary_cost_is_charged() -> None:
 def test_non_positive_step_is_refused() -> None:
     with pytest.raises(ValueError, match="step must be > 0"):
         run(fixed(), HIGH, step=0)
+
+
+# work of 60 at t=0 and 120 at t=30, one token-unit per second per replica: the load metric is the work that arrived
+# in the minute before each decision, in replicas' worth (a request leaves the window 60 s after it arrived)
+LOAD_LOG = RequestLog((Request(0.0, 60.0), Request(30.0, 120.0), Request(200.0, 6.0)))
+
+
+@pytest.mark.parametrize(
+    ("t", "metric"),
+    [(0.0, 1.0), (10.0, 1.0), (30.0, 3.0), (50.0, 3.0), (60.0, 2.0), (80.0, 2.0), (90.0, 0.0), (200.0, 0.1)],
+)
+def test_load_metric_is_work_arriving_per_replica(t: float, metric: float) -> None:
+    spec = policy(targets=[], behavior={"pollIntervalSeconds": 10})
+    steps = timeline(spec, LOAD_LOG, model=ServiceModel(tokens_per_second=1.0, metric="load"))
+    assert next(s.metric for s in steps if s.t == t) == pytest.approx(metric)
+
+
+def test_queue_metric_is_requests_not_finished() -> None:
+    spec = policy(targets=[], behavior={"pollIntervalSeconds": 10})
+    steps = timeline(spec, LOAD_LOG, model=ServiceModel(tokens_per_second=1.0))
+    assert [s.metric for s in steps if s.t in (0.0, 30.0)] == [1.0, 2.0]  # the first is still served at 30
+
+
+def test_unknown_metric_is_refused() -> None:
+    with pytest.raises(ValueError, match="metric must be one of queue, load"):
+        run(policy(), LOAD_LOG, model=ServiceModel(metric="rate"))
