@@ -28,7 +28,7 @@ from overspill.api.policy import BurstPolicySpec, Predictive
 from overspill.api.target import BurstTargetSpec
 from overspill.inputerror import InputError
 from overspill.progress import progress_bar
-from overspill.simulate import SCHEMA_VERSION, ServiceModel, Slo, Summary, run
+from overspill.simulate import SCHEMA_VERSION, ServiceModel, Slo, Summary, ceiling, run
 from overspill.traces import RequestLog
 
 # the knobs and the values tried; targetPerReplica is searched as a multiple of the policy's own value
@@ -428,6 +428,20 @@ def command(args: argparse.Namespace, setup: tuple[Any, Any, ServiceModel]) -> i
         print(
             f"error: {bound.message}: no setting of this policy can meet it. Raise the caps (maxReplicas of the "
             "policy and its targets, --primary-capacity), shorten start-up, or relax --slo-wait/--slo-target.",
+            file=sys.stderr,
+        )
+        return 2
+    # every replica the caps allow, Ready all the time: what no schedule beats (one replay; the oracle's LP is a
+    # relaxation and can call an SLO feasible that this shows is not)
+    most = ceiling(
+        pf.spec, trace, targets=pf.targets, primary_capacity=args.primary_capacity, model=model, slo=slo, step=args.step
+    )
+    if (most.slo_attainment or 0.0) < slo.target:
+        print(
+            f"error: {slo.target:.2%} of requests within {slo.wait_seconds:g} s is infeasible under the caps: with "
+            "every replica they allow Ready from the start and never removed, "
+            f"{most.slo_attainment:.2%} are; no setting of this policy can meet it. Raise the caps (maxReplicas of "
+            "the policy and its targets, --primary-capacity), or relax --slo-wait/--slo-target.",
             file=sys.stderr,
         )
         return 2

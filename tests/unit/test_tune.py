@@ -8,8 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from overspill.api import parse_policy_spec
-from overspill.simulate import ServiceModel, Slo
+from overspill.simulate import ServiceModel, Slo, ceiling
 from overspill.traces import Request, RequestLog
 from overspill.tune import Knobs, Problem, evaluate, frontier, search
 from tests.unit.engine_helpers import policy
@@ -151,3 +153,48 @@ def test_cli_refuses_a_metric_trace(tmp_path: Path) -> None:
     )
     assert r.returncode == 2
     assert "tune needs a request log" in r.stderr and "fix:" in r.stderr
+
+
+def test_cli_refuses_an_slo_only_the_replay_at_the_caps_shows_infeasible() -> None:
+    """The CI day at 95 % within 120 s: the oracle's relaxation calls it feasible (7.06 h), but all 60 runners Ready
+    all day start only 92.2 % of jobs in time: no setting can meet it, and tune says so instead of searching."""
+    root = Path(__file__).resolve().parents[2]
+    args = ["--trace", "synthetic:ci-day", "--primary-capacity", "20", "--tokens-per-second", "1", "--slo-wait", "120s"]
+    args += ["--startup", "primary=20s", "--startup", "gcp-europe-west4=60s", "--slo-target", "0.95", "--budget", "3s"]
+    args += ["--workers", "1"]
+    r = subprocess.run(
+        [OVERSPILL, "tune", "--policy", str(root / "manifests/examples/ci-runner-policy.yaml"), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert r.returncode == 2, r.stderr
+    assert "95.00% of requests within 120 s is infeasible under the caps" in r.stderr
+    assert "92.20% are" in r.stderr and "Raise the caps" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("max_replicas", "wait", "attainment"),
+    [
+        (1, 15.0, 2 / 3),  # one replica: the three requests of 10 s start at 0, 10 and 20 s
+        (2, 10.0, 1.0),  # two pooled replicas serve each in 5 s: starts at 0, 5 and 10 s
+        (2, 5.0, 2 / 3),
+        (3, 9.0, 2 / 3),  # maxReplicas 3, but the primary holds 1 and the target's cap is 1: still 0, 5 and 10 s
+    ],
+)
+def test_ceiling_is_every_replica_ready_from_the_start(max_replicas: int, wait: float, attainment: float) -> None:
+    spec = policy(targets=[{"name": "aws", "maxReplicas": 1}], minReplicas=1, maxReplicas=max_replicas)
+    log = RequestLog(tuple(Request(0.0, 10.0) for _ in range(3)))
+    model = ServiceModel(tokens_per_second=1.0, startup_seconds={"primary": 300, "aws": 300})
+    s = ceiling(spec, log, primary_capacity=1, model=model, slo=Slo(wait, 0.99))
+    assert s.slo_attainment == pytest.approx(attainment, abs=1e-4)
+
+
+def test_no_setting_beats_the_ceiling() -> None:
+    p = problem()
+    most = ceiling(p.spec, p.trace, primary_capacity=p.primary_capacity, model=p.model, slo=p.slo)
+    for tpr in (0.5, 2.0, 8.0):
+        for lead in (0, 60):
+            o = evaluate(Knobs(tpr, 0.0, 0, 0, 0, lead), p)
+            assert o.slo_attainment <= (most.slo_attainment or 0.0)
