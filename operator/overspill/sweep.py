@@ -47,19 +47,59 @@ def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return meta
 
 
+def _holds(registry: TargetRegistry, target: str, obj: Mapping[str, Any]) -> bool | None:
+    """Whether BurstTarget `target`'s view holds this very object (the same uid): it names the same cluster.
+    None: it cannot tell now (not connected, or its view not in sync)."""
+    handle = registry.get(target)
+    if handle is None:
+        return False
+    view = handle.view
+    if view is None or view.problem is not None:
+        return None
+    meta = _meta(obj)
+    seen = view.cache(DEPLOYMENTS, MANAGED_SELECTOR).get(str(meta.get("namespace") or ""), str(meta.get("name")))
+    return seen is not None and _meta(seen).get("uid") == meta.get("uid")
+
+
+def _anothers(registry: TargetRegistry, target: str, obj: Mapping[str, Any], wanted: set[tuple[str, str, str]]) -> bool:
+    """The mirror `obj`, seen through `target`, is another BurstTarget's to keep or drain. Two BurstTargets may
+    name one cluster: a mirror is the target's that placed it (its annotation) while that target serves this
+    cluster, else the one the policy wants it through; one placed under a name no target here has any more (a
+    renamed or re-pointed BurstTarget) is adopted by the target that wants it, or drained through one target only
+    (the first by name) of those serving the cluster."""
+    meta = _meta(obj)
+    ns, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+    placed_by = (meta.get("annotations") or {}).get(TARGET_NAME)
+    if placed_by == target or (placed_by is None and (target, ns, name) in wanted):
+        return False
+    if placed_by is not None and placed_by in registry.names():
+        holds = _holds(registry, placed_by, obj)
+        if holds is None or (holds and placed_by != target):
+            return True  # its placer serves this cluster (or cannot tell yet): that target's sweep decides
+    if (target, ns, name) in wanted:
+        return False
+    sharing = [t for t in registry.names() if t != target and _holds(registry, t, obj)]
+    if any((t, ns, name) in wanted for t in sharing):
+        return True
+    return any(t < target for t in sharing)
+
+
 def mirrors(
-    view: ClusterView, target: str, uid: str, hold_for: HoldFor, wanted: set[tuple[str, str, str]]
+    view: ClusterView,
+    target: str,
+    uid: str,
+    hold_for: HoldFor,
+    wanted: set[tuple[str, str, str]],
+    *,
+    registry: TargetRegistry,
 ) -> list[Owned]:
     """The policy's mirrors in the target's view, with the pods each unwanted one must keep for now."""
     pods = view.cache(PODS).by_label(POLICY_UID, uid)
     found = []
     for obj in view.cache(DEPLOYMENTS, MANAGED_SELECTOR).by_label(POLICY_UID, uid):
-        meta = _meta(obj)
-        placed_by = (meta.get("annotations") or {}).get(TARGET_NAME)
-        if placed_by is not None and placed_by != target:
-            # two BurstTargets may name one cluster: a mirror belongs to the target that placed it, and is
-            # never drained as "unwanted" through the other one
+        if _anothers(registry, target, obj, wanted):
             continue
+        meta = _meta(obj)
         ns, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
         here = [p for p in pods if _meta(p).get("namespace") == ns and not _meta(p).get("deletionTimestamp")]
         replicas = int((obj.get("spec") or {}).get("replicas") or 0)
@@ -112,7 +152,7 @@ def sweep(
             result.pending[target] = f"{target}: the operator's view of it is not in sync ({problem})"
             result.unvacated |= retry
             continue
-        found = mirrors(view, target, uid, hold_for, wanted)
+        found = mirrors(view, target, uid, hold_for, wanted, registry=registry)
         steps = plan(found, wanted, release_ready=release_ready)
         if target in frozen and steps:  # the route may still send it requests: nothing there shrinks this poll
             result.pending[target] = f"{target}: held until the route's weight to it has drained"
