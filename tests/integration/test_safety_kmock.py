@@ -351,6 +351,21 @@ async def test_without_allowed_target_namespaces_only_the_policys_own_name(emula
     assert kinds(out)["PlacementAllowed"][0] == "False"
 
 
+@pytest.mark.parametrize(("into", "allowed"), [("other-burst", False), ("other", False), ("ml-burst", True)])
+async def test_a_per_tenant_pattern_keeps_a_policy_out_of_another_tenants_namespace(
+    emulator: Any, cluster: Cluster, into: str, allowed: bool
+) -> None:
+    """One BurstTarget for every tenant: the policy in `ml` names tenant `other`'s burst namespace."""
+    emulator.objects["apps/v1/deployments", "ml", "vllm"] = deployment("vllm", "ml", 8)
+    target = {"allowedTargetNamespaces": ["{namespace}", "{namespace}-burst"]}
+    s = spec(targets=[{"name": "aws", "overrides": {"namespace": into}}])
+    out = await tick(await make(cluster, FakeMetrics(150), target=target), s)
+    assert present(emulator, into) is allowed
+    assert kinds(out)["PlacementAllowed"][0] == ("True" if allowed else "False")
+    if not allowed:
+        assert not [w for w in writes(emulator) if f"/{into}/" in w or w.endswith(f"/{into}")]
+
+
 # ---- 6. drift ----------------------------------------------------------------------------------------------------
 
 # ---- 7. another autoscaler ---------------------------------------------------------------------------------------

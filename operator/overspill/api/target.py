@@ -10,6 +10,9 @@ from pydantic import Field
 from overspill.api.base import ApiModel, Condition, CrossFieldRule, StatusModel
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# a target namespace, or a pattern of them: `{namespace}` is the policy's own namespace, `*` any run of [a-z0-9-]
+NAMESPACE_PATTERN = r"^([-a-z0-9*]|\{namespace\})+$"
+NamespacePattern = Annotated[str, Field(min_length=1, max_length=63, pattern=NAMESPACE_PATTERN)]
 
 
 class SecretRef(ApiModel):
@@ -59,11 +62,21 @@ class BurstTargetSpec(ApiModel):
         max_length=256,
         description="When set, only policies in these namespaces may spill here.",
     )
-    allowed_target_namespaces: list[Annotated[str, Field(max_length=63, pattern=DNS_LABEL)]] | None = Field(
+    allowed_target_namespaces: list[NamespacePattern] | None = Field(
         default=None,
         max_length=256,
-        description="Namespaces in this cluster that mirrors may land in (overrides.namespace included). Unset: "
-        "only the namespace with the policy's own namespace name. A refused placement creates nothing.",
+        description="Namespaces in this cluster that mirrors of any policy may land in (overrides.namespace "
+        "included). An entry may be a pattern: `{namespace}` stands for the policy's own namespace and `*` for "
+        'any run of letters, digits and dashes, so `["{namespace}", "{namespace}-burst"]` gives each tenant '
+        "its own namespaces. A literal name or a bare `*` is open to every tenant allowed here. Unset: "
+        '`["{namespace}"]`, only the namespace with the policy\'s own namespace name. A refused placement '
+        "creates nothing.",
+    )
+    allowed_target_namespaces_by_source: dict[str, list[NamespacePattern]] | None = Field(
+        default=None,
+        max_length=256,
+        description="Per policy namespace (in the primary), more namespaces of this cluster its mirrors may land "
+        "in, in addition to allowedTargetNamespaces (patterns as there), e.g. `{team-a: [gpu-alpha]}`.",
     )
     pod_security: PodSecurityLevel = Field(
         default=PodSecurityLevel.BASELINE,
