@@ -22,6 +22,7 @@ from overspill.adapters.mirror import (
     build_mirror,
     covers,
     observe,
+    rollout_covers,
     template_fingerprint,
 )
 from overspill.adapters.prometheus import MetricError, MetricSource
@@ -38,6 +39,7 @@ from overspill.decide import busy as busy_rules
 from overspill.decide.busy import BUSY_COST
 from overspill.decide.capacity import admitted_shape
 from overspill.decide.conflicts import autoscaler_conflict
+from overspill.decide.drift import DriftStreak, corrected
 from overspill.decide.reasons import Reason
 from overspill.decide.tenancy import placement_refusal, pod_security_labels
 from overspill.report import DependencyReport, SafetyReport, TargetReport, TrafficReport
@@ -94,6 +96,8 @@ class _Notes:
 
     pending: dict[str, str] = field(default_factory=dict)  # target -> why its template update waits
     events: list[tuple[str, str, str]] = field(default_factory=list)
+    fights: dict[str, str] = field(default_factory=dict)  # target -> who keeps rewriting its mirror
+    now: float = 0.0
 
 
 def _levels(
@@ -218,6 +222,8 @@ class Reconciler:
         self.query_timeout = query_timeout
         # per mirror (target, namespace, name): the fingerprint of its template as last written by us
         self._applied: dict[tuple[str, str, str], str] = {}
+        self._drift: dict[tuple[str, str, str], DriftStreak] = {}  # mirrors whose drift corrections back off
+        self._writers: dict[tuple[str, str, str], str | None] = {}  # who fights those mirrors (managedFields)
         self.serving = Serving(primary, origin_cluster, primary_view)
         self._misses: Misses = {}  # names a target does not hold, read recently (see serving.MISS_TTL)
         # per policy uid: (target, namespace) whose copies a sweep could not remove, retried by the next one
@@ -444,6 +450,13 @@ class Reconciler:
         if body is not None and view.live is not None:
             changed = body["metadata"]["annotations"][TEMPLATE_HASH] != obs.template_hash
             drifted = self._drifted(key, body, view.live, view.client)
+            streak = self._drift.get(key, DriftStreak())
+            if not drifted and streak.quiet(notes.now):
+                self._drift.pop(key, None)
+                self._writers.pop(key, None)
+            elif not drifted and streak.fight and not streak.may_correct(notes.now):
+                # the other writer has not struck again yet: the fight stays reported until its backoff ends
+                notes.fights[view.spec.name] = self._fight(view, streak)
             if changed or drifted:
                 if self._waits_for_idle(spec, view):
                     busy = sum(1 for v in view.levels.values() if v is None or v > 0)
@@ -451,23 +464,54 @@ class Reconciler:
                         f"the pod template of mirror {view.ref.namespace}/{view.ref.name} in {view.spec.name} "
                         f"changed; the update waits while {busy} runners are busy (busy.templateUpdate: WaitForIdle)"
                     )
+                elif drifted and not changed and not streak.may_correct(notes.now):
+                    notes.fights[view.spec.name] = self._fight(view, streak)
                 else:
-                    stored = view.client.replace(body)
+                    if drifted and not changed and streak.corrections:  # drift again after a correction: a fight
+                        self._writers[key] = self._last_writer(view)
+                    annotated = bool((view.live.get("metadata") or {}).get("annotations"))
+                    stored = view.client.replace(body, annotated=annotated)
                     self._applied[key] = template_fingerprint(stored)
                     if drifted and not changed:
-                        notes.events.append(
-                            (
-                                "Normal",
-                                "MirrorDriftCorrected",
-                                f"mirror {view.ref.namespace}/{view.ref.name} in {view.spec.name} was changed by "
-                                "someone else; its template was replaced with the desired one",
+                        streak = corrected(streak, notes.now, float(spec.behavior.poll_interval_seconds))
+                        self._drift[key] = streak
+                        where = f"mirror {view.ref.namespace}/{view.ref.name} in {view.spec.name}"
+                        if streak.fight:
+                            notes.fights[view.spec.name] = self._fight(view, streak)
+                            notes.events.append(("Warning", "MirrorDriftFight", notes.fights[view.spec.name]))
+                        else:
+                            notes.events.append(
+                                (
+                                    "Normal",
+                                    "MirrorDriftCorrected",
+                                    f"{where} was changed by someone else; its template was replaced with the "
+                                    "desired one",
+                                )
                             )
-                        )
                     return 1
         if obs.replicas != want:
             view.client.scale(view.ref, want)
             return 1
         return 0
+
+    @staticmethod
+    def _last_writer(view: _TargetView) -> str | None:
+        assert view.client is not None
+        try:
+            return view.client.last_writer(view.ref)
+        except Exception:  # the name is a courtesy: unreadable now, the fight is reported without it
+            return None
+
+    def _fight(self, view: _TargetView, streak: DriftStreak) -> str:
+        """The same words from one correction to the next (a countdown would rewrite the status every poll)."""
+        writer = self._writers.get((view.spec.name, view.ref.namespace, view.ref.name))
+        who = f"{writer!r} (managedFields)" if writer else "another writer"
+        return (
+            f"mirror {view.ref.namespace}/{view.ref.name} in {view.spec.name} is rewritten by {who} after each "
+            f"correction: {streak.corrections} corrections in a row, now at most one per "
+            f"{streak.not_before - streak.last:.0f} s (backoff up to 5 min); exclude Overspill's mirrors "
+            "(app.kubernetes.io/managed-by=overspill) from it"
+        )
 
     def _drifted(
         self, key: tuple[str, str, str], body: dict[str, Any], live: dict[str, Any], client: MirrorClient
@@ -479,8 +523,11 @@ class Reconciler:
         if applied is None:
             if not covers(body["spec"]["template"], (live.get("spec") or {}).get("template")):
                 return True
+            if not rollout_covers(body, live):
+                return True
             try:
-                desired = template_fingerprint(client.stored_as(body))
+                annotated = bool((live.get("metadata") or {}).get("annotations"))
+                desired = template_fingerprint(client.stored_as(body, annotated=annotated))
             except Exception:  # unreachable now: asked again next poll
                 return False
             if template_fingerprint(live) != desired:
@@ -627,7 +674,7 @@ class Reconciler:
         writes = 0
         # a target not probed yet (operator start-up) is held as it is, quietly: it is not a failure
         problems = {v.spec.name: v.problem for v in views if v.problem and not v.probing}
-        notes = _Notes()
+        notes = _Notes(now=now)
         if spec.mode == Mode.ACTIVE:
             decision = self._reserve(ref, views, decision, problems)  # DryRun and Paused never take room
             writes, act_problems = self._act(ref, spec, workload, levels, views, decision, notes, serve)
@@ -684,6 +731,7 @@ class Reconciler:
             busy=busy,
             refused={v.spec.name: v.refused for v in views if v.refused},
             pending=notes.pending,
+            fights=notes.fights,
             events=tuple(notes.events),
         )
 
@@ -862,7 +910,8 @@ class Reconciler:
         """Plan what each reachable target needs (reads only), and hold a target whose dependencies are not ready
         at the replicas it has: the engine spills the rest onward instead of starting pods that cannot run."""
         serve = _Serve()
-        live = [v for v in views if v.client is not None and v.mirror is not None]
+        # a refused namespace gets nothing, not even refreshed copies for a mirror placed while it was allowed
+        live = [v for v in views if v.client is not None and v.mirror is not None and v.refused is None]
         if not live:
             return serve
         template = workload.template

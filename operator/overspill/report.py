@@ -128,12 +128,14 @@ class SafetyReport:
     busy: why some pods' busy levels are unknown (so nothing was scaled in and deletion costs were kept);
     refused: per target, why a placement was refused (its namespace not allowed there);
     pending: per target, why the mirror's template update waits (busy runners);
+    fights: per target, who keeps rewriting its mirror after corrections (they back off);
     events: one-off Events of this poll (a corrected drift)."""
 
     busy_configured: bool = False
     busy: str | None = None
     refused: dict[str, str] = field(default_factory=dict)
     pending: dict[str, str] = field(default_factory=dict)
+    fights: dict[str, str] = field(default_factory=dict)
     events: tuple[Event, ...] = ()
 
 
@@ -167,13 +169,14 @@ def _safety_conditions(prev: list[Condition], now: str, generation: int | None, 
             generation,
         )
     )
+    held = s.pending | {t: m for t, m in s.fights.items() if t not in s.pending}
     out.append(
         _condition(
             prev,
             "MirrorsUpToDate",
-            not s.pending,
-            "UpToDate" if not s.pending else "TemplateUpdatePending",
-            "; ".join(s.pending[t] for t in sorted(s.pending)),
+            not held,
+            "UpToDate" if not held else "TemplateUpdatePending" if s.pending else "MirrorDriftFight",
+            "; ".join(held[t] for t in sorted(held)),
             now,
             generation,
         )

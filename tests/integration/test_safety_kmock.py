@@ -312,6 +312,92 @@ async def test_a_field_added_by_hand_while_the_operator_was_down_is_removed_afte
     assert ("Normal", "MirrorDriftCorrected") not in events(again)  # corrected once, not every poll
 
 
+async def _hand_edit(
+    r: Reconciler, cluster: Cluster, edit: dict[str, Any], seen: Callable[[dict[str, Any]], bool]
+) -> None:
+    """Someone else writes the mirror; the test waits until the operator's view holds the edit."""
+    from overspill.views import MANAGED_SELECTOR
+    from overspill.views.resource import DEPLOYMENTS
+
+    await asyncio.to_thread(cluster.apps.patch_namespaced_deployment, "vllm", "mirror", edit)
+    handle = r.targets.get("aws")
+    assert handle is not None and handle.view is not None
+    mirrors = handle.view.cache(DEPLOYMENTS, MANAGED_SELECTOR)
+    await until(lambda: seen(mirrors.get("mirror", "vllm") or {}))
+
+
+def mirror_patches(emulator: Any) -> int:
+    """Writes of the mirror's template (not server-side dry runs)."""
+    path = "/apis/apps/v1/namespaces/mirror/deployments/vllm"
+    return sum(1 for r in emulator if r.method.value == "PATCH" and r.url.path == path and "dryRun" not in str(r.url))
+
+
+async def test_a_controller_fighting_the_mirror_template_is_backed_off_and_named(
+    emulator: Any, cluster: Cluster
+) -> None:
+    """A mutating policy engine rewrites the mirror's template after every correction: a rollout every poll
+    before; now corrections back off exponentially, with a Warning Event and a condition naming the fight."""
+    emulator.objects["apps/v1/deployments", "ml", "vllm"] = deployment("vllm", "ml", 2)
+    r = await make(cluster, FakeMetrics(150))
+    out = await tick(r, spec())
+    await until(lambda: mirror_seen(r, "mirror") == 7)
+    fought: list[Outcome] = []
+    corrections = 0
+    for i in range(8):
+        edit = {"spec": {"template": {"metadata": {"annotations": {"engine/mutated": str(i)}}}}}
+        await _hand_edit(
+            r,
+            cluster,
+            edit,
+            lambda o, i=i: (o["spec"]["template"]["metadata"].get("annotations") or {}).get("engine/mutated") == str(i),
+        )
+        before = mirror_patches(emulator)  # the edit itself is a PATCH too
+        out = await tick(r, spec(), BurstPolicyStatus.model_validate(out.status))
+        corrections += mirror_patches(emulator) - before
+        fought.append(out)
+    assert 2 <= corrections <= 5  # 8 before: one rollout per poll
+    assert any(("Warning", "MirrorDriftFight") in events(o) for o in fought)
+    status, reason = kinds(fought[-1])["MirrorsUpToDate"]
+    assert (status, reason) == ("False", "MirrorDriftFight")
+
+
+async def test_a_paused_mirror_is_drift_corrected(emulator: Any, cluster: Cluster) -> None:
+    """`spec.paused` is outside the pod template: a paused mirror never rolled out a template update."""
+    emulator.objects["apps/v1/deployments", "ml", "vllm"] = deployment("vllm", "ml", 2)
+    r = await make(cluster, FakeMetrics(150))
+    first = await tick(r, spec())
+    await until(lambda: mirror_seen(r, "mirror") == 7)
+    await _hand_edit(r, cluster, {"spec": {"paused": True}}, lambda o: bool(o["spec"].get("paused")))
+    out = await tick(r, spec(), BurstPolicyStatus.model_validate(first.status))
+    assert not emulator.objects["apps/v1/deployments", "mirror", "vllm"]["spec"].get("paused")
+    assert ("Normal", "MirrorDriftCorrected") in events(out)
+
+
+async def test_a_mirror_strategy_edited_by_hand_is_drift_corrected(emulator: Any, cluster: Cluster) -> None:
+    emulator.objects["apps/v1/deployments", "ml", "vllm"] = deployment("vllm", "ml", 2)
+    r = await make(cluster, FakeMetrics(150))
+    first = await tick(r, spec())
+    await until(lambda: mirror_seen(r, "mirror") == 7)
+    edit = {"spec": {"strategy": {"type": "Recreate", "rollingUpdate": None}}}
+    await _hand_edit(r, cluster, edit, lambda o: (o["spec"].get("strategy") or {}).get("type") == "Recreate")
+    out = await tick(r, spec(), BurstPolicyStatus.model_validate(first.status))
+    assert emulator.objects["apps/v1/deployments", "mirror", "vllm"]["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert ("Normal", "MirrorDriftCorrected") in events(out)
+
+
+async def test_a_mirror_whose_annotations_were_all_removed_is_still_updated(emulator: Any, cluster: Cluster) -> None:
+    """The template update was a JSON Patch `add` under /metadata/annotations/..., which fails without the map."""
+    emulator.objects["apps/v1/deployments", "ml", "vllm"] = deployment("vllm", "ml", 8)
+    bare = deployment("vllm", "mirror", 2, labels=MANAGED)
+    bare["metadata"].pop("annotations", None)
+    emulator.objects["apps/v1/deployments", "mirror", "vllm"] = bare
+    r = await make(cluster, FakeMetrics(150))
+    await until(lambda: mirror_seen(r, "mirror") == 2)
+    await tick(r, spec())
+    after = emulator.objects["apps/v1/deployments", "mirror", "vllm"]
+    assert "overspill.dev/template-hash" in (after["metadata"].get("annotations") or {})
+
+
 async def test_a_busy_runner_mirror_waits_for_its_template_update(emulator: Any, cluster: Cluster) -> None:
     emulator.objects["apps/v1/deployments", "ml", "vllm"] = deployment("vllm", "ml", 8)
     old = deployment("vllm", "mirror", 2, labels=MANAGED)
@@ -364,6 +450,31 @@ async def test_a_per_tenant_pattern_keeps_a_policy_out_of_another_tenants_namesp
     assert kinds(out)["PlacementAllowed"][0] == ("True" if allowed else "False")
     if not allowed:
         assert not [w for w in writes(emulator) if f"/{into}/" in w or w.endswith(f"/{into}")]
+
+
+async def test_no_copy_is_written_into_a_namespace_the_target_just_refused(emulator: Any, cluster: Cluster) -> None:
+    """The mirror was placed in mirror2 while it was allowed; the administrator then narrowed the target to
+    `mirror`. The mirror there drains, and nothing of the policy's is written into mirror2 any more."""
+    workload = deployment("vllm", "ml", 8)
+    workload["spec"]["template"] = {
+        "metadata": {"labels": {"app": "vllm"}},
+        "spec": {"containers": [{"name": "s", "image": "x", "envFrom": [{"configMapRef": {"name": "vllm-config"}}]}]},
+    }
+    emulator.objects["apps/v1/deployments", "ml", "vllm"] = workload
+    emulator.objects["v1/configmaps", "ml", "vllm-config"] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "vllm-config", "namespace": "ml"},
+        "data": {"k": "v"},
+    }
+    emulator.objects["apps/v1/deployments", "mirror2", "vllm"] = deployment("vllm", "mirror2", 3, labels=MANAGED)
+    s = spec(targets=[{"name": "aws", "overrides": {"namespace": "mirror2"}}])
+    r = await make(cluster, FakeMetrics(150), target={"allowedTargetNamespaces": ["mirror"]})
+    await until(lambda: mirror_seen(r, "mirror2") == 3)
+    out = await tick(r, s)
+    assert kinds(out)["PlacementAllowed"][0] == "False"
+    into = [w for w in writes(emulator) if "/namespaces/mirror2/" in w and "/deployments/" not in w]
+    assert into == []
 
 
 # ---- 6. drift ----------------------------------------------------------------------------------------------------

@@ -39,3 +39,38 @@ def test_the_fingerprint_ignores_replicas_and_nulls_and_sees_any_edit() -> None:
     added = stored(DESIRED)
     added["spec"]["template"]["spec"]["hostNetwork"] = True  # an addition `covers` cannot see
     assert template_fingerprint(added) != base
+
+
+def test_a_pause_or_an_edited_strategy_is_drift() -> None:
+    """Outside the pod template, and unseen before: a paused mirror never rolled out an update."""
+    from overspill.adapters.mirror import DEFAULT_STRATEGY, rollout_covers
+
+    live = stored(DESIRED)
+    live["spec"]["strategy"] = DEFAULT_STRATEGY
+    base = template_fingerprint(live)
+    paused = copy.deepcopy(live)
+    paused["spec"]["paused"] = True
+    recreate = copy.deepcopy(live)
+    recreate["spec"]["strategy"] = {"type": "Recreate"}
+    assert template_fingerprint(paused) != base and template_fingerprint(recreate) != base
+    desired = {"spec": {"strategy": DEFAULT_STRATEGY}}
+    assert rollout_covers(desired, live)
+    assert not rollout_covers(desired, paused) and not rollout_covers(desired, recreate)
+
+
+def test_the_writer_of_a_fight_is_named_from_managed_fields() -> None:
+    from overspill.adapters.mirror import FIELD_MANAGER, drift_writer
+
+    def entry(manager: str, time: str, field: str) -> dict[str, Any]:
+        return {"manager": manager, "time": time, "fieldsV1": {"f:spec": {field: {}}}}
+
+    live = stored(DESIRED)
+    live["metadata"] = {
+        "managedFields": [
+            entry(FIELD_MANAGER, "2026-11-29T10:00:05Z", "f:template"),
+            entry("kyverno", "2026-11-29T10:00:04Z", "f:template"),
+            entry("kube-controller-manager", "2026-11-29T10:00:06Z", "f:replicas"),
+        ]
+    }
+    assert drift_writer(live) == "kyverno"
+    assert drift_writer(stored(DESIRED)) is None

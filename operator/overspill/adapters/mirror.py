@@ -27,6 +27,12 @@ ORIGIN_NAMESPACE = "overspill.dev/origin-namespace"
 ORIGIN_POLICY = "overspill.dev/origin-policy"
 TEMPLATE_HASH = "overspill.dev/template-hash"
 TARGET_NAME = "overspill.dev/target"  # the BurstTarget that placed the mirror (two targets may name one cluster)
+FIELD_MANAGER = "overspill"  # our writes in the mirror's managedFields: anyone else there is another writer
+# a Deployment's default rollout, written explicitly so that an edited strategy is drift and is put back
+DEFAULT_STRATEGY: dict[str, Any] = {
+    "type": "RollingUpdate",
+    "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"},
+}
 
 
 class MirrorConflict(Exception):
@@ -103,8 +109,17 @@ def build_mirror(
             "labels": labels,
             "annotations": annotations,
         },
-        "spec": {"replicas": replicas, "selector": selector, "template": template},
+        "spec": {"replicas": replicas, "selector": selector, "template": template, "strategy": _strategy(spec)},
     }
+
+
+def _strategy(spec: dict[str, Any]) -> dict[str, Any]:
+    """The primary Deployment's rollout strategy for its mirror; the default for other kinds (a StatefulSet's
+    updateStrategy has another shape)."""
+    strategy = spec.get("strategy")
+    if isinstance(strategy, dict) and strategy.get("type") in ("RollingUpdate", "Recreate"):
+        return copy.deepcopy(strategy)
+    return copy.deepcopy(DEFAULT_STRATEGY)
 
 
 def _pruned(node: Any) -> Any:
@@ -118,10 +133,12 @@ def _pruned(node: Any) -> Any:
 
 
 def template_fingerprint(deployment: dict[str, Any]) -> str:
-    """What the target holds as the mirror's pod template (and selector), as the API server stored it: a change
-    by anyone else (a hand edit, a merge by a tool) changes it; our own scale writes do not."""
+    """What the target holds as the mirror's pod template (and selector, rollout strategy and paused flag), as the
+    API server stored it: a change by anyone else (a hand edit, a merge by a tool, a pause) changes it; our own
+    scale writes do not."""
     spec = deployment.get("spec") or {}
-    text = json.dumps(_pruned([spec.get("template"), spec.get("selector")]), sort_keys=True)
+    rollout = [spec.get("strategy"), bool(spec.get("paused"))]
+    text = json.dumps(_pruned([spec.get("template"), spec.get("selector"), *rollout]), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -134,6 +151,28 @@ def covers(desired: Any, live: Any) -> bool:
     if isinstance(desired, list):
         return isinstance(live, list) and len(desired) == len(live) and all(map(covers, desired, live))
     return bool(desired == live or (desired in ({}, []) and live is None))
+
+
+def rollout_covers(desired: dict[str, Any], live: dict[str, Any]) -> bool:
+    """The live mirror is not paused and keeps the desired rollout strategy (after a restart, as `covers`)."""
+    desired_spec, live_spec = desired.get("spec") or {}, live.get("spec") or {}
+    if live_spec.get("paused"):
+        return False
+    return covers(desired_spec.get("strategy") or {}, live_spec.get("strategy") or {})
+
+
+def drift_writer(deployment: dict[str, Any]) -> str | None:
+    """Who else last wrote the mirror's template, strategy or paused flag (its managedFields), or None."""
+    latest: dict[str, Any] | None = None
+    for entry in (deployment.get("metadata") or {}).get("managedFields") or []:
+        spec = (entry.get("fieldsV1") or {}).get("f:spec") or {}
+        if entry.get("manager") == FIELD_MANAGER or not any(
+            f in spec for f in ("f:template", "f:strategy", "f:paused")
+        ):
+            continue
+        if latest is None or str(entry.get("time") or "") >= str(latest.get("time") or ""):
+            latest = entry
+    return str(latest.get("manager")) if latest is not None else None
 
 
 def _json(resp: Any) -> dict[str, Any]:
@@ -214,6 +253,7 @@ class MirrorClient:
                 body,  # type: ignore[arg-type]
                 _request_timeout=TIMEOUT,
                 _preload_content=False,
+                field_manager=FIELD_MANAGER,
             )
         )
 
@@ -224,27 +264,34 @@ class MirrorClient:
         if not _managed(dep, ref.policy_uid):
             raise _conflict(ref)
 
-    def replace(self, body: dict[str, Any]) -> dict[str, Any]:
+    def replace(self, body: dict[str, Any], *, annotated: bool = True) -> dict[str, Any]:
         """Replace the mirror's pod template, never merge it: a JSON Patch `replace` of /spec/template, so a field
         removed from the desired template (an env var, a volume, a container, a nodeSelector key) or added by a
-        hand edit is gone afterwards. Returns the mirror as stored."""
-        return self._replace(body, dry_run=False)
+        hand edit is gone afterwards; the rollout strategy is put back and a pause lifted. `annotated`: the live
+        mirror has an annotations map (a JSON Patch `add` under a missing map fails). Returns the mirror as
+        stored."""
+        return self._replace(body, dry_run=False, annotated=annotated)
 
-    def stored_as(self, body: dict[str, Any]) -> dict[str, Any]:
+    def stored_as(self, body: dict[str, Any], *, annotated: bool = True) -> dict[str, Any]:
         """The mirror as the server would store it after `replace(body)`, defaults and all; nothing is written (a
         server-side dry run)."""
-        return self._replace(body, dry_run=True)
+        return self._replace(body, dry_run=True, annotated=annotated)
 
-    def _replace(self, body: dict[str, Any], *, dry_run: bool) -> dict[str, Any]:
-        meta = body["metadata"]
+    def _replace(self, body: dict[str, Any], *, dry_run: bool, annotated: bool) -> dict[str, Any]:
+        meta, spec = body["metadata"], body["spec"]
         ops: list[dict[str, Any]] = [
-            {"op": "replace", "path": "/spec/template", "value": body["spec"]["template"]},
-            {"op": "replace", "path": "/spec/replicas", "value": body["spec"]["replicas"]},
+            {"op": "replace", "path": "/spec/template", "value": spec["template"]},
+            {"op": "replace", "path": "/spec/replicas", "value": spec["replicas"]},
+            {"op": "add", "path": "/spec/strategy", "value": spec.get("strategy") or DEFAULT_STRATEGY},
+            {"op": "add", "path": "/spec/paused", "value": False},
         ]
-        ops += [
-            {"op": "add", "path": "/metadata/annotations/" + key.replace("~", "~0").replace("/", "~1"), "value": v}
-            for key, v in meta["annotations"].items()
-        ]
+        if annotated:  # one key at a time: annotations others keep on the mirror stay
+            ops += [
+                {"op": "add", "path": "/metadata/annotations/" + key.replace("~", "~0").replace("/", "~1"), "value": v}
+                for key, v in meta["annotations"].items()
+            ]
+        else:
+            ops.append({"op": "add", "path": "/metadata/annotations", "value": dict(meta["annotations"])})
         return _json(
             self.cluster.apps.patch_namespaced_deployment(
                 meta["name"],
@@ -254,8 +301,17 @@ class MirrorClient:
                 _preload_content=False,
                 _content_type="application/json-patch+json",
                 dry_run="All" if dry_run else None,
+                field_manager=FIELD_MANAGER,
             )
         )
+
+    def last_writer(self, ref: MirrorRef) -> str | None:
+        """Who else last wrote the mirror's template, strategy or paused flag: one GET (the views drop
+        managedFields to save memory), made only when a fight is reported."""
+        resp = self.cluster.apps.read_namespaced_deployment(
+            ref.name, ref.namespace, _request_timeout=TIMEOUT, _preload_content=False
+        )
+        return drift_writer(_json(resp))
 
     def scale(self, ref: MirrorRef, replicas: int) -> None:
         self.cluster.apps.patch_namespaced_deployment_scale(
