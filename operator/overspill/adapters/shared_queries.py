@@ -53,6 +53,8 @@ class SharedQueries:
                 slot.value = fetch()
             except MetricError as err:
                 slot.error = err
+            except Exception as err:  # never a traceback for the asker nor None for those waiting on it
+                slot.error = MetricError(f"query failed: {type(err).__name__}")
             finally:
                 slot.at = self.clock()
                 slot.done.set()
