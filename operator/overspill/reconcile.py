@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -929,7 +930,11 @@ class Reconciler:
                 name=v.spec.name,
                 namespace=v.ref.namespace,
                 cluster=v.client.cluster,
-                ensure_namespace=v.client.ensure_namespace,
+                # copies and the burst Service may create the namespace before the mirror does: with the
+                # target's Pod Security labels, or the mirror finds it made without them and leaves it so
+                ensure_namespace=functools.partial(
+                    v.client.ensure_namespace, labels=pod_security_labels(handle.spec) if handle is not None else None
+                ),
                 replicas=v.mirror.replicas,
                 ready=v.state.state.ready,
                 volumes=v.spec.overrides.volumes if v.spec.overrides else None,

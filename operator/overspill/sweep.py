@@ -70,6 +70,14 @@ def _anothers(registry: TargetRegistry, target: str, obj: Mapping[str, Any], wan
     meta = _meta(obj)
     ns, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
     placed_by = (meta.get("annotations") or {}).get(TARGET_NAME)
+    # the policy re-pointed to another target of this cluster: that target's apply has just taken it (the view
+    # still shows our annotation for a moment); draining it would kill its runners for one poll
+    if (
+        placed_by == target
+        and (target, ns, name) not in wanted
+        and any((t, ns, name) in wanted for t in registry.names() if t != target and _holds(registry, t, obj))
+    ):
+        return True
     if placed_by == target or (placed_by is None and (target, ns, name) in wanted):
         return False
     if placed_by is not None and placed_by in registry.names():
