@@ -31,6 +31,7 @@ SERVICE_IMPORT = "ServiceImport"
 _NAME_MAX = 63  # a Service name is a DNS label
 # the least weight the local Service and the burst imports split beside a canary: shares in steps of 2 %
 _MIN_SPLIT = 50
+WEIGHT_MAX = 1_000_000  # Gateway API: HTTPBackendRef.weight is at most 1,000,000
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,13 @@ def _keep_foreign_share(
         for r in ours:
             r["weight"] = 0  # everything went to the others: it stays so
         return
-    scale = -(-_MIN_SPLIT // had) if had < _MIN_SPLIT else 1
+    raws = [_weight(r) for r in ours]
+    need = _MIN_SPLIT
+    if any(raws):  # every backend with Ready replicas gets at least 1: a paid-for replica must serve
+        need = max(need, -(-sum(raws) // min(x for x in raws if x > 0)))
+    scale = -(-need // had) if had < need else 1
+    # never past the Gateway API's maximum weight (the route would be refused and every secondary held)
+    scale = max(1, min(scale, WEIGHT_MAX // max([_weight(r) for r in foreign] + [had, 1])))
     for r in foreign:
         r["weight"] = _weight(r) * scale
     for r, part in zip(ours, _apportion(had * scale, [_weight(r) for r in ours]), strict=True):
@@ -367,6 +374,7 @@ def record_after(
     by an older Overspill, or by hand) drains from now."""
     known = record or {}
     had = {_key(r, namespace) for rule in before for r in rule.get("backendRefs") or []}
+    weighed = {_key(r, namespace) for rule in before for r in rule.get("backendRefs") or [] if _weight(r) > 0}
     weight: dict[Key, int] = {}
     target: dict[Key, str] = {}
     for rule in after:
@@ -380,6 +388,8 @@ def record_after(
         seen = known.get(k)
         if w > 0:
             since: float | None = None
+        elif k in weighed:  # it had weight until this write (ours, or put back by another writer): drains from now
+            since = now
         elif seen is not None and seen.zero_since is not None:
             since = seen.zero_since
         else:
