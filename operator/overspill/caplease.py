@@ -13,6 +13,7 @@ written only when a reservation changes, and it is the object Kubernetes made fo
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import socket
@@ -36,7 +37,12 @@ def identity() -> str:
 
 
 def lease_name(target: str) -> str:
-    return (LEASE_PREFIX + target)[:253]
+    """One Lease per target; a name too long for the prefix ends in a hash of the whole name, so two long names
+    that agree in their first characters never share one (nor their reservations)."""
+    name = LEASE_PREFIX + target
+    if len(name) <= 253:
+        return name
+    return name[:236] + "-" + hashlib.sha256(target.encode()).hexdigest()[:16]
 
 
 def _decode(lease: Mapping[str, Any]) -> Shared:

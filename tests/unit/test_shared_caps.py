@@ -204,3 +204,12 @@ def test_the_shared_object_names_its_target_as_owner() -> None:
     ledger.rebuild(T, {})
     assert ledger.reserve(T, "p", 2, 0) == 2
     assert store.owners == {T: "target-uid"}
+
+
+def test_two_long_target_names_do_not_share_one_cap_lease() -> None:
+    # found by the 2026-11-30 review (failed before: names agreeing in their first 239 characters shared a Lease)
+    from overspill.caplease import lease_name
+
+    a, b = "t" * 245 + "-a", "t" * 245 + "-b"
+    assert lease_name(a) != lease_name(b)
+    assert len(lease_name(a)) <= 253 and lease_name("short") == "overspill-cap-short"
