@@ -12,8 +12,8 @@ from overspill.adapters.kube import Cluster
 from overspill.api import parse_target_spec
 from overspill.targets import TargetRegistry
 from tests.integration.conftest import FakeMetrics
+from tests.integration.safety_setup import make
 from tests.integration.test_reconcile_kmock import _close_views
-from tests.integration.test_safety_kmock import make
 
 pytestmark = pytest.mark.integration
 __all__ = ["_close_views"]  # the fixture that closes views after each test

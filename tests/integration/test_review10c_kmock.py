@@ -13,8 +13,8 @@ from overspill.adapters.kube import Cluster
 from overspill.api import parse_target_spec
 from overspill.targets import TargetRegistry
 from tests.integration.conftest import FakeMetrics, deployment
+from tests.integration.safety_setup import MANAGED, make, tick, until, workload_reading_a_config_map, writes
 from tests.integration.test_reconcile_kmock import _close_views, spec, synced_view
-from tests.integration.test_safety_kmock import MANAGED, make, mirror_seen, tick, until, writes
 
 pytestmark = pytest.mark.integration
 __all__ = ["_close_views"]
@@ -52,18 +52,7 @@ async def test_a_namespace_created_for_a_copy_carries_the_targets_pod_security_l
         "namespaced": True,
         "verbs": ["get", "list", "create", "update", "patch", "delete"],
     }
-    workload = deployment("vllm", "ml", 8)
-    workload["spec"]["template"] = {
-        "metadata": {"labels": {"app": "vllm"}},
-        "spec": {"containers": [{"name": "s", "image": "x", "envFrom": [{"configMapRef": {"name": "vllm-config"}}]}]},
-    }
-    emulator.objects["apps/v1/deployments", "ml", "vllm"] = workload
-    emulator.objects["v1/configmaps", "ml", "vllm-config"] = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": "vllm-config", "namespace": "ml"},
-        "data": {"k": "v"},
-    }
+    workload_reading_a_config_map(emulator)
     existing = {"ml"}
     _missing_namespaces(emulator, existing)
     created: list[tuple[str, dict[str, str] | None]] = []
@@ -118,4 +107,3 @@ async def test_re_pointing_a_policy_to_another_target_of_the_same_cluster_keeps_
     seen = [w for w in writes(emulator) if "/namespaces/mirror/deployments/vllm" in w]
     final = int(emulator.objects["apps/v1/deployments", "mirror", "vllm"]["spec"]["replicas"])
     assert final == 3, f"mirror scaled to {final}; writes: {seen}"
-    _ = mirror_seen

@@ -5,98 +5,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from overspill.adapters.kube import Cluster
-from overspill.api import BurstPolicySpec, parse_target_spec
+from overspill.api import parse_target_spec
 from overspill.api.policy import BurstPolicyStatus
 from overspill.reconcile import BUSY_COST, Outcome, PolicyRef, Reconciler
 from overspill.targets import TargetRegistry
 from tests.integration.conftest import FakeMetrics, deployment, pod
-from tests.integration.test_reconcile_kmock import Clock, _close_views, spec, synced_view
+from tests.integration.safety_setup import (
+    CI,
+    COST,
+    MANAGED,
+    events,
+    kinds,
+    make,
+    mirror_seen,
+    present,
+    replicas,
+    tick,
+    until,
+    workload_reading_a_config_map,
+    writes,
+)
+from tests.integration.test_reconcile_kmock import _close_views, spec, synced_view
 
 pytestmark = pytest.mark.integration
 __all__ = ["_close_views"]  # the fixture that closes views after each test
-
-REF = PolicyRef(namespace="ml", name="vllm", uid="uid-1")
-COST = "controller.kubernetes.io/pod-deletion-cost"
-MANAGED = {"app.kubernetes.io/managed-by": "overspill", "overspill.dev/policy-uid": "uid-1"}
-CI = {"workloadClass": "CIRunner", "minReplicas": 0}
-
-
-async def make(
-    cluster: Cluster,
-    metrics: FakeMetrics,
-    *,
-    target: dict[str, Any] | None = None,
-    registry: TargetRegistry | None = None,
-) -> Reconciler:
-    if registry is None:
-        registry = TargetRegistry()
-        registry.upsert(
-            "aws",
-            parse_target_spec(
-                {
-                    "kubeconfigSecretRef": {"name": "s", "namespace": "ops"},
-                    "allowedTargetNamespaces": ["mirror", "mirror2", "ml"],
-                    **(target or {}),
-                }
-            ),
-        )
-        registry.set_health("aws", cluster=cluster, healthy=True, message="ok")
-        registry.set_view("aws", await synced_view("aws", cluster))
-    return Reconciler(
-        primary=cluster,
-        primary_view=await synced_view("primary", cluster),
-        targets=registry,
-        metrics_source=metrics,
-        default_prometheus_url="http://prom:9090",
-        origin_cluster="primary",
-        clock=Clock(),
-    )
-
-
-async def tick(
-    r: Reconciler, s: BurstPolicySpec, prev: BurstPolicyStatus | None = None, ref: PolicyRef = REF
-) -> Outcome:
-    return await asyncio.to_thread(r.reconcile, ref, s, prev or BurstPolicyStatus(), 1)
-
-
-async def until(check: Callable[[], object], within: float = 5.0) -> None:
-    """Wait for the views to see what the emulator holds (the watch delivers it a moment later)."""
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {check}")
-        await asyncio.sleep(0.05)
-
-
-def mirror_seen(r: Reconciler, ns: str, name: str = "vllm") -> int | None:
-    """Replicas of the mirror as the target's view holds it (None: not there)."""
-    from overspill.views import MANAGED_SELECTOR
-    from overspill.views.resource import DEPLOYMENTS
-
-    handle = r.targets.get("aws")
-    assert handle is not None and handle.view is not None
-    obj = handle.view.cache(DEPLOYMENTS, MANAGED_SELECTOR).get(ns, name)
-    return None if obj is None else int(obj["spec"]["replicas"])
-
-
-def writes(emulator: Any) -> list[str]:
-    return [f"{r.method.value} {r.url.path}" for r in emulator if r.method.value != "GET"]
-
-
-def kinds(out: Outcome) -> dict[str, tuple[str, str]]:
-    return {c["type"]: (c["status"], c["reason"]) for c in out.status["conditions"]}
-
-
-def events(out: Outcome) -> list[tuple[str, str]]:
-    return [(t, r) for t, r, _ in out.events]
-
 
 # ---- 1. unknown busy = busy ----------------------------------------------------------------------------------
 
@@ -213,22 +151,6 @@ async def test_dry_run_takes_no_room(emulator: Any, cluster: Cluster) -> None:
     r = await make(cluster, FakeMetrics(150), target={"maxReplicas": 7})
     await tick(r, spec(mode="DryRun"))
     assert r.targets.room_for("aws", "someone-else", 0) == 7
-
-
-# ---- helpers for the emulator's objects ----------------------------------------------------------------------
-
-
-def replicas(emulator: Any, ns: str, name: str = "vllm") -> int | None:
-    obj = emulator.objects[("apps/v1/deployments", ns, name)] if present(emulator, ns, name) else None
-    return None if obj is None else int(obj["spec"]["replicas"])
-
-
-def present(emulator: Any, ns: str, name: str = "vllm") -> bool:
-    try:
-        emulator.objects["apps/v1/deployments", ns, name]
-    except KeyError:
-        return False
-    return True
 
 
 # ---- 3. no orphans ---------------------------------------------------------------------------------------------
@@ -455,18 +377,7 @@ async def test_a_per_tenant_pattern_keeps_a_policy_out_of_another_tenants_namesp
 async def test_no_copy_is_written_into_a_namespace_the_target_just_refused(emulator: Any, cluster: Cluster) -> None:
     """The mirror was placed in mirror2 while it was allowed; the administrator then narrowed the target to
     `mirror`. The mirror there drains, and nothing of the policy's is written into mirror2 any more."""
-    workload = deployment("vllm", "ml", 8)
-    workload["spec"]["template"] = {
-        "metadata": {"labels": {"app": "vllm"}},
-        "spec": {"containers": [{"name": "s", "image": "x", "envFrom": [{"configMapRef": {"name": "vllm-config"}}]}]},
-    }
-    emulator.objects["apps/v1/deployments", "ml", "vllm"] = workload
-    emulator.objects["v1/configmaps", "ml", "vllm-config"] = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": "vllm-config", "namespace": "ml"},
-        "data": {"k": "v"},
-    }
+    workload_reading_a_config_map(emulator)
     emulator.objects["apps/v1/deployments", "mirror2", "vllm"] = deployment("vllm", "mirror2", 3, labels=MANAGED)
     s = spec(targets=[{"name": "aws", "overrides": {"namespace": "mirror2"}}])
     r = await make(cluster, FakeMetrics(150), target={"allowedTargetNamespaces": ["mirror"]})

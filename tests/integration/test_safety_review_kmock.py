@@ -11,8 +11,8 @@ import pytest
 
 from overspill.adapters.kube import Cluster
 from tests.integration.conftest import FakeMetrics, deployment, pod
+from tests.integration.safety_setup import CI, COST, MANAGED, make, replicas, tick
 from tests.integration.test_reconcile_kmock import spec
-from tests.integration.test_safety_kmock import CI, COST, MANAGED, make, replicas, tick
 
 pytestmark = pytest.mark.integration
 

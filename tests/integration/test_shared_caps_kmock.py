@@ -21,8 +21,8 @@ from overspill.reservations import CapStore
 from overspill.targets import TargetRegistry
 from tests.cap_store import FakeCapStore
 from tests.integration.conftest import FakeMetrics, deployment
+from tests.integration.safety_setup import make, replicas, tick
 from tests.integration.test_reconcile_kmock import _close_views, spec, synced_view
-from tests.integration.test_safety_kmock import make, replicas, tick
 
 pytestmark = pytest.mark.integration
 __all__ = ["_close_views"]  # the fixture that closes views after each test
