@@ -475,10 +475,13 @@ async def burstpolicy_delete(
     rtm = rt(memo)
     raw = dict(body.get("spec") or {})
     spec: BurstPolicySpec | None
+    unreadable: str | None = None
     try:
         spec = parse_policy_spec(raw)
-    except SpecError:
-        spec = None  # no busy rules can be read: mirrors are removed as they are
+    except SpecError as err:
+        # its busy rules cannot be read (an upgrade tightened a rule, or an edit the schema admits): every pod of
+        # its mirrors counts as busy until the spec is fixed, unless the spec has no busy rules at all
+        spec, unreadable = None, str(err)
     ref = PolicyRef(namespace=namespace or "", name=name, uid=uid)
     # traffic leaves first: the route's backendRefs of the policy go to weight 0 (and out, at the next attempt);
     # nothing that may still receive requests is removed before that, and a route that cannot be written keeps
@@ -506,8 +509,16 @@ async def burstpolicy_delete(
     unknown = await asyncio.to_thread(_unconnected_targets, rtm)
     if unknown:  # its mirrors there cannot be looked for yet: releasing now would orphan them
         _cleanup_pending(body, unknown, retry)
-    result = await asyncio.to_thread(rtm.reconciler.release, ref, spec, places=_places(namespace or "", raw))
+    busy_rules = raw.get("busy") is not None
+    result = await asyncio.to_thread(
+        rtm.reconciler.release, ref, spec, places=_places(namespace or "", raw), busy_rules=busy_rules
+    )
     if result.pending:
+        if unreadable is not None and busy_rules:
+            result.pending["spec"] = (
+                f"the stored spec no longer parses ({unreadable}), so its busy rules are unknown and every pod of "
+                "its mirrors counts as busy: fix spec (kubectl edit burstpolicy) and the deletion goes on"
+            )
         _cleanup_pending(body, result.pending, retry)
     # its room in every target's shared cap comes back (a write to the shared reservations: not on the event loop)
     await asyncio.to_thread(rtm.targets.ledger.release, uid)

@@ -746,13 +746,18 @@ class Reconciler:
         release_ready: bool = True,
         places: set[tuple[str, str]] | None = None,
         frozen: set[str] | None = None,
+        busy_rules: bool = True,
     ) -> SweepResult:
         """Drain and delete the policy's mirrors (found by label in every known target) that `keep` does not
-        hold; everything when `keep` is None (a deleted policy or workload). Busy runners stay until idle."""
+        hold; everything when `keep` is None (a deleted policy or workload). Busy runners stay until idle.
+        `spec` None: the stored spec no longer parses, so its busy rules are unknown and every pod counts as busy
+        (unknown = busy), unless `busy_rules` is False (the stored spec has none to read)."""
         wanted = {(v.spec.name, v.ref.namespace, v.ref.name) for v in keep or [] if v.refused is None}
 
         def hold_for(target: str, namespace: str, pods: list[dict[str, Any]]) -> int:
-            if spec is None or spec.busy is None:
+            if spec is None:
+                return sum(1 for p in pods if busy_rules and not pod_info(p).deleting)
+            if spec.busy is None:
                 return 0
             handle = self.targets.get(target)
             url = handle.spec.prometheus.url if handle and handle.spec.prometheus else None

@@ -3,6 +3,7 @@ carries the target's Pod Security labels; a policy re-pointed to another target 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import kmock as kmock_lib
@@ -10,10 +11,13 @@ import pytest
 
 from overspill.adapters import mirror as mirror_adapter
 from overspill.adapters.kube import Cluster
+from overspill.adapters.mirror import POLICY_UID
 from overspill.api import parse_target_spec
 from overspill.targets import TargetRegistry
-from tests.integration.conftest import FakeMetrics, deployment
-from tests.integration.safety_setup import MANAGED, make, tick, until, workload_reading_a_config_map, writes
+from overspill.views import MANAGED_SELECTOR
+from overspill.views.resource import DEPLOYMENTS, PODS
+from tests.integration.conftest import FakeMetrics, deployment, pod
+from tests.integration.safety_setup import MANAGED, REF, make, tick, until, workload_reading_a_config_map, writes
 from tests.integration.test_reconcile_kmock import _close_views, spec, synced_view
 
 pytestmark = pytest.mark.integration
@@ -96,8 +100,6 @@ async def test_re_pointing_a_policy_to_another_target_of_the_same_cluster_keeps_
     r = await make(cluster, FakeMetrics(110), registry=registry)  # 110/10 = 11: 8 at home, 3 in the target
     handle = registry.get("new")
     assert handle is not None and handle.view is not None
-    from overspill.views import MANAGED_SELECTOR
-    from overspill.views.resource import DEPLOYMENTS
 
     await until(lambda: handle.view.cache(DEPLOYMENTS, MANAGED_SELECTOR).get("mirror", "vllm") is not None)
     ci = {"workloadClass": "CIRunner", "minReplicas": 0, "busy": {"podAnnotation": "busy"}}
@@ -107,3 +109,37 @@ async def test_re_pointing_a_policy_to_another_target_of_the_same_cluster_keeps_
     seen = [w for w in writes(emulator) if "/namespaces/mirror/deployments/vllm" in w]
     final = int(emulator.objects["apps/v1/deployments", "mirror", "vllm"]["spec"]["replicas"])
     assert final == 3, f"mirror scaled to {final}; writes: {seen}"
+
+
+@pytest.mark.parametrize("workload_class", ["CIRunner", "Inference"])
+async def test_deleting_a_policy_whose_spec_no_longer_parses_keeps_its_busy_pods(
+    emulator: Any, cluster: Cluster, workload_class: str
+) -> None:
+    """rev10c: the finalizer parses the stored spec; when that fails (an edit the CRD schema admits but the
+    operator refuses, or a rule tightened by an upgrade) it released with no busy rules, and every pod of the
+    mirror counted as idle: the busy runner was scaled away with the idle one. Unknown rules = busy (issue 10, 1)."""
+    emulator.objects["apps/v1/deployments", "ml", "vllm"] = deployment("vllm", "ml", 8)
+    emulator.objects["apps/v1/deployments", "mirror", "vllm"] = deployment("vllm", "mirror", 2, labels=MANAGED)
+    emulator.objects["v1/pods", "mirror", "m-busy"] = pod("m-busy", "mirror", labels=MANAGED, annotations={"b": "true"})
+    emulator.objects["v1/pods", "mirror", "m-idle"] = pod("m-idle", "mirror", labels=MANAGED)
+    r = await make(cluster, FakeMetrics(100))  # 10 wanted: 8 at home, 2 in the mirror (what runs)
+    s = spec(workloadClass=workload_class, minReplicas=0, busy={"podAnnotation": "b"})
+    await tick(r, s)
+    assert int(emulator.objects["apps/v1/deployments", "mirror", "vllm"]["spec"]["replicas"]) == 2
+    await until(lambda: len(r.targets.get("aws").view.cache(PODS).by_label(POLICY_UID, "uid-1")) == 2)  # type: ignore[union-attr]
+    result = await asyncio.to_thread(r.release, REF, None, places={("aws", "mirror")})  # as the finalizer calls it
+    left = int(emulator.objects["apps/v1/deployments", "mirror", "vllm"]["spec"]["replicas"])
+    assert left == 2, f"a pod of unknown busy-ness was scaled away: {left} left; writes: {writes(emulator)[-3:]}"
+    assert "aws" in result.pending
+
+
+async def test_deleting_a_policy_whose_spec_no_longer_parses_and_has_no_busy_rules_goes_on(
+    emulator: Any, cluster: Cluster
+) -> None:
+    """Without a `busy` field the stored spec had no busy rules whatever else fails in it: nothing to hold."""
+    emulator.objects["apps/v1/deployments", "mirror", "vllm"] = deployment("vllm", "mirror", 2, labels=MANAGED)
+    emulator.objects["v1/pods", "mirror", "m-1"] = pod("m-1", "mirror", labels=MANAGED)
+    r = await make(cluster, FakeMetrics(100))
+    await until(lambda: r.targets.get("aws").view.cache(PODS).by_label(POLICY_UID, "uid-1"))  # type: ignore[union-attr]
+    await asyncio.to_thread(r.release, REF, None, places={("aws", "mirror")}, busy_rules=False)
+    assert int(emulator.objects["apps/v1/deployments", "mirror", "vllm"]["spec"]["replicas"]) == 0

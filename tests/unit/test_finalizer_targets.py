@@ -17,9 +17,14 @@ from overspill.sweep import SweepResult
 from overspill.targets import TargetRegistry
 
 
-def runtime(existing: list[str], registry: TargetRegistry, released: list[str]) -> Any:
-    def release(ref: Any, spec: Any, places: Any = None) -> SweepResult:
+def runtime(
+    existing: list[str], registry: TargetRegistry, released: list[str], calls: list[dict[str, Any]] | None = None
+) -> Any:
+    def release(ref: Any, spec: Any, places: Any = None, busy_rules: bool = True) -> SweepResult:
         released.append(ref.uid)
+        if calls is not None:
+            calls.append({"spec": spec, "busy_rules": busy_rules})
+            return SweepResult(pending={"aws": "aws: mirror mirror/vllm drains (1 replicas busy or not yet replaced)"})
         return SweepResult()
 
     custom = SimpleNamespace(
@@ -36,9 +41,9 @@ def runtime(existing: list[str], registry: TargetRegistry, released: list[str]) 
 BODY = {"spec": {"workloadRef": {"name": "vllm"}, "targets": [{"name": "aws"}]}}
 
 
-async def delete(rtm: Any) -> None:
+async def delete(rtm: Any, body: dict[str, Any] = BODY) -> None:
     fn: Any = handlers.burstpolicy_delete
-    await fn(namespace="ml", name="p", uid="u1", body=BODY, retry=0, memo={"runtime": rtm})
+    await fn(namespace="ml", name="p", uid="u1", body=body, retry=0, memo={"runtime": rtm})
 
 
 async def test_a_deletion_waits_for_targets_not_connected_yet(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -59,3 +64,24 @@ async def test_a_deletion_goes_on_once_every_target_is_known(monkeypatch: pytest
     finally:
         registry.remove("aws")
     assert released == ["u1"]
+
+
+@pytest.mark.parametrize("busy", [{"podAnnotation": "b"}, None])
+async def test_a_spec_that_no_longer_parses_releases_with_its_busy_rules_unknown(
+    monkeypatch: pytest.MonkeyPatch, busy: dict[str, str] | None
+) -> None:
+    """rev10c: it was released with spec None and no busy rules (every runner idle). Now the pods count as busy
+    (busy_rules=True) and the Warning says the spec must be fixed; a spec with no `busy` field has none to hold."""
+    warned: list[str] = []
+    monkeypatch.setattr(handlers.kopf, "warn", lambda *a, **k: warned.append(k["message"]))
+    registry = TargetRegistry()
+    registry.upsert("aws", parse_target_spec({"kubeconfigSecretRef": {"name": "s", "namespace": "o"}}))
+    body = {"spec": {**BODY["spec"], "minReplicas": -3, **({"busy": busy} if busy else {})}}  # refused by the operator
+    calls: list[dict[str, Any]] = []
+    try:
+        with pytest.raises(kopf.TemporaryError):
+            await delete(runtime(["aws"], registry, [], calls), body)
+    finally:
+        registry.remove("aws")
+    assert calls == [{"spec": None, "busy_rules": busy is not None}]
+    assert ("no longer parses" in warned[0]) == (busy is not None), warned
