@@ -51,18 +51,24 @@ from benchmarks import apiserver_metrics
 from benchmarks.common import RESULTS, ROOT, summarize, write
 from benchmarks.lab_setup import GROUP, VERSION, Lab
 from benchmarks.procstat import Sampler
+from benchmarks.settling import Settle, quiet_seconds, unsettled
 from benchmarks.watching import Workloads, first_reach, first_sum_reach
 
 SELECTOR = "overspill.dev/bench=versus-keda"
 POOL = "overspill.dev/bench-pool"
 TARGET = "vk-secondary"  # a BurstTarget of the benchmark's own: the lab's example one caps at 16 replicas
 TARGET_PER_REPLICA = 10
-OVERSPILL_DEFAULT_POLL = 10  # Behavior.poll_interval_seconds' default; KEDA's pollingInterval defaults to 30
+OVERSPILL_DEFAULT_POLL = 10  # Behavior.poll_interval_seconds' default
+KEDA_DEFAULT_POLL = 30  # ScaledObject pollingInterval's default
 EQUAL_POLL = OVERSPILL_DEFAULT_POLL
 # KEDA's documented advice from about 400 ScaledObjects (keda.sh/troubleshooting/2.18/api-server-throttling: raise
 # --kube-api-qps/--kube-api-burst and KEDA_SCALEDOBJECT_CTRL_MAX_RECONCILES; kedacore/keda#6063: reconciles 5 -> 20,
 # keep doubling the client limits while throttled; kedacore/keda#3730: 1,600 ScaledObjects fine at 100/150 and 20)
 KEDA_TUNED = {"kube_api_qps": 200, "kube_api_burst": 300, "scaledobject_max_reconciles": 20}
+# `tuned-equal`: KEDA's advice for many objects and the equal poll together. At N = 1,000 KEDA's `equal` with its
+# default client limits (20 QPS) cannot even start: its status PATCH per ScaledObject per poll alone asks 100/s
+EQUAL_SETTINGS = frozenset({"equal", "tuned-equal"})
+TUNED_SETTINGS = frozenset({"tuned", "tuned-equal"})
 LAB_STATE = Path(os.environ.get("OVERSPILL_LAB_DIR", ROOT / ".lab"))
 PYTHON = str(ROOT / ".venv/bin/python")
 
@@ -90,6 +96,15 @@ def parallel(fn: Callable[[int], Any], items: Iterable[int], workers: int = 12) 
     with ThreadPoolExecutor(workers) as pool:
         for _ in pool.map(fn, items):
             pass
+
+
+def utc() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def load() -> list[float]:
+    """The machine's load average (1, 5, 15 min), as `uptime` shows it: the machine is shared, figures are noisy."""
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> float:
@@ -128,6 +143,7 @@ class Bench:
         self.lab = lab
         self.primary = api_client(lab.primary_kc)
         self.secondary = api_client(lab.secondary_kc)
+        self.deleting: list[str] = []  # namespaces whose deletion was started and not yet seen finished
 
     def kubectl(self, kubeconfig: str, *args: str, stdin: str | None = None) -> str:
         out = subprocess.run(
@@ -193,21 +209,33 @@ class Bench:
         todo = [i for i in range(n) if seen.now(seen.replicas, name(i)) != 1]
         parallel(lambda i: apps.patch_namespaced_deployment_scale(name(i), ns, {"spec": {"replicas": 1}}), todo)
 
-    def delete_namespace(self, ns: str, timeout: float = 600) -> None:
+    def delete_namespace(self, ns: str, timeout: float = 600, wait: bool = True) -> None:
         for api in (self.primary, self.secondary):
             with contextlib.suppress(client.ApiException):
                 client.CoreV1Api(api).delete_namespace(ns)
-        for api in (self.primary, self.secondary):
-            core = client.CoreV1Api(api)
+        self.deleting.append(ns)
+        if wait:
+            self.wait_deleted(timeout)
 
-            def gone(core: client.CoreV1Api = core) -> bool:
+    def wait_deleted(self, timeout: float) -> None:
+        """Until every namespace this run deleted is gone from both clusters; past `timeout` it says so and goes on
+        (a measurement beside a deletion's tail is noisier, not wrong)."""
+        for ns in self.deleting:
+            for api in (self.primary, self.secondary):
+                core = client.CoreV1Api(api)
+
+                def gone(core: client.CoreV1Api = core, ns: str = ns) -> bool:
+                    try:
+                        core.read_namespace(ns)
+                    except client.ApiException as e:
+                        return bool(e.status == 404)
+                    return False
+
                 try:
-                    core.read_namespace(ns)
-                except client.ApiException as e:
-                    return bool(e.status == 404)
-                return False
-
-            wait_for(gone, timeout, f"namespace {ns} deleted")
+                    wait_for(gone, timeout, f"namespace {ns} deleted")
+                except TimeoutError as e:
+                    print(f"[versus-keda] {e}; going on", file=sys.stderr)
+        self.deleting = []
 
 
 # --- the two tools -----------------------------------------------------------------------------------------------
@@ -235,6 +263,10 @@ class Tool:
     def config(self, setting: str) -> dict[str, Any]:
         spec: dict[str, Any] = self.body(0, setting)["spec"]
         return spec
+
+    def poll(self, setting: str) -> float:
+        """Seconds between the tool's looks at one object's metric, as `setting` configures it."""
+        raise NotImplementedError
 
     def process(self, setting: str) -> dict[str, Any]:
         """The tool's process settings for `setting` beyond its objects' specs (none: as installed)."""
@@ -303,7 +335,7 @@ class Keda(Tool):
                 }
             ],
         }
-        if setting == "equal":
+        if setting in EQUAL_SETTINGS:
             spec["pollingInterval"] = EQUAL_POLL
         return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": name(i)}, "spec": spec}
 
@@ -320,7 +352,10 @@ class Keda(Tool):
         self._hack("stop")
 
     def process(self, setting: str) -> dict[str, Any]:
-        return dict(KEDA_TUNED) if setting == "tuned" else {}
+        return dict(KEDA_TUNED) if setting in TUNED_SETTINGS else {}
+
+    def poll(self, setting: str) -> float:
+        return EQUAL_POLL if setting in EQUAL_SETTINGS else KEDA_DEFAULT_POLL
 
     def start(self, setting: str = "defaults") -> None:
         flags = [f"--{k.replace('_', '-')}={v}" for k, v in self.process(setting).items()]
@@ -338,6 +373,12 @@ class Keda(Tool):
     def before_start(self, ns: str) -> None:
         # KEDA creates one HPA per ScaledObject on start: remove them so every start times that too
         client.AutoscalingV2Api(self.bench.primary).delete_collection_namespaced_horizontal_pod_autoscaler(ns)
+
+    def remove(self, ns: str, n: int) -> None:
+        super().remove(ns, n)
+        # its HPAs too: left behind, the HPA controller would keep syncing them against a stopped adapter while
+        # the next tool is measured on the same lab
+        self.before_start(ns)
 
 
 class Overspill(Tool):
@@ -401,6 +442,9 @@ class Overspill(Tool):
     def pids(self) -> list[int]:
         return [self.proc.pid] if self.proc else []
 
+    def poll(self, setting: str) -> float:
+        return float(self.config(setting)["behavior"]["pollIntervalSeconds"])
+
 
 # --- measuring ---------------------------------------------------------------------------------------------------
 
@@ -418,13 +462,17 @@ class Window:
     """API server request rates (both clusters), the tool's RSS and CPU and the primary control plane's CPU, over
     the `with` block."""
 
-    def __init__(self, bench: Bench, tool_pids: list[int]) -> None:
+    def __init__(self, bench: Bench, tool_pids: list[int], origin: float | None = None) -> None:
         self.bench, self.tool = bench, Sampler(tool_pids)
         self.control_plane = Sampler(control_plane_pids())
+        self.origin = origin  # the tool's start (monotonic), for the window's bounds relative to it
         self.result: dict[str, Any] = {}
 
     def __enter__(self) -> Window:
         self.before = [apiserver_metrics.scrape(a) for a in (self.bench.primary, self.bench.secondary)]
+        self.bounds: dict[str, Any] = {"start_utc": utc(), "load_average_1_5_15_at_start": load()}
+        if self.origin is not None:
+            self.bounds["start_after_tool_start_seconds"] = round(time.monotonic() - self.origin, 1)
         self.tool.__enter__()
         self.control_plane.__enter__()
         return self
@@ -433,7 +481,11 @@ class Window:
         self.tool.__exit__()
         self.control_plane.__exit__()
         after = [apiserver_metrics.scrape(a) for a in (self.bench.primary, self.bench.secondary)]
+        self.bounds |= {"end_utc": utc(), "load_average_1_5_15_at_end": load()}
+        if self.origin is not None:
+            self.bounds["end_after_tool_start_seconds"] = round(time.monotonic() - self.origin, 1)
         self.result = {
+            "window": self.bounds,
             "primary_api": apiserver_metrics.rates(self.before[0], after[0]).as_dict(),
             "secondary_api": apiserver_metrics.rates(self.before[1], after[1]).as_dict(),
             "tool": self.tool.result,
@@ -477,6 +529,33 @@ def all_at(seen: Workloads, n: int, want: int, running: bool = True) -> Callable
     return check
 
 
+def settled(seen: Workloads, n: int, want: int, quiet: float, timeout: float, origin: float) -> dict[str, Any]:
+    """Waits until all N workloads have `want` Ready pods and `quiet` seconds passed with no write to their
+    Deployments or pods (each watch event is one); how it went, for the results. Past `timeout` the window opens
+    anyway, marked `settled: false` with the reason."""
+    settle = Settle([name(i) for i in range(n)], want, quiet)
+    t0, all_ready = time.monotonic(), None
+    while True:
+        with seen.lock:
+            ready = {k: v[-1][1] for k, v in seen.ready.items() if v}
+            last = seen.last_event
+        now = time.monotonic()
+        why = unsettled(settle, ready, last, now)
+        if all_ready is None and (why is None or not why.endswith("Ready pods")):
+            all_ready = now
+        if why is None or now - t0 > timeout:
+            return {
+                "settled": why is None,
+                "not_settled": why,
+                "want_ready_pods": want,
+                "quiet_seconds": quiet,
+                "all_ready_after_tool_start_seconds": None if all_ready is None else round(all_ready - origin, 1),
+                "last_workload_write_before_window_seconds": None if last is None else round(now - last, 1),
+                "waited_seconds": round(now - t0, 1),
+            }
+        time.sleep(0.5)
+
+
 def scaling_run(bench: Bench, tool: Tool, ns: str, n: int, setting: str, args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
     timeout = args.phase_timeout
@@ -510,23 +589,26 @@ def scaling_run(bench: Bench, tool: Tool, ns: str, n: int, setting: str, args: a
             "first_act_objects": len(per_object),
             "first_act_per_object_seconds": summarize(per_object) if per_object else None,
         }
-        print(f"[versus-keda] {tool.name} N={n} {setting}: all acted in {first} s", file=sys.stderr)
+        first_load = load()
+        print(f"[versus-keda] {tool.name} N={n} {setting}: all acted in {first} s, load {first_load}", file=sys.stderr)
         if first is None:
             # not at steady state: its steady and change figures would measure the start still going on
-            with Window(bench, tool.pids()) as starting:
+            with Window(bench, tool.pids(), t0) as starting:
                 time.sleep(args.steady)
             stuck = f"{len(per_object)} of {n} objects acted within the phase limit of {timeout:.0f} s"
             print(f"[versus-keda] {tool.name} N={n} {setting}: {stuck}", file=sys.stderr)
             return head | {"steady_state": False, "not_steady": stuck, "still_starting": starting.result}
-        with contextlib.suppress(TimeoutError):
-            wait_for(all_at(seen, n, 2), timeout, "every workload at 2 Running")
-        time.sleep(args.settle)
-        with Window(bench, tool.pids()) as steady:
+        # the steady window: every workload's 2 pods Ready, then `--settle-polls` of the tool's polls with no write
+        # to a workload (so the lab's start of 1,000 second pods is not counted as either tool's steady cost)
+        quiet = quiet_seconds(args.settle_polls, tool.poll(setting))
+        settling = settled(seen, n, 2, quiet, timeout, t0)
+        print(f"[versus-keda] {tool.name} N={n} {setting}: steady window after {settling}", file=sys.stderr)
+        with Window(bench, tool.pids(), t0) as steady:
             time.sleep(args.steady)
         ups: dict[str, list[float]] = {"written": [], "running": []}
         downs: dict[str, list[float]] = {"written": [], "running": []}
-        missed = 0
-        with Window(bench, tool.pids()) as changing:
+        missed, round_loads = 0, []
+        with Window(bench, tool.pids(), t0) as changing:
             for r in range(args.rounds):
                 want = 1 if r % 2 == 0 else 2
                 moved = change_round(bench, n, want * TARGET_PER_REPLICA, args.spread, rng)
@@ -534,16 +616,19 @@ def scaling_run(bench: Bench, tool: Tool, ns: str, n: int, setting: str, args: a
                     wait_for(all_at(seen, n, want), timeout, f"round {r}: every workload at {want}")
                 written, running, m = latencies(seen, moved, want)
                 missed += m
+                round_loads.append(load())
                 into = downs if want == 1 else ups
                 into["written"] += written
                 into["running"] += running
                 print(
                     f"[versus-keda] {tool.name} N={n} {setting} round {r}: to {want}, median written "
-                    f"{summarize(written)['median'] if written else None} s, missed {m}",
+                    f"{summarize(written)['median'] if written else None} s, missed {m}, load {load()}",
                     file=sys.stderr,
                 )
     return head | {
         "steady_state": True,
+        "first_act_load_average_1_5_15": first_load,
+        "settling": settling,
         "steady": steady.result,
         "changes": {
             "rounds": args.rounds,
@@ -553,20 +638,30 @@ def scaling_run(bench: Bench, tool: Tool, ns: str, n: int, setting: str, args: a
             "down_desired_written_seconds": summarize(downs["written"]) if downs["written"] else None,
             "down_running_seconds": summarize(downs["running"]) if downs["running"] else None,
             "missed": missed,
+            "load_average_1_5_15_after_each_round": round_loads,
         },
         "during_changes": changing.result,
     }
 
 
-def full_run(bench: Bench, tool: Tool, ns: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
+def full_pool(tool: Tool) -> str:
+    """Each tool's primary-full workloads have a full pool of their own: the second tool needs no wait for the
+    first one's pods to go."""
+    return f"full-{tool.name}"
+
+
+def full_run(
+    bench: Bench, tool: Tool, ns: str, n: int, setting: str, args: argparse.Namespace, timeout: float
+) -> dict[str, Any]:
     """The primary's pool holds one replica per workload; the queues ask for 3 each."""
     want, hold = 3, args.full_hold
-    bench.create_workloads(ns, n, pool="full")
+    bench.create_workloads(ns, n, pool=full_pool(tool))
     with Workloads(bench.primary, ns, SELECTOR) as seen, Workloads(bench.secondary, ns, SELECTOR, False) as far:
-        wait_for(all_at(seen, n, 1), args.phase_timeout, "every full-scenario workload at 1 Running")
+        wait_for(all_at(seen, n, 1), timeout, "every full-scenario workload at 1 Running")
         tool.before_start(ns)
-        tool.create(ns, n, "defaults")
-        tool.start("defaults")
+        tool.create(ns, n, setting)
+        started = time.monotonic()
+        tool.start(setting)
         time.sleep(args.settle)
         moved = change_round(bench, n, want * TARGET_PER_REPLICA, args.spread, random.Random(args.seed))
         t0 = time.monotonic()
@@ -574,9 +669,14 @@ def full_run(bench: Bench, tool: Tool, ns: str, n: int, args: argparse.Namespace
         def serving(i: int) -> int:
             return seen.now(seen.running, name(i)) + far.now(far.running, name(i))
 
+        # first every object acted (KEDA at N = 1,000 is still making HPAs minutes after its start), then up to
+        # `hold` more for the replicas to serve: KEDA's answer is its Pending pods once it wrote 3 everywhere
+        with contextlib.suppress(TimeoutError):
+            wait_for(lambda: all(seen.now(seen.replicas, name(i)) >= want for i in range(n)), timeout, "all at 3")
+        written_all = time.monotonic() - t0
         with contextlib.suppress(TimeoutError):
             wait_for(lambda: all(serving(i) >= want for i in range(n)), hold, "all replicas serving")
-        time.sleep(max(0.0, min(hold, 30) - (time.monotonic() - t0)))
+        time.sleep(max(0.0, min(hold, 30) - (time.monotonic() - t0 - written_all)))
         written = [
             w - t for i, t in moved.items() if (w := first_reach(seen.snapshot(seen.replicas, name(i)), t, want))
         ]
@@ -590,7 +690,9 @@ def full_run(bench: Bench, tool: Tool, ns: str, n: int, args: argparse.Namespace
             "tool": tool.name,
             "objects": n,
             "scenario": "full",
-            "setting": "defaults",
+            "setting": setting,
+            "process_start_to_queue_change_seconds": round(t0 - started, 1),
+            "all_desired_written_seconds": round(written_all, 1),
             "wanted_replicas": want * n,
             "primary_running": seen.total(seen.running),
             "primary_pending": seen.total(seen.pending),
@@ -599,6 +701,7 @@ def full_run(bench: Bench, tool: Tool, ns: str, n: int, args: argparse.Namespace
             "desired_written_seconds": summarize(written) if written else None,
             "all_serving_seconds": summarize(served) if served else None,
             "workloads_fully_serving": len(served),
+            "load_average_1_5_15_observed": load(),
         }
     tool.stop()
     tool.remove(ns, n)
@@ -608,89 +711,116 @@ def full_run(bench: Bench, tool: Tool, ns: str, n: int, args: argparse.Namespace
 # --- the run -----------------------------------------------------------------------------------------------------
 
 
-def baseline(bench: Bench, n: int, seconds: float) -> dict[str, Any]:
-    """The lab with N idle workloads and no tool: what the cluster's own controllers and KWOK cost."""
+class Budget:
+    """The whole run's time on the lab (`--budget-minutes`): no phase starts after it, and no phase may wait past it
+    (a lab hold is limited; what was measured by then is already saved)."""
+
+    def __init__(self, minutes: float, phase_timeout: float) -> None:
+        self.deadline = time.monotonic() + 60 * minutes
+        self.phase_timeout = phase_timeout
+
+    def spent(self) -> bool:
+        return time.monotonic() >= self.deadline
+
+    def timeout(self) -> float:
+        """A phase's limit: the per-phase one, cut to what is left of the budget (at least a minute)."""
+        return min(self.phase_timeout, max(60.0, self.deadline - time.monotonic()))
+
+
+def baseline(bench: Bench, seen: Workloads, n: int, args: argparse.Namespace, timeout: float) -> dict[str, Any]:
+    """The lab with N idle workloads and no tool: what the cluster's own controllers and KWOK cost. Measured like a
+    tool's steady window: after every pod is Ready and the workloads went quiet."""
+    settling = settled(seen, n, 1, quiet_seconds(args.settle_polls, EQUAL_POLL), timeout, time.monotonic())
     with Window(bench, []) as w:
-        time.sleep(seconds)
-    return {"objects": n, **{k: v for k, v in w.result.items() if k != "tool"}}
+        time.sleep(args.steady)
+    return {"objects": n, "settling": settling, **{k: v for k, v in w.result.items() if k != "tool"}}
 
 
 def attempt(
     what: dict[str, Any], measure: Callable[[], dict[str, Any]], save: Callable[[dict[str, Any]], None]
 ) -> dict[str, Any]:
     """One tool/setting/scenario, saved at once; a failure is saved as such and the run goes on."""
-    load = os.getloadavg()
-    head = {**what, "overspill_commit": commit(), "load_average_1_5_15": [round(x, 2) for x in load]}
+    head = {**what, "overspill_commit": commit(), "load_average_1_5_15": load(), "started_utc": utc()}
     try:
         run = head | measure()
     except (Exception, SystemExit) as e:  # a phase's failure is a result; the next phase may still work
         print(f"[versus-keda] {what}: failed: {e!r}", file=sys.stderr)
         run = head | {"error": f"{type(e).__name__}: {e}"}
-    run["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    run["load_average_after"] = load()
+    run["ended_utc"] = utc()
     save(run)
     return run
 
 
-def run_tool(
-    bench: Bench, tool: Tool, n: int, args: argparse.Namespace, save: Callable[[dict[str, Any]], None]
-) -> list[dict[str, Any]]:
-    runs: list[dict[str, Any]] = []
+def clean_up(bench: Bench, tool: Tool, ns: str, n: int) -> None:
+    """The tool stopped and its objects gone; the namespace's deletion is started, not waited for (the next phase
+    sets up its own workloads meanwhile, and waits for it before it measures anything)."""
+    try:
+        tool.stop()
+        tool.remove(ns, n)
+        # uninstalled before the namespace goes: a registered but stopped KEDA adapter fails the namespace
+        # controller's discovery (DiscoveryFailed) and the deletion never finishes
+        tool.uninstall()
+        bench.set_queues(n, TARGET_PER_REPLICA)
+        bench.delete_namespace(ns, wait=False)
+    except (Exception, SystemExit) as e:  # a failed clean-up must not throw away the figures; the lab goes down
+        print(f"[versus-keda] {tool.name}: clean-up of {ns} failed: {e!r}", file=sys.stderr)
+
+
+def run_scaling(
+    bench: Bench, tool: Tool, n: int, args: argparse.Namespace, save: Callable[[dict[str, Any]], None], budget: Budget
+) -> list[str]:
+    """The `scaling` scenario for one tool, every setting; returns the namespaces it left being deleted."""
     ns = f"vk-{tool.name}"
-    key = {"tool": tool.name, "objects": n}
-    if "scaling" in args.scenarios:
-        bench.create_workloads(ns, n, pool="roomy")
-        with Workloads(bench.primary, ns, SELECTOR) as seen:
-            wait_for(all_at(seen, n, 1), 2 * args.phase_timeout, "every workload at 1 Running replica")
-        time.sleep(args.settle)
-        base = baseline(bench, n, args.steady)  # before the tool is even installed
+    bench.create_workloads(ns, n, pool="roomy")
+    with Workloads(bench.primary, ns, SELECTOR) as seen:
+        wait_for(all_at(seen, n, 1), 2 * budget.timeout(), "every workload at 1 Running replica")
+        bench.wait_deleted(budget.timeout())  # the previous tool's namespaces: not in this tool's baseline
+        base = baseline(bench, seen, n, args, budget.timeout())  # before the tool is even installed
     tool.install()
     try:
-        if "scaling" in args.scenarios:
-            done: dict[str, dict[str, Any]] = {}
-            for setting in args.settings:
-                same = next(
-                    (
-                        s
-                        for s, r in done.items()
-                        if r.get("spec") == tool.config(setting) and r.get("process") == tool.process(setting)
-                    ),
-                    None,
-                )
-                if same:  # Overspill's default poll is the equal poll: the same configuration, measured once
-                    runs.append({**done[same], "setting": setting, "same_configuration_as": same})
-                    save(runs[-1])
-                    continue
-                what = {**key, "scenario": "scaling", "setting": setting}
+        done: dict[str, dict[str, Any]] = {}
+        for setting in args.settings:
+            same = next(
+                (
+                    s
+                    for s, r in done.items()
+                    if r.get("spec") == tool.config(setting) and r.get("process") == tool.process(setting)
+                ),
+                None,
+            )
+            if same:  # Overspill's default poll is the equal poll: the same configuration, measured once
+                save({**done[same], "setting": setting, "same_configuration_as": same})
+                continue
+            if budget.spent():
+                print(f"[versus-keda] {tool.name} {setting}: skipped, the run's budget is spent", file=sys.stderr)
+                continue
+            what = {"tool": tool.name, "objects": n, "scenario": "scaling", "setting": setting}
+            args.phase_timeout = budget.timeout()
 
-                def measure(setting: str = setting) -> dict[str, Any]:
-                    return {**scaling_run(bench, tool, ns, n, setting, args), "baseline": base}
+            def measure(setting: str = setting) -> dict[str, Any]:
+                return {**scaling_run(bench, tool, ns, n, setting, args), "baseline": base}
 
-                done[setting] = attempt(what, measure, save)
-                runs.append(done[setting])
-            tool.stop()
-            tool.remove(ns, n)
-            # uninstalled before the namespace goes: a registered but stopped KEDA adapter fails the namespace
-            # controller's discovery (DiscoveryFailed) and the deletion never finishes
-            tool.uninstall()
-            bench.set_queues(n, TARGET_PER_REPLICA)
-            bench.delete_namespace(ns, 2 * args.phase_timeout)
-        if "full" in args.scenarios:
-            m = min(n, args.full_objects)
-            tool.install()
-            bench.set_queues(m, TARGET_PER_REPLICA)
-            what = {"tool": tool.name, "objects": m, "scenario": "full", "setting": "defaults"}
-            runs.append(attempt(what, lambda: full_run(bench, tool, f"{ns}-full", m, args), save))
-            print(f"[versus-keda] {tool.name} primary full: {json.dumps(runs[-1])}", file=sys.stderr)
-            tool.uninstall()
-            bench.set_queues(m, TARGET_PER_REPLICA)
-            bench.delete_namespace(f"{ns}-full", 2 * args.phase_timeout)
+            done[setting] = attempt(what, measure, save)
     finally:
-        tool.stop()
-        try:
-            tool.uninstall()
-        except SystemExit as e:  # a failed clean-up must not throw away the figures; the lab goes down anyway
-            print(f"[versus-keda] {tool.name}: clean-up failed: {e}", file=sys.stderr)
-    return runs
+        clean_up(bench, tool, ns, n)
+    return [ns]
+
+
+def run_full(
+    bench: Bench, tool: Tool, n: int, args: argparse.Namespace, save: Callable[[dict[str, Any]], None], budget: Budget
+) -> list[str]:
+    ns, m = f"vk-{tool.name}-full", min(n, args.full_objects)
+    setting = args.full_setting
+    tool.install()
+    try:
+        bench.set_queues(m, TARGET_PER_REPLICA)
+        what = {"tool": tool.name, "objects": m, "scenario": "full", "setting": setting}
+        run = attempt(what, lambda: full_run(bench, tool, ns, m, setting, args, budget.timeout()), save)
+        print(f"[versus-keda] {tool.name} primary full: {json.dumps(run)}", file=sys.stderr)
+    finally:
+        clean_up(bench, tool, ns, m)
+    return [ns]
 
 
 def commit() -> str:
@@ -743,7 +873,21 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4, help="queue changes per object per setting (alternating)")
     ap.add_argument("--spread", type=float, default=10.0, help="each round's changes land over this many seconds")
     ap.add_argument("--steady", type=float, default=30.0, help="seconds of the steady window")
-    ap.add_argument("--settle", type=float, default=10.0, help="seconds after the first act before measuring")
+    ap.add_argument("--settle", type=float, default=10.0, help="seconds after a start before the full scenario")
+    ap.add_argument(
+        "--settle-polls",
+        type=float,
+        default=2.0,
+        help="the steady window opens once every pod is Ready and this many of the tool's polls passed with no "
+        "write to a workload",
+    )
+    ap.add_argument("--full-setting", default="defaults", help="the setting both tools run the full scenario with")
+    ap.add_argument(
+        "--budget-minutes",
+        type=float,
+        default=1e9,
+        help="the whole run's time on the lab: no phase starts after it, phase limits are cut to it",
+    )
     ap.add_argument("--full-objects", type=int, default=100, help="cap on N for the full-primary scenario")
     ap.add_argument("--full-hold", type=float, default=120.0, help="seconds to wait for the full scenario")
     ap.add_argument(
@@ -770,18 +914,28 @@ def main() -> None:
     roomy = math.ceil(2.5 * n / 1000) + 1
     full = min(n, args.full_objects)
     bench.add_nodes(bench.lab.primary_kc, [node(f"vk-roomy-{k}", "roomy", 1000, 1000) for k in range(roomy)])
-    bench.add_nodes(bench.lab.primary_kc, [node("vk-full-0", "full", full, full + 10)])
-    bench.add_nodes(
+    kinds: dict[str, type[Tool]] = {"keda": Keda, "overspill": Overspill}
+    tools = [kinds[t](bench) for t in args.tools.split(",")]
+    bench.add_nodes(bench.lab.primary_kc, [node(f"vk-{full_pool(t)}", full_pool(t), full, full + 10) for t in tools])
+    bench.add_nodes(  # only Overspill places anything in the secondary
         bench.lab.secondary_kc,
-        [node(f"vk-full-{k}", "full", 1000, 1000) for k in range(math.ceil(3 * full / 1000) + 1)],
+        [node(f"vk-full-{k}", "full-overspill", 1000, 1000) for k in range(math.ceil(3 * full / 1000) + 1)],
     )
     bench.set_queues(n, TARGET_PER_REPLICA)
-    tools: dict[str, type[Tool]] = {"keda": Keda, "overspill": Overspill}
     command = "python -m benchmarks.versus_keda " + " ".join(sys.argv[1:])
     save = save_run(args.name, command)
+    budget = Budget(args.budget_minutes, args.phase_timeout)
+    # scenario by scenario, both tools back to back on the same lab start: the pure-scaling figures of both tools
+    # come first, the primary-full ones after, each saved as soon as measured
     try:
-        for tool_name in args.tools.split(","):
-            run_tool(bench, tools[tool_name](bench), n, args, save)
+        for scenario, run in (("scaling", run_scaling), ("full", run_full)):
+            for tool in tools:
+                if scenario not in args.scenarios:
+                    continue
+                if budget.spent():
+                    print(f"[versus-keda] {tool.name} {scenario}: skipped, the budget is spent", file=sys.stderr)
+                    continue
+                run(bench, tool, n, args, save, budget)
     finally:
         bench.remove_nodes()
 

@@ -97,8 +97,14 @@ class Workloads:
         self.replicas: dict[str, Timeline] = defaultdict(list)
         self.running: dict[str, Timeline] = defaultdict(list)
         self.pending: dict[str, Timeline] = defaultdict(list)
-        self._pods: dict[str, tuple[str, str]] = {}  # pod name -> (app, "Running" | "Pending" | "other")
-        self._counts: dict[str, dict[str, int]] = defaultdict(lambda: {"Running": 0, "Pending": 0, "other": 0})
+        self.ready: dict[str, Timeline] = defaultdict(list)  # Running pods whose Ready condition is True
+        # when the last watch event (= the last write to a Deployment or pod of the namespace) arrived: a steady
+        # window starts only after a quiet spell of these
+        self.last_event: float | None = None
+        self._pods: dict[str, tuple[str, str, bool]] = {}  # pod name -> (app, "Running" | "Pending" | "other", Ready)
+        self._counts: dict[str, dict[str, int]] = defaultdict(
+            lambda: {"Running": 0, "Pending": 0, "other": 0, "Ready": 0}
+        )
         self.watches = [RawWatch(api, f"/api/v1/namespaces/{namespace}/pods", selector, self._on_pod)]
         if deployments:
             path = f"/apis/apps/v1/namespaces/{namespace}/deployments"
@@ -121,6 +127,7 @@ class Workloads:
             return
         name, value = obj["metadata"]["name"], int(obj["spec"].get("replicas", 1))
         with self.lock:
+            self.last_event = time.monotonic()
             line = self.replicas[name]
             if not line or line[-1][1] != value:
                 line.append((time.monotonic(), value))
@@ -133,18 +140,22 @@ class Workloads:
             c.get("type") == "PodScheduled" and c.get("reason") == "Unschedulable"
             for c in obj.get("status", {}).get("conditions", [])
         )
-        state = "other"
+        state, ready = "other", False
         if kind != "DELETED" and not meta.get("deletionTimestamp"):
             state = "Running" if phase == "Running" else "Pending" if unschedulable else "other"
+            conds = obj.get("status", {}).get("conditions", [])
+            ready = state == "Running" and any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
         with self.lock:
+            now = self.last_event = time.monotonic()
             old = self._pods.pop(meta["name"], None)
             if old:
                 self._counts[old[0]][old[1]] -= 1
+                self._counts[old[0]]["Ready"] -= old[2]
             if kind != "DELETED":
-                self._pods[meta["name"]] = (app, state)
+                self._pods[meta["name"]] = (app, state, ready)
                 self._counts[app][state] += 1
-            now = time.monotonic()
-            for timelines, key in ((self.running, "Running"), (self.pending, "Pending")):
+                self._counts[app]["Ready"] += ready
+            for timelines, key in ((self.running, "Running"), (self.pending, "Pending"), (self.ready, "Ready")):
                 line, value = timelines[app], self._counts[app][key]
                 if not line or line[-1][1] != value:
                     line.append((now, value))

@@ -156,3 +156,60 @@ def test_keda_tuned_is_its_own_configuration_with_keda_s_documented_client_limit
     assert keda.process("defaults") == {}
     assert keda.process("tuned") == {"kube_api_qps": 200, "kube_api_burst": 300, "scaledobject_max_reconciles": 20}
     assert ours.process("tuned") == ours.process("defaults") == {}  # Overspill has no such knob: measured once
+
+
+def test_the_steady_window_waits_for_every_pod_ready_then_a_quiet_spell() -> None:
+    from benchmarks.settling import Settle, quiet_seconds, unsettled
+
+    settle = Settle(["a", "b", "c"], want=2, quiet=quiet_seconds(2, 10))
+    assert settle.quiet == 20
+    # the lab still starting the second pods: not steady, however long ago the last write was
+    assert unsettled(settle, {"a": 2, "b": 1}, last_write=0.0, now=1000.0) == "2 of 3 workloads not at 2 Ready pods"
+    assert unsettled(settle, {"a": 2, "b": 2, "c": 3}, last_write=0.0, now=1000.0) is not None  # 3 is not 2
+    # all Ready, but a workload was written 5 s ago: wait for two polls' worth of quiet
+    ready = {"a": 2, "b": 2, "c": 2}
+    why = unsettled(settle, ready, last_write=95.0, now=100.0)
+    assert why is not None and why.startswith("last write to the workloads 5.0 s ago")
+    assert unsettled(settle, ready, last_write=80.0, now=100.0) is None
+    assert unsettled(settle, ready, last_write=None, now=100.0) is None  # nothing written since the watch began
+
+
+def ready_pod(name: str, app: str, ready: bool) -> dict[str, object]:
+    body = pod(name, app, "Running")
+    body["status"] = {"phase": "Running", "conditions": [{"type": "Ready", "status": str(ready)}]}
+    return body
+
+
+def test_ready_pods_are_counted_apart_from_running_and_every_event_is_a_write() -> None:
+    seen = Workloads(None, "ns", "x=y")
+    assert seen.last_event is None
+    seen._on_pod("ADDED", ready_pod("a", "w", ready=False))
+    first = seen.last_event
+    assert first is not None
+    assert seen.now(seen.running, "w") == 1 and seen.now(seen.ready, "w") == 0  # Running is not yet Ready
+    seen._on_pod("MODIFIED", ready_pod("a", "w", ready=True))
+    assert seen.now(seen.ready, "w") == 1
+    assert seen.last_event is not None and seen.last_event >= first
+    seen._on_pod(
+        "MODIFIED",
+        {
+            **ready_pod("a", "w", ready=True),
+            "metadata": {"name": "a", "labels": {"app": "w"}, "deletionTimestamp": "x"},
+        },
+    )
+    assert seen.now(seen.ready, "w") == 0  # terminating does not serve
+    seen._on_pod("DELETED", ready_pod("a", "w", ready=True))
+    assert seen.now(seen.ready, "w") == 0 and seen.now(seen.running, "w") == 0
+
+
+def test_keda_tuned_equal_is_its_client_advice_with_the_equal_poll() -> None:
+    from benchmarks.versus_keda import EQUAL_POLL, KEDA_DEFAULT_POLL, KEDA_TUNED, Keda, Overspill
+
+    keda, ours = Keda.__new__(Keda), Overspill.__new__(Overspill)
+    assert keda.process("tuned-equal") == KEDA_TUNED
+    assert keda.poll("tuned-equal") == keda.poll("equal") == EQUAL_POLL
+    assert keda.poll("tuned") == keda.poll("defaults") == KEDA_DEFAULT_POLL
+    ours.bench = keda.bench = type("B", (), {"lab": type("L", (), {"prom": "http://p"})()})()  # type: ignore[assignment]
+    assert keda.config("tuned-equal")["pollingInterval"] == EQUAL_POLL
+    assert "pollingInterval" not in keda.config("tuned")
+    assert ours.poll("tuned-equal") == ours.poll("defaults") == EQUAL_POLL  # its default poll is the equal poll
