@@ -54,6 +54,9 @@ class ServiceModel:
     # the last minute in replicas' worth, what a token-rate query gives (rate of vllm:prompt_tokens_total / the
     # prefill speed-up + rate of vllm:generation_tokens_total, over the tokens per second of one replica)
     metric: str = "queue"
+    # "load" only: the minute of arrivals ending this many seconds *ahead* (a perfect forecast, which no query
+    # gives): what knowing the future is worth to the same engine, for benchmarks.foresight; 0 for a real query
+    forecast_seconds: float = 0.0
 
     def startup(self, cluster: str, target: BurstTargetSpec | None = None) -> float:
         if cluster in self.startup_seconds:
@@ -215,18 +218,23 @@ def run(
     if model.metric not in METRICS:
         raise ValueError(f"metric must be one of {', '.join(METRICS)}, not {model.metric!r}")
     load_metric = is_log and model.metric == "load"
+    if model.forecast_seconds < 0 or (model.forecast_seconds and not load_metric):
+        raise ValueError(f"forecast_seconds must be >= 0 and needs the load metric, not {model.forecast_seconds:g}")
     arrived: deque[tuple[float, float]] = deque()  # (arrival, work) over the load metric's window
+    ahead_i = 0  # the next request the load metric has not counted (it looks forecast_seconds ahead)
     reasons: dict[Reason, int] = {}  # by member: `.value` of an enum is a slow property, read once at the end
     while t <= end or (is_log and queue and t <= hard_end):
         if is_log:
             while req_i < len(requests) and requests[req_i].t <= t:
                 queue.append([requests[req_i].work, requests[req_i].t, 0.0])
-                if load_metric:
-                    arrived.append((requests[req_i].t, requests[req_i].work))
                 req_i += 1
         if t >= next_decision:
             if load_metric:
-                while arrived and arrived[0][0] <= t - LOAD_WINDOW_SECONDS:
+                horizon = t + model.forecast_seconds
+                while ahead_i < len(requests) and requests[ahead_i].t <= horizon:
+                    arrived.append((requests[ahead_i].t, requests[ahead_i].work))
+                    ahead_i += 1
+                while arrived and arrived[0][0] <= horizon - LOAD_WINDOW_SECONDS:
                     arrived.popleft()
                 metric = sum(w for _, w in arrived) / LOAD_WINDOW_SECONDS / model.tokens_per_second
             else:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from overspill.decide import Memory, TargetState, decide, replicas
+from overspill.decide import Memory, TargetState, decide, engine, replicas
 from overspill.decide.frozen import quick_init
 from overspill.decide.placement import ideal, usable
 from overspill.decide.stabilize import Recommendations, record, record_and_stabilize, stabilize
@@ -190,3 +190,53 @@ def test_ideal_for_one_target_is_the_general_rule(
     t = TargetState("aws", cs(there), healthy=healthy, allowed=allowed, cap=target_cap)
     plan = ideal(desired, cap, (t,))
     assert (plan.primary, plan.targets, plan.unplaced) == _ideal_as_first_written(desired, cap, t)
+
+
+@given(
+    st.lists(st.tuples(st.integers(1, 40).map(float), st.integers(0, 12)), min_size=1, max_size=60),
+    st.integers(0, 12),
+    st.sampled_from([0.0, 30.0, 120.0, 300.0]),
+)
+def test_record_and_stabilize_over_a_run_of_polls(polls: list[tuple[float, int]], current: int, down: float) -> None:
+    """Poll after poll, each passing back the history the last returned (a replay, a live loop): the largest value
+    carried from one call to the next, through appends and pruning, gives record-then-stabilize every time."""
+    recs: Recommendations = ()
+    now = 0.0
+    for gap, value in polls:
+        now += gap
+        expected = record(recs, now, value, down)
+        recs, result = record_and_stabilize(recs, now, value, current, 0.0, down)
+        assert (recs, result) == (expected, stabilize(expected, now, current, 0.0, down))
+
+
+def slope_as_defined(samples: tuple[tuple[float, float], ...]) -> float | None:
+    if len(samples) < replicas.MIN_TREND_SAMPLES:
+        return None
+    per_sample = []
+    for i, (ti, vi) in enumerate(samples):
+        slopes = [(vj - vi) / (tj - ti) for j, (tj, vj) in enumerate(samples) if j != i and tj != ti]
+        if slopes:
+            per_sample.append(statistics.median(slopes))
+    return statistics.median(per_sample) if per_sample else None
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 20).map(float), st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False)),
+        max_size=14,
+    )
+)
+def test_trend_slope_is_the_repeated_median_as_defined(samples: list[tuple[float, float]]) -> None:
+    """Times may repeat (a sample at the same time as another gives no slope to it)."""
+    assert replicas.trend_slope(tuple(samples)) == slope_as_defined(tuple(samples))
+
+
+@given(st.one_of(st.none(), st.integers(0, 30)), st.one_of(st.none(), st.integers(0, 30)), st.integers(0, 30))
+def test_primary_capacity_without_anything_to_learn_is_the_rule(
+    estimate: int | None, explicit: int | None, replicas_now: int
+) -> None:
+    """`decide` skips `_primary_capacity` when there is nothing to learn: the capacity it reports is the rule's."""
+    spec = policy(primary={"maxReplicas": explicit} if explicit is not None else {})
+    s = snap(5, cs(replicas_now), tgt("aws", cs(0)), memory=Memory(primary_estimate=estimate))
+    cap, _ = engine._primary_capacity(engine._rules(spec), s)
+    assert decide(spec, s, explain=False).primary_capacity == cap

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -126,3 +127,29 @@ def test_queue_metric_is_requests_not_finished() -> None:
 def test_unknown_metric_is_refused() -> None:
     with pytest.raises(ValueError, match="metric must be one of queue, load"):
         run(policy(), LOAD_LOG, model=ServiceModel(metric="rate"))
+
+
+SPIKE = RequestLog(tuple(Request(t=100.0 + i, work=30.0) for i in range(20)))
+
+
+def test_a_forecast_load_metric_sees_a_spike_before_it_arrives() -> None:
+    """forecast_seconds makes the load metric clairvoyant (benchmarks.foresight measures what foresight is
+    worth): 60 s ahead it reports the spike at 100 s from 40 s on (all of it at 60 s), and the secondaries it
+    asked for are Ready when it lands; without a forecast it is seen only once it arrives."""
+    spec = policy(
+        metric={"targetPerReplica": 1},
+        targets=[{"name": "aws"}],
+        behavior={"pollIntervalSeconds": 10},
+    )
+    model = ServiceModel(tokens_per_second=1.0, metric="load", startup_seconds={"aws": 30})
+    ahead = timeline(spec, SPIKE, primary_capacity=1, model=replace(model, forecast_seconds=60.0))
+    now = timeline(spec, SPIKE, primary_capacity=1, model=model)
+    assert [s.metric for s in ahead if s.t in (30.0, 60.0)] == [0.0, pytest.approx(20 * 30 / 60)]
+    assert [s.metric for s in now if s.t in (50.0, 90.0, 110.0)] == [0.0, 0.0, pytest.approx(11 * 30 / 60)]
+    assert next(s.targets_ready["aws"] for s in ahead if s.t == 100.0) > 0
+    assert next(s.targets_ready["aws"] for s in now if s.t == 100.0) == 0
+
+
+def test_a_forecast_needs_the_load_metric() -> None:
+    with pytest.raises(ValueError, match="forecast_seconds must be >= 0 and needs the load metric"):
+        run(policy(), SPIKE, model=ServiceModel(forecast_seconds=30.0))

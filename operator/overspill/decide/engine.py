@@ -67,6 +67,7 @@ class _Rules:
 
 # an enum member read from its class costs a descriptor call (Python 3.11): read once, for the per-decision test
 _METRIC_HOLD = Reason.METRIC_UNAVAILABLE_HOLD
+_WINDOW_HOLD = Reason.STABILIZATION_HOLD  # the reason of most polls of a replay
 
 # by id(spec), holding the spec so that its id cannot be reused while cached; bounded (the operator parses a new
 # spec object per reconcile, a replay keeps one)
@@ -284,18 +285,33 @@ def decide(spec: BurstPolicySpec, snap: Snapshot, *, explain: bool = True) -> De
             memory=snap.memory,
         )
     now, metric, primary = snap.now, snap.metric, snap.primary
-    cap, mem = _primary_capacity(r, snap)
-    targets, mem, newly_full = _target_capacity(r, snap, mem)
+    mem = snap.memory
+    if primary.room is None and primary.unschedulable <= 0 and mem.primary_capacity is None:
+        # nothing to learn (no estimate, no Pending pod, no capacity learned before): the last estimate known, or
+        # else the explicit cap, as `_primary_capacity` gives, without the call (most polls of a replay)
+        estimate, explicit = mem.primary_estimate, r.primary_max
+        cap = explicit if estimate is None else (estimate if explicit is None or estimate < explicit else explicit)
+    else:
+        cap, mem = _primary_capacity(r, snap)
+    targets = snap.targets
     current = primary.replicas
     before_secondary = 0
     unavailable: tuple[str, ...] = ()
+    stuck = False
     for t in targets:
-        n = t.state.replicas
+        state = t.state
+        n = state.replicas
         before_secondary += n
         if t.healthy:
             current += n
+            if state.stuck > 0:
+                stuck = True
         else:
             unavailable += (t.name,)
+    newly_full: tuple[str, ...] = ()
+    if stuck or mem.full_targets:
+        # a target filling up or full: caps change, replicas and health do not (the sums above stand)
+        targets, mem, newly_full = _target_capacity(r, snap, mem)
     lead_floor = 0.0
     if r.predictive is not None and cap is not None and primary.replicas >= cap:
         # the primary is full: the next replica starts in a secondary, and takes that target's start-up to serve
@@ -334,11 +350,11 @@ def decide(spec: BurstPolicySpec, snap: Snapshot, *, explain: bool = True) -> De
         primary,
         targets,
         desired,
-        dwell_active=dwell,
-        protect_busy=r.protect_busy,
-        make_before_break=r.make_before_break,
-        max_total=r.max_replicas,
-        return_surge=r.return_surge,
+        dwell,
+        r.protect_busy,
+        r.make_before_break,
+        r.max_replicas,
+        r.return_surge,
     )
     after = Placement(new_primary, new_targets)
     after_secondary = 0
@@ -353,11 +369,11 @@ def decide(spec: BurstPolicySpec, snap: Snapshot, *, explain: bool = True) -> De
         mem = _evolve(mem, burst_started_at=None)
     # precedence: the metric fallback, then the action taken, then what prevented every change
     reason = desired_reason or _reason(primary.replicas, before_secondary, new_primary, after_secondary) or held
-    if newly_full and reason in (None, Reason.STABILIZATION_HOLD):
+    if newly_full and reason in (None, _WINDOW_HOLD):
         reason = Reason.TARGET_AT_CAPACITY
     if reason is None:
         if window_raw is not None:
-            reason = Reason.STABILIZATION_HOLD
+            reason = _WINDOW_HOLD
         elif plan.unplaced:
             reason = Reason.CAPACITY_EXHAUSTED
         elif unavailable and any(t.state.replicas for t in targets if not t.healthy):

@@ -97,7 +97,6 @@ def constrain(
     primary: ClusterState,
     targets: tuple[TargetState, ...],
     desired: int,
-    *,
     dwell_active: bool,
     protect_busy: bool,
     make_before_break: bool,
@@ -114,16 +113,22 @@ def constrain(
     awaiting_replacement = False
     planned = plan.targets
     new_primary = plan.primary
+    if new_primary >= primary.replicas:
+        # nothing is removed (the common case while the queue holds or grows): only the maxReplicas trim can apply.
+        # One loop, no lists: this runs on every decision
+        total = new_primary
+        for t in targets:
+            if t.healthy:
+                n = planned[t.name]
+                if n < t.state.replicas:
+                    break
+                total += n
+        else:
+            if total <= max_total:
+                # the plan's own dict, fresh from `ideal` and not kept by it: no copy
+                return new_primary, planned, None
     healthy = [t for t in targets if t.healthy]
     shrinking = [t for t in healthy if planned[t.name] < t.state.replicas]
-    if not shrinking and new_primary >= primary.replicas:
-        # nothing is removed (the common case while the queue holds or grows): only the maxReplicas trim can apply
-        total = new_primary
-        for t in healthy:
-            total += planned[t.name]
-        if total <= max_total:
-            # the plan's own dict, fresh from `ideal` and not kept by it: no copy
-            return new_primary, planned, None
     out = dict(planned)
     if shrinking or new_primary < primary.replicas:
         ready_now = primary.ready + sum(t.state.ready for t in healthy)

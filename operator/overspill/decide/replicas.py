@@ -16,26 +16,34 @@ Samples = tuple[tuple[float, float], ...]
 
 def record_sample(samples: Samples, now: float, value: float, window_seconds: float) -> Samples:
     """Append (now, value); keep only the window (and nothing from the future, should the clock step back)."""
-    kept = tuple(s for s in samples if now - window_seconds < s[0] < now)
-    return (*kept, (now, value))[-MAX_TREND_SAMPLES:]
+    start = now - window_seconds
+    kept = [s for s in samples if start < s[0] < now]
+    kept.append((now, value))
+    return tuple(kept[-MAX_TREND_SAMPLES:])
 
 
 def trend_slope(samples: Samples) -> float | None:
     """Siegel's repeated-median slope: for each sample the median slope to every other, then the median of
     those. Half the samples may be outliers before it moves (a two-point or least-squares slope moves with
-    one); with a single outlier among >= 4 samples of a straight line it returns the line's slope exactly."""
+    one); with a single outlier among >= 4 samples of a straight line it returns the line's slope exactly.
+
+    Runs on every decision of a predictive policy: one comprehension per sample (`t != ti` leaves out the sample
+    itself and any taken at the same time, as the definition does) and the medians inline."""
     if len(samples) < MIN_TREND_SAMPLES:
         return None
     per_sample = []
-    for i, (ti, vi) in enumerate(samples):
-        slopes = [(vj - vi) / (tj - ti) for j, (tj, vj) in enumerate(samples) if j != i and tj != ti]
+    for ti, vi in samples:
+        slopes = [(v - vi) / (t - ti) for t, v in samples if t != ti]
         if slopes:
-            per_sample.append(_median(slopes))
+            slopes.sort()
+            n = len(slopes)
+            h = n >> 1
+            per_sample.append(slopes[h] if n & 1 else (slopes[h - 1] + slopes[h]) / 2)
     return _median(per_sample) if per_sample else None
 
 
 def _median(values: list[float]) -> float:
-    """statistics.median, the same arithmetic without its type dispatch (this runs n+1 times per decision)."""
+    """statistics.median, the same arithmetic without its type dispatch."""
     values.sort()
     n = len(values)
     if n % 2 == 1:
@@ -63,7 +71,9 @@ def recommend_within(value: float, activation: float, per_replica: float, lo: in
         return lo
     # the epsilon keeps 150/10 at 15 despite float noise in the metric
     raw = math.ceil(value / per_replica - 1e-9)
-    return clamp(raw, lo, hi)
+    # clamp(raw, lo, hi), inline: once per decision
+    capped = hi if hi <= raw else raw
+    return lo if lo >= capped else capped
 
 
 def clamp(value: int, lo: int, hi: int) -> int:

@@ -58,10 +58,12 @@ def stabilize(recs: Recommendations, now: float, current: int, up_window: float,
     return result
 
 
-# the last history `record_and_stabilize` returned after seeing its times in order: a history equal to it (the
-# next poll's, in a replay or a live loop) is in order without a look at its times. Read once per call and replaced
-# whole, so threads deciding at once can only miss it, never take a history out of order for one in order.
-_IN_ORDER: list[Recommendations] = [()]
+# the last history `record_and_stabilize` returned after seeing its times in order, with its largest value (None:
+# not known): a history equal to it (the next poll's, in a replay or a live loop) is in order without a look at its
+# times, and its largest value follows from the entries added and pruned. Read once per call and replaced whole, so
+# threads deciding at once can only miss it, never take a history out of order for one in order.
+_IN_ORDER: list[tuple[Recommendations, int | None]] = [((), None)]
+_VALUE = itemgetter(1)
 
 
 def record_and_stabilize(
@@ -74,19 +76,26 @@ def record_and_stabilize(
 
     With no scale-up window (the HPA's default and the common case) and a history known to be in order, with no
     time after now, only the values are read: the entry in force now is the last one, and the scale-down window's
-    bound is the largest value pruning keeps (from the last entry at or before the window's start)."""
-    in_order = recs == _IN_ORDER[0]
+    bound is the largest value pruning keeps (from the last entry at or before the window's start). That largest
+    value is carried from the call before: a scan of the history only when pruning dropped an entry holding it."""
+    known, highest = _IN_ORDER[0]
+    in_order = recs == known
     if not recs or recs[-1][1] != value:
         if recs and recs[-1][0] > now:
             in_order = False
+        if not recs or (highest is not None and value > highest):
+            highest = value
         recs = (*recs, (now, value))
     if in_order and up_window == 0 and down_window >= 0 and recs[-1][0] <= now:
         first = bisect.bisect_right(recs, now - down_window, key=_TIME) - 1
         if first > 0:
+            if highest is not None and max(recs[:first], key=_VALUE)[1] >= highest:
+                highest = None  # a pruned entry may have held the largest value
             recs = recs[first:]
-        _IN_ORDER[0] = recs
+        if highest is None:
+            highest = max(recs, key=_VALUE)[1]
+        _IN_ORDER[0] = (recs, highest)
         in_force = recs[-1][1]
-        highest = max([v for _, v in recs])
         result = in_force if current < in_force else current
         return recs, highest if result > highest else result
     up_start, down_start = now - up_window, now - down_window
@@ -113,7 +122,7 @@ def record_and_stabilize(
     # the last entry at or before the horizon is still in force at the window's start: keep it, drop the rest
     first = bisect.bisect_right(recs, now - max(up_window, down_window), key=_TIME) - 1
     recs = recs[first:] if first > 0 else recs
-    _IN_ORDER[0] = recs  # every time was seen in order
+    _IN_ORDER[0] = (recs, None)  # every time was seen in order; the largest value is found when needed
     if up_before is not None and (up_min is None or up_before < up_min):
         up_min = up_before
     if down_before is not None and (down_max is None or down_before > down_max):
