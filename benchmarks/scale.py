@@ -280,7 +280,10 @@ def main() -> None:
             prometheus_queries(lab),
         )
         cpu0 = proc_figures(op.pid)[1]
-        late0 = lateness_buckets(operator_metrics())
+        t_scrape = time.monotonic()
+        scraped = operator_metrics()  # what a Prometheus scraping the operator costs it at N policies
+        scrape = {"lines": scraped.count("\n"), "seconds": round(time.monotonic() - t_scrape, 2)}
+        late0 = lateness_buckets(scraped)
         t_steady = time.monotonic()
         time.sleep(args.steady_seconds)
         dt = time.monotonic() - t_steady
@@ -308,6 +311,7 @@ def main() -> None:
             "secondary_busiest": busiest(api_s0, api_s1),
             "prometheus_queries_per_second": round((prom1 - prom0) / dt, 2),
             "poll_lateness": lateness_quantiles(lateness_buckets(operator_metrics()), late0),
+            "operator_metrics_scrape": scrape,
         }
 
         write(f"scale-{n}", figures)  # partial figures survive a failure later in the run

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import functools
 import logging
 import os
 import time
@@ -63,6 +65,17 @@ async def operator_startup(*, settings: kopf.OperatorSettings, memo: Any, logger
     if port:
         start_http_server(port, addr=os.environ.get("OVERSPILL_METRICS_ADDRESS", "0.0.0.0"))  # noqa: S104
     logger.info("Overspill started; metrics on :%s", port)
+
+
+@kopf.on.cleanup()
+async def operator_cleanup(*, memo: Any, **_: Any) -> None:
+    writer = rt(memo).status_writer
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(writer.drain(), STATUS_DRAIN_SECONDS)
+    await writer.close()
+
+
+STATUS_DRAIN_SECONDS = 5.0  # the last decisions' statuses, bounded: a stopping operator must stop
 
 
 def _ensure_peering(rtm: runtime.Runtime, name: str) -> None:
@@ -375,9 +388,9 @@ async def burstpolicy_loop(
     index: kopf.Index[Any, Any] = _["policies_by_workload"]  # Kopf passes each index by its handler's name
     ns = namespace or ""
     ref = PolicyRef(namespace=ns, name=name, uid=uid)
-    written: dict[str, Any] = dict(body.get("status") or {})
-    written_at = 0.0
-    prev = BurstPolicyStatus.model_validate(written)
+    writer = rtm.status_writer
+    slot = writer.slot(uid, dict(body.get("status") or {}))
+    prev = BurstPolicyStatus.model_validate(slot.baseline)
     woken = rtm.triggers.register(uid)
     loop = asyncio.get_running_loop()
     offset = cadence.phase(uid)
@@ -406,20 +419,19 @@ async def burstpolicy_loop(
                 continue
             for etype, reason, message in outcome.events:
                 kopf.event(body, type=etype, reason=reason, message=message)
+            if slot.gone:  # a status write answered 404: the policy is deleted
+                return
             cause = cadence.write_cause(
-                outcome.status, written, started - written_at, _status_interval(body), exact_samples=_predictive(body)
+                outcome.status,
+                slot.baseline,
+                started - slot.baseline_at,
+                _status_interval(body),
+                exact_samples=_predictive(body),
             )
-            if cause:
-                try:
-                    await asyncio.to_thread(_patch_status, rtm, POLICIES, ns, name, outcome.status)
-                    metrics.STATUS_WRITES.labels("policy", cause).inc()
-                    written, written_at = outcome.status, started
-                except ApiException as err:
-                    if err.status == 404:
-                        return
-                    logger.warning("status write failed: HTTP %s; the next tick writes it", err.status)
-                except Exception as err:  # a timeout of a busy API server: the policy goes on, the write is retried
-                    logger.warning("status write failed: %s; the next tick writes it", type(err).__name__)
+            if cause:  # written by the status writer's own threads: the next decision never waits for a report
+                writer.submit(
+                    uid, functools.partial(_patch_status, rtm, POLICIES, ns, name), outcome.status, started, cause
+                )
             prev = BurstPolicyStatus.model_validate(outcome.status)
             if regular:  # a tick woken by an event is an extra one: the poll's schedule stands
                 due = cadence.next_slot(started, interval, offset)
@@ -429,6 +441,7 @@ async def burstpolicy_loop(
                 await asyncio.sleep(gap)
     finally:
         rtm.triggers.unregister(uid)
+        writer.forget(uid)  # what it handed over is still written: a stopping operator drains it
         metrics.forget_policy(ns, name)
 
 

@@ -51,6 +51,7 @@ from overspill.triggers import Triggers
 from overspill.views import MANAGED_SELECTOR, ClusterView
 from overspill.views.resource import DEPLOYMENTS, HPAS, PODS, SCALEDOBJECTS, well_known
 from overspill.views.selectors import from_string, matches
+from overspill.workloadkinds import WorkloadKinds
 
 log = logging.getLogger(__name__)
 FIRST_LIST_WAIT = 10.0  # seconds a tick waits for a cache it just started
@@ -226,6 +227,7 @@ class Reconciler:
         self._drift: dict[tuple[str, str, str], DriftStreak] = {}  # mirrors whose drift corrections back off
         self._writers: dict[tuple[str, str, str], str | None] = {}  # who fights those mirrors (managedFields)
         self.serving = Serving(primary, origin_cluster, primary_view)
+        self.kinds = WorkloadKinds(primary, primary_view)
         self._misses: Misses = {}  # names a target does not hold, read recently (see serving.MISS_TTL)
         # per policy uid: (target, namespace) whose copies a sweep could not remove, retried by the next one
         self._unvacated: dict[str, set[tuple[str, str]]] = {}
@@ -245,7 +247,7 @@ class Reconciler:
             metrics.METRIC_ERRORS.labels(ref.namespace, ref.name).inc()
             return None, str(err)
         finally:
-            metrics.METRIC_LATENCY.labels(ref.namespace, ref.name).observe(time.perf_counter() - started)
+            metrics.METRIC_LATENCY.observe(time.perf_counter() - started)
 
     def _per_pod(self, spec: BurstPolicySpec, url: str | None, where: str) -> tuple[busy_rules.PodLevels | None, str]:
         """Per-pod busy levels from the Prometheus at `url` (None: it cannot be asked), and why not."""
@@ -554,7 +556,7 @@ class Reconciler:
         try:
             return self._reconcile(ref, spec, prev, generation)
         finally:
-            metrics.RECONCILE_SECONDS.labels(ref.namespace, ref.name).observe(time.perf_counter() - started)
+            metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
 
     def _workload(self, ref: PolicyRef, spec: BurstPolicySpec) -> Workload:
         """The workload, its pods and its room from the primary's view: no GET or LIST for built-in kinds."""
@@ -582,16 +584,7 @@ class Reconciler:
         else:
             if not pods.synced:
                 raise WorkloadUnavailable(f"cannot read {what}: the view of the primary's pods is not in sync")
-            try:
-                replicas, text = self.primary.read_scale(wl.api_version, wl.kind, ref.namespace, wl.name)
-            except ApiException as err:
-                if err.status == 404:
-                    raise WorkloadUnavailable(f"{what} not found", missing=True) from None
-                raise WorkloadUnavailable(
-                    f"cannot read the scale subresource of {what}: HTTP {err.status} {err.reason}"
-                ) from None
-            except LookupError as err:
-                raise WorkloadUnavailable(f"cannot read the scale subresource of {what}: {err}") from None
+            replicas, text, template = self._custom(ref, spec, what)
             selector = from_string(text)
         if self.triggers is not None:
             self.triggers.watch_pods(ref.uid, ref.namespace, selector)
@@ -601,10 +594,31 @@ class Reconciler:
             mine = [p for p in found if matches(selector, (p.get("metadata") or {}).get("labels") or {})]
         infos = tuple(pod_info(p) for p in mine)
         room = None
-        if template is not None:
-            pod_spec = ((template.get("spec") or {}).get("template") or {}).get("spec") or {}
+        pod_spec = (((template or {}).get("spec") or {}).get("template") or {}).get("spec") or {}
+        if pod_spec.get("containers"):  # a custom kind whose pods are not at spec.template: no estimate, observed only
             room = self.primary_view.accounting.room(admitted_shape(pod_spec, mine))
         return Workload(replicas=replicas, pods=infos, template=template, room=room)
+
+    def _custom(self, ref: PolicyRef, spec: BurstPolicySpec, what: str) -> tuple[int, str, dict[str, Any] | None]:
+        """A custom kind's replicas, selector and object: from the view where its CRD lets one watch it, else by a
+        GET of /scale (the object then read only when a mirror is written)."""
+        wl = spec.workload_ref
+        seen = self.kinds.read(wl.api_version, wl.kind, ref.namespace, wl.name)
+        if seen is not None:
+            if seen.obj is None:
+                raise WorkloadUnavailable(f"{what} not found", missing=True)
+            return seen.replicas, seen.selector, seen.obj
+        try:
+            replicas, text = self.primary.read_scale(wl.api_version, wl.kind, ref.namespace, wl.name)
+        except ApiException as err:
+            if err.status == 404:
+                raise WorkloadUnavailable(f"{what} not found", missing=True) from None
+            raise WorkloadUnavailable(
+                f"cannot read the scale subresource of {what}: HTTP {err.status} {err.reason}"
+            ) from None
+        except LookupError as err:
+            raise WorkloadUnavailable(f"cannot read the scale subresource of {what}: {err}") from None
+        return replicas, text, None
 
     def _mirror_body(
         self, ref: PolicyRef, spec: BurstPolicySpec, pt: PolicyTarget, template: dict[str, Any], want: int

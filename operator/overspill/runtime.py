@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from overspill.adapters.kube import Cluster, primary_client
 from overspill.adapters.prometheus import PrometheusSource
 from overspill.adapters.shared_queries import SharedQueries
 from overspill.caplease import LeaseCapStore, identity
 from overspill.reconcile import Reconciler
+from overspill.statuswriter import StatusWriter
 from overspill.targets import TargetRegistry
 from overspill.triggers import Triggers
 from overspill.views import ClusterView
@@ -23,6 +24,7 @@ class Runtime:
     targets: TargetRegistry
     reconciler: Reconciler
     triggers: Triggers
+    status_writer: StatusWriter = field(default_factory=StatusWriter)
 
 
 def allowed_prometheus_urls(default_url: str | None) -> list[str]:

@@ -92,8 +92,7 @@ class TargetRegistry:
             return list(self._targets)
 
     def get(self, name: str) -> TargetHandle | None:
-        with self._lock:
-            return self._targets.get(name)
+        return self._targets.get(name)  # every tick, several times: one atomic dict read, no lock
 
     def room_for(self, name: str, policy_uid: str, current: int = 0) -> int | None:
         """What the target's own maxReplicas leaves for this policy after all other policies (None: no cap)."""

@@ -63,6 +63,10 @@ class Triggers:
 
     def watch_pods(self, uid: str, namespace: str, selector: Mapping[str, Any]) -> None:
         """The primary pods whose changes concern this policy (its workload's selector)."""
+        # every tick of every policy: unchanged is the rule, answered without the lock (dict reads are atomic, and
+        # a stored selector is a copy never changed in place)
+        if self._selectors.get(namespace, {}).get(uid) == selector:
+            return
         with self._lock:
             current = self._selectors.get(namespace, {}).get(uid)
             if current == selector:
@@ -93,12 +97,9 @@ class Triggers:
         pod = new or old or {}
         meta = pod.get("metadata") or {}
         labels = meta.get("labels") or {}
-        with self._lock:
-            interested = [
-                uid
-                for uid, sel in self._selectors.get(str(meta.get("namespace") or ""), {}).items()
-                if matches(sel, labels)
-            ]
+        with self._lock:  # a copy under the lock, the matching outside it: ticks must not wait on pod events
+            selectors = list(self._selectors.get(str(meta.get("namespace") or ""), {}).items())
+        interested = [uid for uid, sel in selectors if matches(sel, labels)]
         for uid in interested:
             self.wake(uid)
 

@@ -325,3 +325,71 @@ async def test_any_kind_with_a_scale_subresource_is_scaled(emulator: Any, cluste
     assert "PATCH /apis/actions.summerwind.dev/v1alpha1/namespaces/ml/runnerdeployments/runners/scale" in writes(
         emulator
     )
+
+
+async def test_a_custom_kind_whose_crd_declares_its_scale_is_read_from_a_watch(emulator: Any, cluster: Cluster) -> None:
+    """Issue 12: a tick makes no GET in steady state, custom kinds included. Before, every tick of a RunnerDeployment
+    policy GET its /scale (and, while bursting, the object): 1,000 such policies asked 100 GETs a second."""
+    group_version, plural = "actions.summerwind.dev/v1alpha1", "runnerdeployments"
+    emulator.resources[f"{group_version}/{plural}"] = {
+        "kind": "RunnerDeployment",
+        "namespaced": True,
+        "subresources": ["scale"],
+        "verbs": ["get", "list", "watch", "patch"],
+    }
+    emulator.resources["apiextensions.k8s.io/v1/customresourcedefinitions"] = {
+        "kind": "CustomResourceDefinition",
+        "namespaced": False,
+        "verbs": ["list"],
+    }
+    emulator.objects["apiextensions.k8s.io/v1/customresourcedefinitions", None, f"{plural}.actions.summerwind.dev"] = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.actions.summerwind.dev"},
+        "spec": {
+            "group": "actions.summerwind.dev",
+            "scope": "Namespaced",
+            "names": {"plural": plural, "kind": "RunnerDeployment"},
+            "versions": [
+                {
+                    "name": "v1alpha1",
+                    "subresources": {
+                        "scale": {"specReplicasPath": ".spec.replicas", "labelSelectorPath": ".status.selector"}
+                    },
+                }
+            ],
+        },
+    }
+    emulator.objects[f"{group_version}/{plural}", "ml", "runners"] = {
+        "apiVersion": group_version,
+        "kind": "RunnerDeployment",
+        "metadata": {"name": "runners", "namespace": "ml", "resourceVersion": "1"},
+        "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "runner", "image": "r"}]}}},
+        "status": {"selector": "app=runners"},
+    }
+    for i in range(2):
+        emulator.objects["v1/pods", "ml", f"runner-{i}"] = pod(f"runner-{i}", "ml", labels={"app": "runners"})
+
+    def scale(request: Any) -> dict[str, Any]:
+        obj = emulator.objects[f"{group_version}/{plural}", request.namespace, request.name]
+        return {"spec": {"replicas": obj["spec"]["replicas"]}, "status": {"selector": "app=runners"}}
+
+    emulator["get", emulator.resource(f"{group_version}/{plural}"), emulator.subresource("scale")] << scale
+    s = spec(
+        workloadRef={"apiVersion": group_version, "kind": "RunnerDeployment", "name": "runners"},
+        workloadClass="CIRunner",
+        busy={"podLabel": "busy"},
+        metric={"prometheus": {"url": "http://prom:9090", "query": "sum(jobs)"}, "targetPerReplica": 1},
+        targets=[],
+    )
+    r = await reconciler(cluster, FakeMetrics(2))
+    out = await run(r, s)  # the first tick reads the CRD and starts the kind's watch
+    assert out.decision is not None and out.decision.placement.primary == 2, out.status
+    before = len(list(emulator))
+    for _ in range(3):
+        out = await run(r, s)
+    reads = [f"{q.method.value} {q.url.path}" for q in list(emulator)[before:] if q.method.value == "GET"]
+    assert not [q for q in reads if f"/{plural}/runners" in q and "watch" not in q], reads
+    assert out.decision is not None and out.decision.placement.primary == 2
+    seen = r.kinds.read(group_version, "RunnerDeployment", "ml", "runners")
+    assert seen is not None and (seen.replicas, seen.selector) == (2, "app=runners")  # what /scale would say

@@ -16,6 +16,7 @@ from urllib3.exceptions import ReadTimeoutError
 
 from overspill import handlers
 from overspill.reconcile import Outcome
+from overspill.statuswriter import StatusWriter
 from overspill.targets import TargetRegistry
 from overspill.triggers import Triggers
 
@@ -41,6 +42,7 @@ def start_policy_loop(reconciler: Any, uid: str, behavior: dict[str, Any], stopp
         targets=TargetRegistry(),
         triggers=Triggers(),
         primary_view=SimpleNamespace(wait_ready=lambda timeout: True, ready=True),
+        status_writer=StatusWriter(),
     )
     body = {
         "metadata": {"generation": 1},

@@ -183,6 +183,7 @@ async def test_review12_a_policy_deleted_mid_tick_gives_its_target_room_back() -
     from overspill.api import parse_target_spec
     from overspill.handlers import burstpolicy_loop
     from overspill.reconcile import Outcome
+    from overspill.statuswriter import StatusWriter
     from overspill.targets import TargetRegistry
     from overspill.triggers import Triggers
 
@@ -206,6 +207,7 @@ async def test_review12_a_policy_deleted_mid_tick_gives_its_target_room_back() -
         targets=registry,
         triggers=Triggers(),
         primary_view=SimpleNamespace(wait_ready=lambda timeout: True, ready=True),
+        status_writer=StatusWriter(),
     )
 
     class Stopped:

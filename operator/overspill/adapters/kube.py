@@ -76,6 +76,42 @@ def pod_info(pod: dict[str, Any]) -> PodInfo:
     )
 
 
+@dataclass(frozen=True)
+class ScalePaths:
+    """A custom kind as a watch can read its scale: where its replicas are and where its pod selector (a string,
+    as /scale serves it) is; an empty selector path: the kind declares none."""
+
+    group: str
+    version: str
+    plural: str
+    namespaced: bool
+    replicas: tuple[str, ...]
+    selector: tuple[str, ...]
+
+    def read(self, obj: dict[str, Any]) -> tuple[int, str]:
+        """(replicas, selector) as GET /scale would answer: a missing replicas field is 0, as the API server says."""
+        value = _follow(obj, self.replicas)
+        replicas = value if isinstance(value, int) and not isinstance(value, bool) else 0
+        text = _follow(obj, self.selector) if self.selector else None
+        return replicas, text if isinstance(text, str) else ""
+
+
+def _dotted(path: Any) -> tuple[str, ...] | None:
+    """`.spec.replicas` as ("spec", "replicas"); None for what is not a plain dotted path (array notation)."""
+    if not isinstance(path, str) or not path.startswith(".") or any(c in path for c in "[]*'\" "):
+        return None
+    parts = tuple(path[1:].split("."))
+    return parts if all(parts) else None
+
+
+def _follow(obj: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
 class Cluster:
     """One cluster's API, with the few calls Overspill makes."""
 
@@ -104,6 +140,43 @@ class Cluster:
             else:
                 raise LookupError(f"{kind} is not served under {api_version}")
         return self._plurals[key]
+
+    def _get_json(self, path: str, query: list[tuple[str, str]] | None = None) -> Any:
+        method, url, headers, _, _ = self.api.param_serialize(
+            "GET", path, query_params=query or [], auth_settings=["BearerToken"]
+        )
+        resp = self.api.call_api(method, url, header_params=headers, _request_timeout=TIMEOUT)
+        resp.read()  # type: ignore[no-untyped-call]
+        if resp.status >= 400:
+            raise client.ApiException(status=resp.status, reason=resp.reason)
+        return json.loads(resp.data or b"{}")
+
+    def scale_paths(self, api_version: str, kind: str) -> ScalePaths | None:
+        """Where a custom kind keeps what its /scale subresource shows, from its CRD, so that a watch of the kind
+        can answer what a GET of /scale would. None when a view cannot: not a CRD (an aggregated API), no scale
+        subresource, or paths a view does not follow (the API server follows them; we keep its GET).
+        Raises ApiException when the CRD cannot be listed (RBAC: customresourcedefinitions list)."""
+        group, version, plural = self._gvp(api_version, kind)
+        name = f"{plural}.{group}"
+        found = self._get_json(
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", [("fieldSelector", f"metadata.name={name}")]
+        )
+        for crd in found.get("items") or []:
+            if (crd.get("metadata") or {}).get("name") != name:  # a server that ignores the field selector
+                continue
+            spec = crd.get("spec") or {}
+            for v in spec.get("versions") or []:
+                if v.get("name") != version:
+                    continue
+                scale = (v.get("subresources") or {}).get("scale")
+                if not scale:
+                    return None
+                replicas = _dotted(scale.get("specReplicasPath"))
+                selector = _dotted(scale.get("labelSelectorPath")) if scale.get("labelSelectorPath") else ()
+                if not replicas or selector is None:
+                    return None
+                return ScalePaths(group, version, plural, spec.get("scope") != "Cluster", replicas, selector)
+        return None
 
     def _gvp(self, api_version: str, kind: str) -> tuple[str, str, str]:
         if "/" not in api_version:

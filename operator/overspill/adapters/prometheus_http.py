@@ -103,6 +103,9 @@ class PrometheusHttp:
     def _manager(self, url: str) -> urllib3.PoolManager:
         parts = urlsplit(url)
         key = (parts.scheme.lower(), (parts.hostname or "").lower(), parts.port)
+        found = self._managers.get(key)  # every query: no lock once made
+        if found is not None:
+            return found
         with self._lock:
             manager = self._managers.get(key)
             if manager is None:

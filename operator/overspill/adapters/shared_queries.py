@@ -35,17 +35,22 @@ class SharedQueries:
         self._slots: dict[tuple[str, str, str], _Slot] = {}
         self.asked = 0  # requests actually sent
 
+    def _fresh(self, slot: _Slot | None) -> bool:
+        return slot is not None and (not slot.done.is_set() or self.clock() - slot.at < self.ttl)
+
     def _shared(self, key: tuple[str, str, str], fetch: Callable[[], T]) -> T:
-        with self._lock:
-            slot = self._slots.get(key)
-            fresh = slot is not None and (not slot.done.is_set() or self.clock() - slot.at < self.ttl)
-            mine = not fresh
-            if mine:
-                slot = self._slots[key] = _Slot()
-                if len(self._slots) > 10_000:  # forget long-gone queries
-                    now = self.clock()
-                    for k in [k for k, s in self._slots.items() if s.done.is_set() and now - s.at > 60]:
-                        del self._slots[k]
+        slot = self._slots.get(key)  # answered or being asked: joined without the lock (contended at 1,000)
+        mine = not self._fresh(slot)
+        if mine:
+            with self._lock:
+                slot = self._slots.get(key)
+                mine = not self._fresh(slot)
+                if mine:
+                    slot = self._slots[key] = _Slot()
+                    if len(self._slots) > 10_000:  # forget long-gone queries
+                        now = self.clock()
+                        for k in [k for k, s in self._slots.items() if s.done.is_set() and now - s.at > 60]:
+                            del self._slots[k]
         assert slot is not None
         if mine:
             self.asked += 1

@@ -77,6 +77,9 @@ class Accounting:
         if not self.known:
             with self._lock:
                 return self._last.get(key)
+        hit = self._memo.get(key)  # the common case, every tick: atomic reads, no lock (views/cluster.py _publish)
+        if hit is not None and hit[0] == self._version:
+            return hit[1]
         with self._lock:
             hit = self._memo.get(key)
             if hit is not None and hit[0] == self._version:

@@ -97,7 +97,13 @@ class WatchCache:
         self.resource_version = ""
 
     # ---- lifecycle -----------------------------------------------------------------------------------------
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
     def start(self) -> WatchCache:
+        if self._thread is not None:  # every tick asks: no lock once started
+            return self
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(
@@ -123,20 +129,17 @@ class WatchCache:
 
     # ---- reads ---------------------------------------------------------------------------------------------
     def get(self, namespace: str, name: str) -> Obj | None:
-        with self._lock:
-            return self._objects.get((namespace, name))
+        # one dict read is atomic under the GIL, and stored objects are replaced, never changed in place: no lock
+        return self._objects.get((namespace, name))
 
     def list(self, namespace: str | None = None, selector: Mapping[str, str] | None = None) -> list[Obj]:
         """Objects in `namespace` (all when None) whose labels include every pair of `selector`."""
         with self._lock:
             if selector:
-                keys: set[tuple[str, str]] | None = None
-                for pair in selector.items():
-                    found = self._by_label.get((str(pair[0]), str(pair[1])), set())
-                    keys = set(found) if keys is None else keys & found
-                    if not keys:
-                        return []
-                assert keys is not None
+                # smallest set first: a policy's uid label picks a few mirror pods out of the thousands that share
+                # the managed-by label; intersecting from the big one copied it on every tick of every policy
+                sets = sorted((self._by_label.get((str(k), str(v)), set()) for k, v in selector.items()), key=len)
+                keys = sets[0].intersection(*sets[1:]) if len(sets) > 1 else set(sets[0])
                 return [self._objects[k] for k in keys if namespace is None or k[0] == namespace]
             if namespace is None:
                 return list(self._objects.values())

@@ -85,6 +85,9 @@ class ClusterView:
         self.api = api
         self._lock = threading.Lock()
         self._caches: dict[tuple[Resource, str | None], WatchCache] = {}
+        self._optional: set[tuple[Resource, str | None]] = set()
+        self._all: tuple[WatchCache, ...] = ()
+        self._required_caches: tuple[WatchCache, ...] = ()
         self._closed = False
         self.created_at = time.monotonic()
         # accounting subscribes before its caches start: every pod and node reaches it as an event
@@ -92,10 +95,18 @@ class ClusterView:
         self.cache(PODS)
         self.cache(NODES)
 
-    def cache(self, resource: Resource, label_selector: str | None = None, *, start: bool = True) -> WatchCache:
-        """The shared cache of `resource` (with `label_selector`), started on first use."""
+    def cache(
+        self, resource: Resource, label_selector: str | None = None, *, start: bool = True, optional: bool = False
+    ) -> WatchCache:
+        """The shared cache of `resource` (with `label_selector`), started on first use. An `optional` cache (a
+        custom workload kind, read by GET when it cannot be watched) never makes the view unusable."""
         key = (resource, label_selector)
+        found = self._caches.get(key)  # the hot path, every tick: no lock (see _publish)
+        if found is not None and (found.started or not start or self._closed):
+            return found
         with self._lock:
+            if optional and key not in self._caches:
+                self._optional.add(key)
             found = self._caches.get(key)
             if found is None:
                 found = WatchCache(
@@ -106,13 +117,23 @@ class ClusterView:
                     project=_PROJECTIONS.get(resource, slim),
                 )
                 self._caches[key] = found
+                self._publish()
             if start and not self._closed:
                 found.start()
             return found
 
+    def _publish(self) -> None:
+        """Under the lock: new tuples of the caches for readers that take no lock. Measured at 1,000 policies: 32
+        tick threads taking this view's lock several times a tick spent 79 % of their time waiting for it (each
+        hand-over of a contended lock waits for the GIL), capping a burst at about 50 ticks a second."""
+        self._all = tuple(self._caches.values())
+        self._required_caches = tuple(c for k, c in self._caches.items() if k not in self._optional)
+
     def caches(self) -> list[WatchCache]:
-        with self._lock:
-            return list(self._caches.values())
+        return list(self._all)
+
+    def _required(self) -> tuple[WatchCache, ...]:
+        return self._required_caches
 
     @property
     def starting(self) -> bool:
@@ -126,7 +147,7 @@ class ClusterView:
     @property
     def problem(self) -> str | None:
         """Why this view cannot be trusted now (first cache out of sync), or None."""
-        for c in self.caches():
+        for c in self._required():
             # nodes feed only the capacity estimate: without them the cluster is still usable
             if not c.synced and not c.absent and c.resource != NODES:
                 return c.problem or f"{c.resource} in {self.name} is not in sync"
@@ -140,7 +161,7 @@ class ClusterView:
         deadline = time.monotonic() + timeout
         nodes_deadline: float | None = None
         while time.monotonic() < deadline:
-            caches = self.caches()
+            caches = self._required()
             if any(c.forbidden for c in caches if c.resource != NODES):
                 return False  # RBAC refuses it: waiting changes nothing, say so now
             if all(c.synced or c.absent for c in caches if c.resource != NODES):
