@@ -198,3 +198,17 @@ def test_no_setting_beats_the_ceiling() -> None:
         for lead in (0, 60):
             o = evaluate(Knobs(tpr, 0.0, 0, 0, 0, lead), p)
             assert o.slo_attainment <= (most.slo_attainment or 0.0)
+
+
+def test_search_tries_standing_secondaries_when_spikes_outrun_start_up() -> None:
+    """Spikes of 6 requests every 100 s, each served within 2 s only by 2 Ready replicas; the primary holds 1 and a
+    secondary starts in 60 s. Bursting after a spike is always too late for it, and 97 % leaves no spike to
+    miss: only a secondary standing from the start (minReplicas above the primary's capacity) meets the SLO."""
+    spikes = RequestLog(tuple(Request(100.0 * j, 1.0) for j in range(1, 11) for _ in range(6)))
+    spec = policy(targets=[{"name": "aws", "maxReplicas": 10}], maxReplicas=11, behavior={"pollIntervalSeconds": 5})
+    model = ServiceModel(tokens_per_second=1.0, startup_seconds={"primary": 5, "aws": 60})
+    p = Problem(spec, spikes, {}, 1, model, Slo(2, 0.97), 1.0, 0.0)
+    result = search(p, budget_seconds=300, workers=1, seed=3, max_evaluations=80)
+    assert result.best.met
+    assert result.best.knobs.min_replicas > 1  # the primary's capacity: the rest stands in the secondary
+    assert all(not o.met for o in result.outcomes.values() if o.knobs.min_replicas <= 1)
