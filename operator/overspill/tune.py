@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import yaml
@@ -340,6 +340,9 @@ def search(
 
     sweep = _sweep(base, mins, _warm_primary(problem))
     rng.shuffle(sweep)
+    # first (popped from the end), the policy as written at each minReplicas: a handful of replays that say which
+    # level (a warm primary, standing secondaries) the moves around the best start from
+    sweep.extend(replace(base, min_replicas=m) for m in mins if m != base.min_replicas)
 
     def propose() -> Knobs | None:
         # half the time the coarse sweep of the knobs that matter most, else moves around the best or random ones

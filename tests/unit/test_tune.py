@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from overspill.api import parse_policy_spec
 from overspill.simulate import ServiceModel, Slo, ceiling
 from overspill.traces import Request, RequestLog
-from overspill.tune import Knobs, Problem, evaluate, frontier, search
+from overspill.tune import Knobs, Problem, evaluate, frontier, min_replica_options, search
 from tests.unit.engine_helpers import policy
 
 OVERSPILL = str(Path(sys.executable).parent / "overspill")
@@ -212,3 +213,12 @@ def test_search_tries_standing_secondaries_when_spikes_outrun_start_up() -> None
     assert result.best.met
     assert result.best.knobs.min_replicas > 1  # the primary's capacity: the rest stands in the secondary
     assert all(not o.met for o in result.outcomes.values() if o.knobs.min_replicas <= 1)
+
+
+def test_search_first_replays_the_policy_at_each_min_replicas_level() -> None:
+    """The few replays that say which level (warm primary, standing secondaries) to search around come first."""
+    p = problem()
+    levels = min_replica_options(p)
+    result = search(p, budget_seconds=300, workers=1, seed=3, max_evaluations=len(levels))
+    base = Knobs.of(p.spec)
+    assert set(result.outcomes) == {replace(base, min_replicas=m) for m in levels}
