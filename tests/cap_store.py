@@ -34,6 +34,7 @@ class FakeCapStore:
         entries: Mapping[str, Reservation],
         lease_seconds: int,
         owner: str | None = None,
+        settling: bool = False,
     ) -> Shared:
         with self._lock:
             if self.broken:
@@ -45,7 +46,7 @@ class FakeCapStore:
             self.writes += 1
             self.owners[target] = owner
             version = str(int(current.version or 0) + 1 if current else 1)
-            self.objects[namespace, target] = Shared(version, dict(entries))
+            self.objects[namespace, target] = Shared(version, dict(entries), settling=settling)
             return self.objects[namespace, target]
 
     def entries(self, target: str, namespace: str = "ops") -> dict[str, int]:

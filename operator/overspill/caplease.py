@@ -8,6 +8,9 @@ the last free room. The reservations are a JSON map in one annotation (policy ui
 Why a Lease and not the BurstTarget's status: the status is written by every process's probe daemon (every write
 of theirs would make reservations retry) and is watched by Kopf in every process; nobody watches the Lease, it is
 written only when a reservation changes, and it is the object Kubernetes made for this kind of coordination.
+
+A digest of the reservations beside them tells an edit by hand from what an operator wrote: such a Lease, like one
+deleted, has lost the reservations in flight (reservations.py says what happens then; `settling` marks it).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from overspill.api.crd import GROUP, VERSION
 from overspill.reservations import CapConflict, CapStoreError, Reservation, Shared
 
 RESERVATIONS = "overspill.dev/reservations"
+DIGEST = "overspill.dev/reservations-digest"  # sha256 of RESERVATIONS as written by an operator
+SETTLING = "overspill.dev/settling"  # "true": the reservations were found lost; growth is held for the lease
 TARGET_LABEL = "overspill.dev/target"
 LEASE_PREFIX = "overspill-cap-"
 
@@ -45,20 +50,30 @@ def lease_name(target: str) -> str:
     return name[:236] + "-" + hashlib.sha256(target.encode()).hexdigest()[:16]
 
 
+def digest(encoded: str) -> str:
+    return hashlib.sha256(encoded.encode()).hexdigest()[:16]
+
+
 def _decode(lease: Mapping[str, Any]) -> Shared:
     meta = lease.get("metadata") or {}
-    raw = (meta.get("annotations") or {}).get(RESERVATIONS) or "{}"
+    annotations = meta.get("annotations") or {}
+    raw = annotations.get(RESERVATIONS)
+    # edited by hand: removed, not what an operator wrote (its digest; a Lease from before digests has none)
+    damaged = raw is None or (DIGEST in annotations and annotations[DIGEST] != digest(raw))
     entries: dict[str, Reservation] = {}
     try:
-        data = json.loads(raw)
+        data = json.loads(raw or "{}")
     except ValueError:
-        data = {}  # a hand-mangled annotation: no reservations (observed mirrors still count)
-    for uid, e in (data if isinstance(data, dict) else {}).items():
+        data, damaged = {}, True
+    if not isinstance(data, dict):
+        data, damaged = {}, True
+    for uid, e in data.items():
         try:
             entries[str(uid)] = Reservation(int(e["replicas"]), str(e.get("holder", "")), float(e["until"]))
         except (KeyError, TypeError, ValueError):
-            continue
-    return Shared(str(meta.get("resourceVersion") or "") or None, entries)
+            damaged = True
+    version = str(meta.get("resourceVersion") or "") or None
+    return Shared(version, entries, damaged=damaged, settling=annotations.get(SETTLING) == "true")
 
 
 def _encode(entries: Mapping[str, Reservation]) -> str:
@@ -94,8 +109,11 @@ class LeaseCapStore:
         entries: Mapping[str, Reservation],
         lease_seconds: int,
         owner: str | None = None,
+        settling: bool = False,
     ) -> Shared:
         now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        encoded = _encode(entries)
+        annotations = {RESERVATIONS: encoded, DIGEST: digest(encoded)} | ({SETTLING: "true"} if settling else {})
         body: dict[str, Any] = {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
@@ -103,7 +121,7 @@ class LeaseCapStore:
                 "name": lease_name(target),
                 "namespace": namespace,
                 "labels": {"app.kubernetes.io/managed-by": "overspill", TARGET_LABEL: target[:63].rstrip("-.")},
-                "annotations": {RESERVATIONS: _encode(entries)},
+                "annotations": annotations,
             },
             "spec": {"holderIdentity": self.holder, "renewTime": now, "leaseDurationSeconds": lease_seconds},
         }

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from overspill.reservations import CapLedger
+from overspill.reservations import CapLedger, Shared
 from tests.cap_store import FakeCapStore
 from tests.unit.test_reservations import World, act, plan
 
@@ -26,8 +26,14 @@ class Clock:
         return self.now
 
 
+def in_use(store: FakeCapStore) -> FakeCapStore:
+    """The store of a cap in use: its Lease exists (without one, mirrors running there mean it was lost)."""
+    store.objects[NS, T] = Shared("1", {})
+    return store
+
+
 def operator(store: FakeCapStore, cap: int, world: World, clock: Clock | None = None, name: str = "op") -> CapLedger:
-    ledger = CapLedger(store, holder=name, wall=clock or Clock())
+    ledger = CapLedger(store, holder=name, clock=clock or Clock())
     ledger.set_cap(T, cap, NS)
     ledger.rebuild(T, dict(world.running))
     return ledger
@@ -116,7 +122,7 @@ def test_steady_state_writes_nothing() -> None:
     a = operator(store, 10, world)
     tick(a, world, "p", 7)
     writes = store.writes
-    assert writes == 1 and store.entries(T) == {"p": 7}
+    assert writes == 2 and store.entries(T) == {"p": 7}  # the Lease created at the first rebuild, then the reservation
     for _ in range(20):
         tick(a, world, "p", 7)
     assert store.writes == writes
@@ -155,7 +161,7 @@ def test_a_deleted_policy_gives_its_reservation_back() -> None:
 
 
 def test_an_unreadable_store_stops_growth_and_shrinks_nothing() -> None:
-    store, world = FakeCapStore(), World(10, running={"p": 3})
+    store, world = in_use(FakeCapStore()), World(10, running={"p": 3})
     a = operator(store, 10, world)
     store.broken = "HTTP 403 Forbidden"
     assert a.reserve(T, "p", 8, 3) == 3  # unknown = unsafe: no growth
@@ -169,7 +175,7 @@ def test_an_unreadable_store_stops_growth_and_shrinks_nothing() -> None:
 
 def test_a_lowered_cap_is_shed_in_shares_not_all_by_everyone() -> None:
     """Cap 10 filled 7 + 3, lowered to 6: before, both shed the whole excess at once (down to 3 + 0), then grew back."""
-    store, world = FakeCapStore(), World(6, running={"a": 7, "b": 3})
+    store, world = in_use(FakeCapStore()), World(6, running={"a": 7, "b": 3})
     ops = {u: operator(store, 6, world, name=u) for u in ("a", "b")}
     planned = {u: plan(ops[u], world, u, 10) for u in ops}  # both decide before either acts
     for u, n in planned.items():
