@@ -14,6 +14,7 @@ from kubernetes.client import ApiException
 from overspill import metrics, report
 from overspill.adapters.kube import DELETION_COST, Cluster, PodInfo, pod_info
 from overspill.adapters.mirror import (
+    DRIFT_STREAK,
     POLICY_UID,
     TEMPLATE_HASH,
     MirrorClient,
@@ -40,7 +41,7 @@ from overspill.decide import busy as busy_rules
 from overspill.decide.busy import BUSY_COST
 from overspill.decide.capacity import admitted_shape
 from overspill.decide.conflicts import autoscaler_conflict
-from overspill.decide.drift import DriftStreak, corrected
+from overspill.decide.drift import DriftStreak, corrected, decode_streak, encode_streak
 from overspill.decide.reasons import Reason
 from overspill.decide.tenancy import placement_refusal, pod_security_labels
 from overspill.report import DependencyReport, SafetyReport, TargetReport, TrafficReport
@@ -197,6 +198,12 @@ def _holding(views: list[_TargetView], decision: Decision) -> set[str]:
         for v in views
         if decision.placement.targets.get(v.spec.name, 0) > 0 or (v.mirror is not None and v.mirror.replicas > 0)
     }
+
+
+def _kept_streak(live: dict[str, Any], now: float) -> DriftStreak:
+    """The drift backoff written on the mirror with its last correction (an operator restarted meanwhile)."""
+    kept = decode_streak(((live.get("metadata") or {}).get("annotations") or {}).get(DRIFT_STREAK))
+    return kept if kept is not None and kept.last <= now else DriftStreak()
 
 
 class Reconciler:
@@ -453,7 +460,13 @@ class Reconciler:
         if body is not None and view.live is not None:
             changed = body["metadata"]["annotations"][TEMPLATE_HASH] != obs.template_hash
             drifted = self._drifted(key, body, view.live, view.client)
-            streak = self._drift.get(key, DriftStreak())
+            if not changed and not drifted and not rollout_covers(body, view.live):
+                # the primary's rollout strategy changed, nothing else (the hash covers the template only): no
+                # pod restarts for it, so it goes at once, busy runners or not
+                annotated = bool((view.live.get("metadata") or {}).get("annotations"))
+                self._applied[key] = template_fingerprint(view.client.replace(body, annotated=annotated))
+                return 1
+            streak = self._drift.get(key) or _kept_streak(view.live, notes.now)
             if not drifted and streak.quiet(notes.now):
                 self._drift.pop(key, None)
                 self._writers.pop(key, None)
@@ -472,11 +485,13 @@ class Reconciler:
                 else:
                     if drifted and not changed and streak.corrections:  # drift again after a correction: a fight
                         self._writers[key] = self._last_writer(view)
+                    if drifted and not changed:
+                        streak = corrected(streak, notes.now, float(spec.behavior.poll_interval_seconds))
+                        body["metadata"]["annotations"][DRIFT_STREAK] = encode_streak(streak)  # kept over restarts
                     annotated = bool((view.live.get("metadata") or {}).get("annotations"))
                     stored = view.client.replace(body, annotated=annotated)
                     self._applied[key] = template_fingerprint(stored)
                     if drifted and not changed:
-                        streak = corrected(streak, notes.now, float(spec.behavior.poll_interval_seconds))
                         self._drift[key] = streak
                         where = f"mirror {view.ref.namespace}/{view.ref.name} in {view.spec.name}"
                         if streak.fight:

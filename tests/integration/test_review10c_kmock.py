@@ -13,11 +13,21 @@ from overspill.adapters import mirror as mirror_adapter
 from overspill.adapters.kube import Cluster
 from overspill.adapters.mirror import POLICY_UID
 from overspill.api import parse_target_spec
+from overspill.api.policy import BurstPolicyStatus
 from overspill.targets import TargetRegistry
 from overspill.views import MANAGED_SELECTOR
 from overspill.views.resource import DEPLOYMENTS, PODS
 from tests.integration.conftest import FakeMetrics, deployment, pod
-from tests.integration.safety_setup import MANAGED, REF, make, tick, until, workload_reading_a_config_map, writes
+from tests.integration.safety_setup import (
+    MANAGED,
+    REF,
+    make,
+    mirror_seen,
+    tick,
+    until,
+    workload_reading_a_config_map,
+    writes,
+)
 from tests.integration.test_reconcile_kmock import _close_views, spec, synced_view
 
 pytestmark = pytest.mark.integration
@@ -143,3 +153,25 @@ async def test_deleting_a_policy_whose_spec_no_longer_parses_and_has_no_busy_rul
     await until(lambda: r.targets.get("aws").view.cache(PODS).by_label(POLICY_UID, "uid-1"))  # type: ignore[union-attr]
     await asyncio.to_thread(r.release, REF, None, places={("aws", "mirror")}, busy_rules=False)
     assert int(emulator.objects["apps/v1/deployments", "mirror", "vllm"]["spec"]["replicas"]) == 0
+
+
+@pytest.mark.parametrize("workload_class", ["Inference", "CIRunner"])
+async def test_a_change_of_only_the_primarys_strategy_reaches_the_mirror(
+    emulator: Any, cluster: Cluster, workload_class: str
+) -> None:
+    """The mirror's template hash covers the template, not the rollout strategy: a primary switched to Recreate
+    (and nothing else) left the mirror rolling by RollingUpdate until the next template change. A strategy change
+    restarts no pod, so a busy runner does not hold it back."""
+    emulator.objects["apps/v1/deployments", "ml", "vllm"] = deployment("vllm", "ml", 2)
+    emulator.objects["v1/pods", "mirror", "m-busy"] = pod("m-busy", "mirror", labels=MANAGED, annotations={"b": "true"})
+    r = await make(cluster, FakeMetrics(150))
+    ci = {"workloadClass": "CIRunner", "minReplicas": 0, "busy": {"podAnnotation": "b"}}
+    s = spec(**(ci if workload_class == "CIRunner" else {}))
+    out = await tick(r, s)
+    await until(lambda: mirror_seen(r, "mirror") == 7)
+    assert emulator.objects["apps/v1/deployments", "mirror", "vllm"]["spec"]["strategy"]["type"] == "RollingUpdate"
+    recreate = {"spec": {"strategy": {"type": "Recreate", "rollingUpdate": None}}}
+    await asyncio.to_thread(cluster.apps.patch_namespaced_deployment, "vllm", "ml", recreate)
+    await tick(r, s, BurstPolicyStatus.model_validate(out.status))
+    strategy = emulator.objects["apps/v1/deployments", "mirror", "vllm"]["spec"]["strategy"]
+    assert strategy["type"] == "Recreate", strategy

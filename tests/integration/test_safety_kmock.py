@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -365,7 +366,7 @@ async def test_a_per_tenant_pattern_keeps_a_policy_out_of_another_tenants_namesp
 ) -> None:
     """One BurstTarget for every tenant: the policy in `ml` names tenant `other`'s burst namespace."""
     emulator.objects["apps/v1/deployments", "ml", "vllm"] = deployment("vllm", "ml", 8)
-    target = {"allowedTargetNamespaces": ["{namespace}", "{namespace}-burst"]}
+    target = {"allowedTargetNamespaces": ["{namespace}-burst"]}
     s = spec(targets=[{"name": "aws", "overrides": {"namespace": into}}])
     out = await tick(await make(cluster, FakeMetrics(150), target=target), s)
     assert present(emulator, into) is allowed
@@ -410,3 +411,33 @@ async def test_an_hpa_on_the_workload_refuses_the_policy(emulator: Any, cluster:
     assert writes(emulator) == []
     ready = next(c for c in out.status["conditions"] if c["type"] == "Ready")
     assert ready["reason"] == "Conflict" and "HorizontalPodAutoscaler vllm" in ready["message"]
+
+
+async def test_a_drift_fight_is_not_forgotten_when_the_operator_restarts(emulator: Any, cluster: Cluster) -> None:
+    """The backoff was in memory: a restarted operator corrected the next drift at once and started the backoff
+    again from one poll, so a fighting controller got a rollout every few polls across restarts. It is kept on the
+    mirror (annotation overspill.dev/drift-backoff) now."""
+    emulator.objects["apps/v1/deployments", "ml", "vllm"] = deployment("vllm", "ml", 2)
+    r = await make(cluster, FakeMetrics(150))
+    out = await tick(r, spec())
+    await until(lambda: mirror_seen(r, "mirror") == 7)
+
+    async def strike(operator: Reconciler, i: int) -> int:
+        edit = {"spec": {"template": {"metadata": {"annotations": {"engine/mutated": str(i)}}}}}
+        mutated = lambda o: (o["spec"]["template"]["metadata"].get("annotations") or {}).get("engine/mutated")  # noqa: E731
+        await _hand_edit(operator, cluster, edit, lambda o: mutated(o) == str(i))
+        before = mirror_patches(emulator)
+        nonlocal out
+        out = await tick(operator, spec(), BurstPolicyStatus.model_validate(out.status))
+        return mirror_patches(emulator) - before
+
+    for i in range(3):  # corrected, corrected (a fight: the next waits 2 polls), then held
+        await strike(r, i)
+    kept = emulator.objects["apps/v1/deployments", "mirror", "vllm"]["metadata"]["annotations"]
+    # when the last correction was made (without the annotation: no later than the old operator's clock now)
+    last = json.loads(kept.get("overspill.dev/drift-backoff") or "{}").get("last", r.clock.now)  # type: ignore[attr-defined]
+    restarted = await make(cluster, FakeMetrics(150))
+    restarted.clock = lambda: last + 1.0  # restarted at once, well within the backoff of the last correction
+    await until(lambda: mirror_seen(restarted, "mirror") == 7)
+    assert await strike(restarted, 3) == 0, "the restarted operator forgot the fight and corrected at once"
+    assert kinds(out)["MirrorsUpToDate"] == ("False", "MirrorDriftFight")

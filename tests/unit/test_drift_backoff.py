@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from overspill.decide.drift import DRIFT_BACKOFF_CAP, DriftStreak, corrected
+from overspill.decide.drift import DRIFT_BACKOFF_CAP, DriftStreak, corrected, decode_streak, encode_streak
 
 
 def test_a_fight_doubles_the_wait_up_to_the_cap() -> None:
@@ -33,3 +33,13 @@ def test_a_quiet_period_ends_the_streak() -> None:
     assert streak.fight
     later = corrected(streak, 70.0 + 2 * DRIFT_BACKOFF_CAP + 1, base=10.0)
     assert later.corrections == 1 and not later.fight
+
+
+def test_the_streak_kept_on_the_mirror_round_trips_and_junk_starts_afresh() -> None:
+    streak = DriftStreak(corrections=4, last=1_800_000_000.5, not_before=1_800_000_016.5)
+    assert decode_streak(encode_streak(streak)) == streak
+    for junk in (None, "", "x", "[]", '{"corrections": "a", "last": 1, "notBefore": 2}', '{"last": 1}'):
+        assert decode_streak(junk) is None, junk
+    # a hand-edited annotation holds corrections back no longer than the cap
+    held = decode_streak('{"corrections": 9, "last": 100, "notBefore": 1e12}')
+    assert held is not None and held.not_before == 100 + DRIFT_BACKOFF_CAP

@@ -26,6 +26,7 @@ ORIGIN_CLUSTER = "overspill.dev/origin-cluster"
 ORIGIN_NAMESPACE = "overspill.dev/origin-namespace"
 ORIGIN_POLICY = "overspill.dev/origin-policy"
 TEMPLATE_HASH = "overspill.dev/template-hash"
+DRIFT_STREAK = "overspill.dev/drift-backoff"  # the drift corrections' backoff (decide/drift.py), kept over restarts
 TARGET_NAME = "overspill.dev/target"  # the BurstTarget that placed the mirror (two targets may name one cluster)
 FIELD_MANAGER = "overspill"  # our writes in the mirror's managedFields: anyone else there is another writer
 # a Deployment's default rollout, written explicitly so that an edited strategy is drift and is put back

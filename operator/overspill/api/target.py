@@ -67,8 +67,10 @@ class BurstTargetSpec(ApiModel):
         max_length=256,
         description="Namespaces in this cluster that mirrors of any policy may land in (overrides.namespace "
         "included). An entry may be a pattern: `{namespace}` stands for the policy's own namespace and `*` for "
-        'any run of letters, digits and dashes, so `["{namespace}", "{namespace}-burst"]` gives each tenant '
-        "its own namespaces. A literal name or a bare `*` is open to every tenant allowed here. Unset: "
+        'any run of letters, digits and dashes, so `["{namespace}-burst"]` gives each tenant its own namespace. '
+        "A namespace the patterns give to two policy namespaces (with `{namespace}` and `{namespace}-burst`, "
+        "`a-burst` is tenant a's and tenant a-burst's) belongs to the one named like it, or to neither: it is "
+        "refused to the other. A literal name or a bare `*` is open to every tenant allowed here. Unset: "
         '`["{namespace}"]`, only the namespace with the policy\'s own namespace name. A refused placement '
         "creates nothing.",
     )
