@@ -172,6 +172,8 @@ async def test_a_change_of_only_the_primarys_strategy_reaches_the_mirror(
     assert emulator.objects["apps/v1/deployments", "mirror", "vllm"]["spec"]["strategy"]["type"] == "RollingUpdate"
     recreate = {"spec": {"strategy": {"type": "Recreate", "rollingUpdate": None}}}
     await asyncio.to_thread(cluster.apps.patch_namespaced_deployment, "vllm", "ml", recreate)
+    primary = r.primary_view.cache(DEPLOYMENTS)
+    await until(lambda: (primary.get("ml", "vllm") or {})["spec"]["strategy"]["type"] == "Recreate")  # the view saw it
     await tick(r, s, BurstPolicyStatus.model_validate(out.status))
     strategy = emulator.objects["apps/v1/deployments", "mirror", "vllm"]["spec"]["strategy"]
     assert strategy["type"] == "Recreate", strategy
