@@ -16,6 +16,7 @@ from overspill.adapters.kube import DELETION_COST, Cluster, PodInfo, pod_info
 from overspill.adapters.mirror import (
     DRIFT_STREAK,
     POLICY_UID,
+    TARGET_NAME,
     TEMPLATE_HASH,
     MirrorClient,
     MirrorConflict,
@@ -382,11 +383,15 @@ class Reconciler:
         if not ledger.stale(target, now, USAGE_REBUILD_SECONDS):
             return
         per_policy: dict[str, int] = {}
+        placed = False  # through this BurstTarget (another one may name the same cluster and never used its Lease)
         for m in mirrors:
             uid = ((m.get("metadata") or {}).get("labels") or {}).get(POLICY_UID)
             if uid:
-                per_policy[uid] = per_policy.get(uid, 0) + int((m.get("spec") or {}).get("replicas") or 0)
-        ledger.rebuild(target, per_policy, now)
+                replicas = int((m.get("spec") or {}).get("replicas") or 0)
+                per_policy[uid] = per_policy.get(uid, 0) + replicas
+                by = ((m.get("metadata") or {}).get("annotations") or {}).get(TARGET_NAME)
+                placed = placed or (replicas > 0 and by in (None, target))
+        ledger.rebuild(target, per_policy, now, placed=placed)
 
     def _reserve(
         self, ref: PolicyRef, views: list[_TargetView], decision: Decision, problems: dict[str, str]
@@ -404,6 +409,8 @@ class Reconciler:
             granted = max(0, total - v.draining)
             if granted < want:
                 targets[v.spec.name], short = granted, short + want - granted
+            # a lost shared object holds growth before planning (the room it shows is what runs): said either way
+            if granted < want or self.targets.ledger.holding(v.spec.name):
                 why = self.targets.ledger.problem(v.spec.name)
                 if why:
                     problems[v.spec.name] = f"BurstTarget {v.spec.name}: {why}; nothing grows there until they can"

@@ -21,8 +21,8 @@ A shared object that vanished (deleted by hand, or garbage-collected with a Burs
 or whose reservations were edited by hand has lost the reservations in flight: usage is unknown until every
 operator has counted the mirrors they paid for. The process that finds it so marks it (`settling`), and every
 process that reads the mark holds growth on the target for `lease_seconds` of its own clock; each keeps what it
-runs and its own live reservations (written again into the object). A brand-new target (no object, nothing running
-there, no object ever seen) has nothing to lose and does not wait.
+runs and its own live reservations (written again into the object). A brand-new target (no object, no mirror placed
+through it running there, no object ever seen) has nothing to lose and does not wait.
 
 No I/O here: the store is passed in.
 """
@@ -98,6 +98,7 @@ class _Account:
     finder: bool = False  # this process found them lost (not only read the mark): it writes the mark
     observed: dict[str, int] = field(default_factory=dict)  # policy uid -> replicas of its mirrors seen here
     known: bool = False  # observed rebuilt from the target's real mirrors since the operator started
+    placed: bool = False  # mirrors placed through this target run there: a missing shared object was lost
     rebuilt_at: float = float("-inf")
     version: str | None = None
     fetched: bool = False  # `reserved` and `version` are a copy of the shared object (else: read it first)
@@ -138,7 +139,7 @@ class _Account:
         """Take the shared object as read or written; True when it shows the reservations were lost."""
         self.take(shared.entries, now)
         self.version, self.marked = shared.version, shared.settling
-        vanished = shared.version is None and (self.existed or any(self.observed.values()))
+        vanished = shared.version is None and (self.existed or self.placed)
         self.existed = self.existed or shared.version is not None
         lost = vanished or shared.damaged
         if lost and not self.held(now):
@@ -212,12 +213,14 @@ class CapLedger:
         with self._lock:
             self._accounts.pop(target, None)
 
-    def rebuild(self, target: str, mirrors: Mapping[str, int], now: float = 0.0) -> None:
+    def rebuild(self, target: str, mirrors: Mapping[str, int], now: float = 0.0, placed: bool | None = None) -> None:
         """What really runs on the target, per policy uid (replicas of mirrors found by label). Until the
-        first rebuild after start, no policy may grow on a capped target: its usage is unknown."""
+        first rebuild after start, no policy may grow on a capped target: its usage is unknown. `placed`: some of
+        them were placed through this very target (default: any runs), so its shared object has been written."""
         with self._lock:
             acct = self._account(target)
             acct.observed = {uid: n for uid, n in mirrors.items() if n > 0}
+            acct.placed = any(acct.observed.values()) if placed is None else placed
             acct.known = True
             acct.rebuilt_at = now
             first = acct.cap is not None and not acct.fetched and self.store is not None and acct.scope is not None
@@ -311,6 +314,12 @@ class CapLedger:
             now = self._clock()
             return sum(acct.charge(u, now) for u in acct.reserved.keys() | acct.observed.keys())
 
+    def holding(self, target: str) -> bool:
+        """Growth on the target is held: its shared reservations were found lost (for the lease, this clock)."""
+        with self._lock:
+            acct = self._accounts.get(target)
+            return acct is not None and acct.held(self._clock())
+
     def problem(self, target: str) -> str | None:
         """Why nobody may grow on the target now (its shared reservations could not be read or written)."""
         with self._lock:
@@ -319,8 +328,8 @@ class CapLedger:
                 return None
             if acct.problem is None and acct.held(self._clock()):
                 return (
-                    "its shared reservations were lost (the Lease was deleted or edited by hand) and are counted "
-                    "again from the mirrors"
+                    "its shared reservations were lost (the Lease was deleted or edited by hand) and must be "
+                    f"counted again from the mirrors (for {self.lease_seconds} s)"
                 )
             return acct.problem
 

@@ -21,7 +21,7 @@ from overspill.reservations import CapStore
 from overspill.targets import TargetRegistry
 from tests.cap_store import FakeCapStore
 from tests.integration.conftest import FakeMetrics, deployment
-from tests.integration.safety_setup import make, replicas, tick
+from tests.integration.safety_setup import MANAGED, make, replicas, tick
 from tests.integration.test_reconcile_kmock import _close_views, spec, synced_view
 
 pytestmark = pytest.mark.integration
@@ -106,3 +106,28 @@ async def test_unknown_shared_reservations_stop_growth_and_shrink_nothing(emulat
     store.broken = None
     out = await tick(r, spec())
     assert replicas(emulator, "mirror") == 7, out.decision
+
+
+@pytest.mark.parametrize(("placed_by", "held"), [("aws", True), ("other", False)])
+async def test_a_lost_cap_lease_holds_growth_until_the_mirrors_are_counted(
+    emulator: Any, cluster: Cluster, placed_by: str, held: bool
+) -> None:
+    """rev10c: a cap Lease gone (deleted by hand, or garbage-collected with its BurstTarget re-applied) while a
+    mirror placed through the target runs: its reservations in flight were lost, so nobody grows there for the
+    lease (the condition says why) and nothing shrinks. A mirror that another BurstTarget of the same cluster
+    placed says nothing about this target's Lease: a new capped target grows at once."""
+    store = FakeCapStore()
+    emulator.objects["apps/v1/deployments", "ml", "vllm"] = deployment("vllm", "ml", 8)
+    running = deployment("vllm", "other", 2, labels={**MANAGED, "overspill.dev/policy-uid": "uid-other"})
+    running["metadata"]["annotations"] = {"overspill.dev/target": placed_by}
+    emulator.objects["apps/v1/deployments", "other", "vllm"] = running
+    reg = TargetRegistry(store, holder="op")
+    reg.upsert("aws", parse_target_spec({**TARGET, "allowedTargetNamespaces": ["mirror"]}))
+    reg.set_health("aws", cluster=cluster, healthy=True, message="ok")
+    reg.set_view("aws", await synced_view("aws", cluster))
+    r = await make(cluster, FakeMetrics(150), registry=reg)  # 15 wanted: the primary's 8, 7 beyond it
+    out = await tick(r, spec())
+    assert replicas(emulator, "mirror") == (None if held else 7), out.decision
+    assert emulator.objects["apps/v1/deployments", "other", "vllm"]["spec"]["replicas"] == 2
+    cond = next(c for c in out.status["conditions"] if c["type"] == "TargetsAvailable")
+    assert ("were lost" in cond["message"]) is held, cond

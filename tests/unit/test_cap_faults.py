@@ -85,6 +85,17 @@ def test_a_brand_new_target_grows_at_once() -> None:
     assert a.problem(T) is None
 
 
+def test_mirrors_placed_through_another_target_of_the_cluster_do_not_hold_a_new_one() -> None:
+    """A new capped BurstTarget naming a cluster where another BurstTarget's mirrors run: its Lease was never
+    written, nothing was lost, so it does not wait (its view counts those mirrors against the cap all the same)."""
+    store, clock = FakeCapStore(), Clock()
+    a = CapLedger(store, holder="op-a", clock=clock)
+    a.set_cap(T, 6, scope=NS)
+    a.rebuild(T, {"p-other": 2}, now=clock(), placed=False)
+    assert a.reserve(T, "p1", 4, 0) == 4
+    assert a.reserve(T, "p2", 1, 0) == 0  # 2 + 4 of 6
+
+
 def test_a_target_with_mirrors_but_no_lease_holds() -> None:
     """Mirrors run there but the Lease is gone (its BurstTarget deleted and re-applied: the garbage collector took
     it): reservations in flight were lost with it."""
