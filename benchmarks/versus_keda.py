@@ -905,9 +905,10 @@ def main() -> None:
     ap.add_argument("--table", action="store_true", help="print the Markdown table from the results and exit")
     args = ap.parse_args()
     if args.table:
-        from benchmarks.versus_keda_table import table
+        from benchmarks.versus_keda_table import provenance, table
 
-        print(table(json.loads((RESULTS / f"{args.name}.json").read_text())))
+        results = json.loads((RESULTS / f"{args.name}.json").read_text())
+        print(table(results) + "\n\n" + provenance(results))
         return
     args.settings = args.settings.split(",")
     if args.phase_timeout is None:

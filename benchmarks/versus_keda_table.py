@@ -141,3 +141,32 @@ def table(results: dict[str, Any]) -> str:
                 f"| {theirs['primary_pending']} | {_fmt(median, 's')} |"
             )
     return "\n".join(lines)
+
+
+def _loads(run: Run) -> str:
+    """The machine's 1-minute load average at the run's start, its steady window's start and after it."""
+    marks = [
+        run.get("load_average_1_5_15"),
+        (run.get("steady") or run.get("still_starting") or {}).get("window", {}).get("load_average_1_5_15_at_start"),
+        run.get("load_average_after"),
+    ]
+    return " / ".join("?" if not m else f"{m[0]:.1f}" for m in marks)
+
+
+def provenance(results: dict[str, Any]) -> str:
+    """Which run each figure of the tables comes from: when, at what machine load, with which command (a pair of
+    runs from two invocations, or under different loads, says so here)."""
+    lines = [
+        "| N | scenario | setting | tool | started (UTC; older runs: saved) | load: start / steady window / after "
+        "| command |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for scenario in ("scaling", "full"):
+        for n, setting, ours, theirs in pairs(results, scenario):
+            for run in (ours, theirs):
+                stamp = str(run.get("started_utc") or run.get("measured_at") or "?")
+                lines.append(
+                    f"| {n} | {scenario} | {setting} | {run['tool']} | {stamp} | {_loads(run)} "
+                    f"| `{run.get('command', '?')}` |"
+                )
+    return "\n".join(lines)

@@ -213,3 +213,23 @@ def test_keda_tuned_equal_is_its_client_advice_with_the_equal_poll() -> None:
     assert keda.config("tuned-equal")["pollingInterval"] == EQUAL_POLL
     assert "pollingInterval" not in keda.config("tuned")
     assert ours.poll("tuned-equal") == ours.poll("defaults") == EQUAL_POLL  # its default poll is the equal poll
+
+
+def test_every_pair_of_runs_says_when_at_what_load_and_with_which_command() -> None:
+    from benchmarks.versus_keda_table import provenance
+
+    ours = {
+        **run("overspill", 2.0, 12.0, 10.0),
+        "started_utc": "2026-11-30T03:00:00Z",
+        "load_average_1_5_15": [7.24, 11.5, 8.0],
+        "steady": {"window": {"load_average_1_5_15_at_start": [3.14, 5.0, 6.0]}},
+        "load_average_after": [2.0, 3.0, 4.0],
+        "command": "python -m benchmarks.versus_keda --objects 10",
+    }
+    stuck = {**run("keda", 8.0, 30.0, 10.0), "measured_at": "2026-11-29T23:42:14Z", "steady": {}}
+    rows = provenance({"runs": [ours, stuck]}).splitlines()[2:]
+    assert rows[0] == (
+        "| 10 | scaling | defaults | overspill | 2026-11-30T03:00:00Z | 7.2 / 3.1 / 2.0 "
+        "| `python -m benchmarks.versus_keda --objects 10` |"
+    )
+    assert rows[1] == "| 10 | scaling | defaults | keda | 2026-11-29T23:42:14Z | ? / ? / ? | `?` |"
