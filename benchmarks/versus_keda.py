@@ -6,13 +6,17 @@
 Needs KEDA built once (`hack/keda build`, cached outside the repo). N Deployments, each with its own queue
 (`sum(overspill_lab_queue_depth{queue="vk-w-0001"})`: N distinct PromQL queries, nothing for either tool to share),
 scaled either by a KEDA ScaledObject (Prometheus scaler, threshold = targetPerReplica = 10) or by a BurstPolicy.
-The tools run one after the other, KEDA first, each alone on the lab.
+Scenario by scenario (all tools' `scaling`, then all tools' `full`), the tools run one after the other on the same
+lab start, each alone on the lab; `--budget-minutes` bounds the whole run (no phase starts after it).
 
 Scenario `scaling`: the primary has room for everything (roomy fake nodes of the benchmark's own). For each
 setting (`defaults`: each tool as installed; `equal`: KEDA's pollingInterval = Overspill's pollIntervalSeconds;
-`tuned`: KEDA's own advice for many ScaledObjects, client QPS/burst 200/300 and 20 concurrent reconciles):
+`tuned`: KEDA's own advice for many ScaledObjects, client QPS/burst 200/300 and 20 concurrent reconciles;
+`tuned-equal`: both):
   1. first act: the queues ask for 2 replicas, the tool starts: time until all N Deployments are at 2;
-  2. steady: the queues hold; API server requests per second (its own apiserver_request_total), tool RSS and CPU;
+  2. steady: once every workload's 2 pods are Ready and `--settle-polls` of the tool's polls passed with no write
+     to a workload (the lab starting 1,000 pods is not either tool's steady cost), the queues hold; API server
+     requests per second (its own apiserver_request_total), tool RSS and CPU; the window's bounds and the load;
   3. changes: `--rounds` times every queue moves (10 <-> 20, i.e. 1 <-> 2 replicas), each at a random moment of a
      10 s window: queue change -> desired replicas written, and -> pods Running, per object.
 Scale-down stabilization is 0 for both tools (KEDA's HPA default is 300 s, Overspill's too): deliberate hysteresis,
