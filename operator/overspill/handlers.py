@@ -389,26 +389,29 @@ async def burstpolicy_loop(
     ns = namespace or ""
     ref = PolicyRef(namespace=ns, name=name, uid=uid)
     writer = rtm.status_writer
-    slot = writer.slot(uid, dict(body.get("status") or {}))
-    prev = BurstPolicyStatus.model_validate(slot.baseline)
-    woken = rtm.triggers.register(uid)
     loop = asyncio.get_running_loop()
     offset = cadence.phase(uid)
     # found while the operator starts (its view not yet listed): the first tick takes the policy's slot in the
     # coming interval, so a thousand policies do not all tick at once, now and every interval after
     starting = not rtm.primary_view.ready
-    # the first tick waits (bounded) for the primary's view: acting on a half-listed cluster is acting blind
-    await asyncio.to_thread(rtm.primary_view.wait_ready, PRIMARY_SYNC_WAIT)
-    due = loop.time()
-    if starting:
-        due = cadence.first_slot(due, _poll_interval(body), offset)
-        await _rest(stopped, woken, max(0.0, due - loop.time()))
+    # registered inside the try: a daemon cancelled while it waits below leaves nothing behind (policy churn)
     try:
+        slot = writer.slot(uid, dict(body.get("status") or {}))
+        prev = BurstPolicyStatus.model_validate(slot.baseline)
+        woken = rtm.triggers.register(uid)
+        # the first tick waits (bounded) for the primary's view: acting on a half-listed cluster is acting blind
+        await asyncio.to_thread(rtm.primary_view.wait_ready, PRIMARY_SYNC_WAIT)
+        due = loop.time()
+        if starting:
+            due = cadence.first_slot(due, _poll_interval(body), offset)
+            await _rest(stopped, woken, max(0.0, due - loop.time()))
         while not stopped:
             started = loop.time()
             regular = started >= due  # the poll's tick, not one woken early by an event
             if regular:
                 metrics.POLL_LATENESS.observe(started - due)
+            if slot.gone:  # a status write answered 404: the policy is deleted, nothing more is done for it
+                return
             try:
                 outcome, interval = await _tick(rtm, ref, body, prev, index)
             except Exception as err:  # keep the loop alive; the next tick retries
@@ -419,8 +422,6 @@ async def burstpolicy_loop(
                 continue
             for etype, reason, message in outcome.events:
                 kopf.event(body, type=etype, reason=reason, message=message)
-            if slot.gone:  # a status write answered 404: the policy is deleted
-                return
             cause = cadence.write_cause(
                 outcome.status,
                 slot.baseline,
@@ -441,7 +442,10 @@ async def burstpolicy_loop(
                 await asyncio.sleep(gap)
     finally:
         rtm.triggers.unregister(uid)
-        writer.forget(uid)  # what it handed over is still written: a stopping operator drains it
+        # what it handed over is written only when the operator exits (its cleanup drains it); deleted, paused
+        # for another operator or moved to another shard, the policy's waiting status is dropped
+        why: kopf.DaemonStoppingReason | None = getattr(stopped, "reason", None)
+        writer.forget(uid, keep_pending=why is not None and bool(why & kopf.DaemonStoppingReason.OPERATOR_EXITING))
         metrics.forget_policy(ns, name)
 
 

@@ -41,6 +41,7 @@ class StatusSlot:
     confirmed: dict[str, Any] = field(default_factory=dict)
     confirmed_at: float = 0.0
     gone: bool = False
+    orphan: bool = False  # its loop ended while a write was in flight: removed once that write is done
 
 
 @dataclass
@@ -63,10 +64,13 @@ class StatusWriter:
         self._idle = asyncio.Event()
 
     def slot(self, uid: str, written: dict[str, Any]) -> StatusSlot:
-        """The policy's slot, made when its loop starts from the status found on the object."""
+        """The policy's slot, made when its loop starts from the status found on the object. A loop started again
+        while its last write is in flight (Kopf respawned the daemon) takes the slot over: it compares against what
+        will be on the object, not against the body it was handed, which that write is about to change."""
         found = self._slots.get(uid)
         if found is None:
             found = self._slots[uid] = StatusSlot(baseline=written, confirmed=written)
+        found.orphan = False
         return found
 
     def submit(
@@ -81,10 +85,22 @@ class StatusWriter:
             self._idle.clear()
             self._start().put_nowait(uid)
 
-    def forget(self, uid: str) -> None:
-        """The policy's loop ended (deleted, or the operator stopping). A status already handed over is still
-        written (a deleted policy's answers 404, once); a loop started again begins from the object's status."""
-        self._slots.pop(uid, None)
+    def forget(self, uid: str, *, keep_pending: bool) -> None:
+        """The policy's loop ended. `keep_pending` (the operator exiting: its cleanup drains): the status handed
+        over is still written. Otherwise (deleted, paused for another operator, no longer this shard's) it is
+        dropped: written by name, it could land on a policy re-created with that name or over the operator that
+        took over. A write already in flight is not called back; the slot goes once it is done."""
+        if not keep_pending:
+            self._pending.pop(uid, None)
+        slot = self._slots.get(uid)
+        if slot is None:
+            return
+        if uid in self._busy:
+            slot.orphan = True
+            if not keep_pending:
+                slot.baseline, slot.baseline_at = slot.confirmed, slot.confirmed_at
+        else:
+            del self._slots[uid]
 
     def pending(self) -> int:
         return len(self._pending)
@@ -142,6 +158,9 @@ class StatusWriter:
 
     def _done(self, uid: str) -> None:
         self._busy.discard(uid)
+        slot = self._slots.get(uid)
+        if slot is not None and slot.orphan:
+            del self._slots[uid]
         if not self._busy:
             self._idle.set()
 
@@ -149,6 +168,8 @@ class StatusWriter:
         slot = self._slots.get(uid)
         if slot is not None:
             slot.confirmed, slot.confirmed_at = item.status, item.at
+            if uid not in self._pending:  # nothing newer handed over: this is what the object says now
+                slot.baseline, slot.baseline_at = item.status, item.at
 
     def _failed(self, uid: str, gone: bool = False) -> None:
         slot = self._slots.get(uid)

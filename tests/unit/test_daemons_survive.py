@@ -35,14 +35,16 @@ def timeout(*_: Any, **__: Any) -> None:
     raise ReadTimeoutError(None, "/apis/overspill.dev/v1alpha1/...", "Read timed out. (read timeout=10)")  # type: ignore[arg-type]
 
 
-def start_policy_loop(reconciler: Any, uid: str, behavior: dict[str, Any], stopped: Any) -> asyncio.Task[Any]:
+def start_policy_loop(
+    reconciler: Any, uid: str, behavior: dict[str, Any], stopped: Any, writer: StatusWriter | None = None
+) -> asyncio.Task[Any]:
     """burstpolicy_loop as Kopf runs it, over a fake runtime whose primary view is in sync."""
     rtm = SimpleNamespace(
         reconciler=reconciler,
         targets=TargetRegistry(),
         triggers=Triggers(),
         primary_view=SimpleNamespace(wait_ready=lambda timeout: True, ready=True),
-        status_writer=StatusWriter(),
+        status_writer=writer or StatusWriter(),
     )
     body = {
         "metadata": {"generation": 1},

@@ -124,7 +124,49 @@ async def test_a_stopping_operator_writes_what_its_policies_handed_over(monkeypa
 
     writer.slot("p", {})
     writer.submit("p", write, {"n": 1}, 1.0, "decision")
-    writer.forget("p")  # the daemon stopped before its write landed
+    writer.forget("p", keep_pending=True)  # the operator exiting: its daemons stopped before their writes landed
     cleanup: Any = handlers.operator_cleanup
     await cleanup(memo={"runtime": SimpleNamespace(status_writer=writer)})
     assert written == [{"n": 1}]
+
+
+async def test_an_exiting_operator_keeps_what_a_stopped_loop_handed_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deleted or paused, a policy's waiting status is dropped (tests/unit/test_rev12c_review.py); the operator
+    exiting keeps it for its cleanup's drain: the last decision reaches the object."""
+    import kopf
+
+    release = threading.Event()
+    written: list[dict[str, Any]] = []
+
+    class Reconciler:
+        def reconcile(self, ref: Any, spec: Any, prev: Any, generation: Any) -> Outcome:
+            return Outcome(None, {"desiredReplicas": 3}, [])
+
+    def slow(rtm: Any, plural: str, ns: Any, name: str, status: dict[str, Any]) -> None:
+        release.wait(10)
+        written.append(status)
+
+    monkeypatch.setattr(handlers, "_patch_status", slow)
+
+    class Exiting(Stopped):
+        reason = kopf.DaemonStoppingReason.OPERATOR_EXITING
+
+    stopped = Exiting()
+    writer = StatusWriter(workers=1)
+    writer.slot("busy", {})
+    writer.submit("busy", lambda status: release.wait(10), {"n": 0}, 0.0, "first")  # the only worker is taken
+    task = start_policy_loop(Reconciler(), "x1", {"pollIntervalSeconds": 1}, stopped, writer=writer)
+    try:
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            if writer.pending():
+                break
+        stopped.flag = True
+        await asyncio.wait({task}, timeout=5)
+        release.set()
+        await asyncio.wait_for(writer.drain(), 5)
+    finally:
+        release.set()
+        await _stop(task)
+        await writer.close()
+    assert written == [{"desiredReplicas": 3}]

@@ -88,12 +88,17 @@ class ScalePaths:
     replicas: tuple[str, ...]
     selector: tuple[str, ...]
 
-    def read(self, obj: dict[str, Any]) -> tuple[int, str]:
-        """(replicas, selector) as GET /scale would answer: a missing replicas field is 0, as the API server says."""
+    def read(self, obj: dict[str, Any]) -> tuple[int, str] | None:
+        """(replicas, selector) as GET /scale would answer: a missing field is 0 or no selector, as the API server
+        says. None where /scale would answer an error (a value of another type: a CRD keeping unknown fields lets
+        one in), so the caller asks /scale and reports its error rather than scaling from a guess."""
         value = _follow(obj, self.replicas)
-        replicas = value if isinstance(value, int) and not isinstance(value, bool) else 0
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            return None
         text = _follow(obj, self.selector) if self.selector else None
-        return replicas, text if isinstance(text, str) else ""
+        if text is not None and not isinstance(text, str):
+            return None
+        return value or 0, text or ""
 
 
 def _dotted(path: Any) -> tuple[str, ...] | None:

@@ -238,14 +238,14 @@ class WatchCache:
                 break
         fresh = {_key(o): o for o in objects}
         with self._lock:
-            gone = [o for k, o in self._objects.items() if k not in fresh]
-            previous = dict(self._objects)
-            self._objects.clear()
-            self._by_ns.clear()
-            self._by_label.clear()
+            previous = self._objects
+            gone = [o for k, o in previous.items() if k not in fresh]
+            # new containers, swapped in whole: `get` reads without the lock, and a store emptied and refilled in
+            # place showed a present workload as missing (its mirrors then drained) between the two
+            self._by_ns, self._by_label = {}, {}
             for key, obj in fresh.items():
-                self._objects[key] = obj
                 self._index(key, obj, add=True)
+            self._objects = fresh
         # a relist is a diff for listeners: what appeared, changed or vanished while we were not watching
         for key, obj in fresh.items():
             self._notify("ADDED" if key not in previous else "MODIFIED", obj, previous.get(key))
