@@ -304,6 +304,7 @@ class State(StrEnum):
     SKIPPED = "Skipped"  # optional and absent: the pod starts without it
     REVOKED = "Revoked"  # our copy of a kind no longer propagated: removed (the owner withdrew the consent)
     LEFT = "Left"  # a shared copy of a kind this policy no longer propagates: it leaves the owners, others keep it
+    STALE = "Stale"  # our copy of an object the template no longer names (a rename): removed, blocks nothing
 
 
 BLOCKING = frozenset({State.MISSING, State.CONFLICT, State.NO_SOURCE, State.REVOKED})
@@ -330,7 +331,7 @@ class CarryPlan:
 
     @property
     def revokes(self) -> tuple[Item, ...]:
-        return tuple(i for i in self.items if i.state in (State.REVOKED, State.LEFT))
+        return tuple(i for i in self.items if i.state in (State.REVOKED, State.LEFT, State.STALE))
 
     @property
     def blocking(self) -> tuple[Item, ...]:
@@ -350,6 +351,9 @@ class Sources:
     target: Mapping[tuple[Kind, str], Mapping[str, Any] | None] = field(default_factory=dict)
     # who uses what there (read only when a copy is to be given up); None: not observable now
     observed: Observed | Callable[[], Observed | None] | None = None
+    # every copy Overspill manages in the target's namespace (of the carried kinds), by key: those listing the
+    # policy among their owners that no reference names any more are the policy's stale copies
+    copies: Mapping[tuple[Kind, str], Mapping[str, Any]] = field(default_factory=dict)
 
     def observation(self) -> Observed | None:
         return self.observed() if callable(self.observed) else self.observed
@@ -375,13 +379,7 @@ def plan(
             if there is not None and policy_uid in held:
                 # copied while it was allowed: a copy must not outlive the owner's consent; shared with other
                 # policies (each with its own consent), it only leaves the owners. Never another policy's copy.
-                meta = there.get("metadata") or {}
-                others = sharers(there, ref.key, policy_uid, found.observation())
-                if others:
-                    body = with_owners(there, others)
-                    items.append(Item(ref, State.LEFT, body, update=True))
-                else:
-                    items.append(Item(ref, State.REVOKED, precondition=(meta.get("uid"), meta.get("resourceVersion"))))
+                items.append(_give_up(ref, there, policy_uid, found.observation(), State.REVOKED))
                 continue
             state = State.PROVIDED if there is not None else (State.SKIPPED if ref.optional else State.MISSING)
             items.append(Item(ref, state))
@@ -416,7 +414,46 @@ def plan(
             # an update is conditional on what was read: a concurrent change answers 409, never is overwritten
             body["metadata"]["resourceVersion"] = version
         items.append(Item(ref, State.TO_COPY, body, update=there is not None))
+    items += _stale(refs, propagation, found, policy_uid)
     return CarryPlan(tuple(items))
+
+
+def _give_up(
+    ref: Reference, there: Mapping[str, Any], policy_uid: str, observed: Observed | None, state: State
+) -> Item:
+    """A copy this policy no longer wants: it only leaves the owners while other policies use it, else it goes (on
+    the condition that it is still the object read)."""
+    others = sharers(there, ref.key, policy_uid, observed)
+    if others:
+        return Item(ref, State.LEFT, with_owners(there, others), update=True)
+    meta = there.get("metadata") or {}
+    return Item(ref, state, precondition=(meta.get("uid"), meta.get("resourceVersion")))
+
+
+def _stale(refs: Sequence[Reference], propagation: Propagation, found: Sources, policy_uid: str) -> list[Item]:
+    """The policy's copies no reference names any more (a Secret or ConfigMap renamed in the template, a volume
+    replaced by overrides): a copy must not outlive its use, least of all a credential in another cloud. One the
+    policy's own mirror there still names (its template is updated after the copies) stays until it does not; a
+    kind whose propagation is off goes at once (the owner withdrew the consent)."""
+    named = {r.key for r in refs}
+    for r in refs:  # the pull secrets of the ServiceAccount copy in place (its source may be gone: still served)
+        sa = found.target.get(r.key) if r.kind == Kind.SERVICE_ACCOUNT else None
+        named |= {x.key for x in service_account_references(sa)} if sa is not None and is_managed(sa) else set()
+    items: list[Item] = []
+    observed: Observed | None = None
+    looked = False
+    for key, there in sorted(found.copies.items()):
+        if key in named or not is_managed(there) or policy_uid not in owners(there):
+            continue
+        if not looked:
+            observed, looked = found.observation(), True
+        in_use = observed is None or policy_uid in observed.users.get(key, frozenset())
+        if propagated(key[0], propagation) and in_use:
+            continue  # the mirror there still names it (or who does is unknown): removed at a later poll
+        items.append(
+            _give_up(Reference(key[0], key[1], "no longer referenced"), there, policy_uid, observed, State.STALE)
+        )
+    return items
 
 
 _FIX = {

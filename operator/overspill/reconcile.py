@@ -46,7 +46,7 @@ from overspill.decide.drift import DriftStreak, corrected, decode_streak, encode
 from overspill.decide.reasons import Reason
 from overspill.decide.tenancy import placement_refusal, pod_security_labels
 from overspill.report import DependencyReport, SafetyReport, TargetReport, TrafficReport
-from overspill.serving import Misses, Serving, Side, import_names, route_names, target_lookup
+from overspill.serving import Misses, Serving, Side, import_names, route_names, target_copies, target_lookup
 from overspill.sweep import SweepResult, sweep
 from overspill.targets import TargetRegistry
 from overspill.triggers import Triggers
@@ -986,6 +986,13 @@ class Reconciler:
                     misses=self._misses if v.mirror.replicas == 0 else None,  # idle there: no GET per poll
                     target=v.spec.name,
                 ),
+                copies=target_copies(
+                    view,
+                    v.client.cluster,
+                    v.ref.namespace,
+                    misses=self._misses if v.mirror.replicas == 0 else None,
+                    target=v.spec.name,
+                ),
                 view=view,
                 remembered=v.mirror.replicas == 0,
             )
@@ -1013,6 +1020,7 @@ class Reconciler:
             for key in [k for k in self._misses if k[0] == side.name]:
                 del self._misses[key]
             side.lookup = target_lookup(side.view, side.cluster, side.namespace)
+            side.copies = target_copies(side.view, side.cluster, side.namespace)
             side.remembered = False
             serve.failed.pop(side.name, None)
         if stale:

@@ -16,7 +16,7 @@ from typing import Any
 from kubernetes.client import ApiException
 
 from overspill import carry
-from overspill.adapters.dependencies import DependencyWriter, Lookup, direct_lookup
+from overspill.adapters.dependencies import CARRIED_KINDS, DependencyWriter, Lookup, direct_lookup, list_managed
 from overspill.adapters.kube import Cluster
 from overspill.adapters.traffic import (
     EXPORT_GROUP,
@@ -28,7 +28,7 @@ from overspill.adapters.traffic import (
     route_record_key,
     service_export,
 )
-from overspill.api.policy import BurstPolicySpec, ExportStatus, Traffic
+from overspill.api.policy import BurstPolicySpec, ExportStatus
 from overspill.carry import CarryPlan, Kind
 from overspill.decide import weights
 from overspill.report import DependencyReport, TrafficReport
@@ -36,7 +36,6 @@ from overspill.views import MANAGED_SELECTOR, ClusterView
 from overspill.views.resource import CONFIGMAPS, DEPLOYMENTS, SERVICEACCOUNTS, SERVICES, Resource
 
 EnsureNamespace = Callable[[str], None]
-DEFAULT_DRAIN_SECONDS = Traffic.model_fields["drain_seconds"].default
 # kinds read from watch-fed views; Secrets never are (no cluster-wide Secret watch anywhere: a GET, only when the
 # policy opted in), PersistentVolumeClaims only by GET in targets (never copied)
 _WATCHED: dict[Kind, Resource] = {Kind.CONFIG_MAP: CONFIGMAPS, Kind.SERVICE_ACCOUNT: SERVICEACCOUNTS}
@@ -96,6 +95,47 @@ def target_lookup(
     return lookup
 
 
+Copies = Callable[[], Mapping[tuple[Kind, str], Mapping[str, Any]]]
+
+
+def target_copies(
+    view: ClusterView | None,
+    cluster: Cluster,
+    namespace: str,
+    misses: Misses | None = None,
+    target: str = "",
+    clock: Callable[[], float] = time.monotonic,
+) -> Copies:
+    """Every copy Overspill manages in a target's namespace, to find the policy's stale ones: the watched kinds
+    from the view, Secrets (never watched) by a LIST, remembered for MISS_TTL where the target holds no replicas
+    (`misses` given), so an idle policy makes no LIST per poll."""
+
+    def listed(kind: Kind) -> list[Mapping[str, Any]]:
+        resource = _WATCHED.get(kind)
+        if view is not None and resource is not None:
+            cache = view.cache(resource, MANAGED_SELECTOR)
+            if cache.synced:
+                return list(cache.list(namespace))
+        key = (target, namespace, kind, "")  # "" is no object's name: the memo of the whole listing
+        seen = misses.get(key) if misses is not None else None
+        if seen is None or clock() - seen[0] >= MISS_TTL:
+            try:
+                seen = (clock(), {"items": list_managed(cluster, kind, namespace)})
+            except ApiException:
+                # stale copies are looked for again next poll; a listing refused now must not hold a burst
+                return []
+            if misses is not None:
+                misses[key] = seen
+        return list((seen[1] or {}).get("items") or [])
+
+    def copies() -> dict[tuple[Kind, str], Mapping[str, Any]]:
+        return {
+            (kind, str((obj.get("metadata") or {}).get("name"))): obj for kind in CARRIED_KINDS for obj in listed(kind)
+        }
+
+    return copies
+
+
 @dataclass
 class Side:
     """One target as the act step sees it for serving: where the mirror lives and how many replicas it has."""
@@ -108,6 +148,7 @@ class Side:
     ready: int = 0
     volumes: list[dict[str, Any]] | None = None  # overrides.volumes
     lookup: Lookup | None = None  # the target's objects in `namespace` (a view); None: GET
+    copies: Copies | None = None  # every copy Overspill manages in `namespace`; None: LIST
     view: ClusterView | None = None  # the target's view, for the burst Service
     plan: CarryPlan = field(default_factory=CarryPlan)
     remembered: bool = False  # planned from reads up to MISS_TTL old (an idle target): re-read before it grows
@@ -132,25 +173,27 @@ def import_names(base: str, targets: Iterable[str]) -> dict[str, str]:
     return {"": base, **{t: weights.backend_name(base, t) for t in targets}}
 
 
-def route_names(spec: BurstPolicySpec | None, targets: Iterable[str]) -> tuple[dict[str, str], str, float]:
+def route_names(spec: BurstPolicySpec | None, targets: Iterable[str]) -> tuple[dict[str, str], str, float | None]:
     """(import names by target, import group, drain seconds) of a spec, for draining its routes; without
-    spec.traffic, only the routes' records find the policy's backendRefs."""
+    spec.traffic, only the routes' records find the policy's backendRefs, and hold the drain time (None)."""
     t = spec.traffic if spec is not None else None
     if t is None:
-        return {}, weights.MCS_GROUP, float(DEFAULT_DRAIN_SECONDS)
+        return {}, weights.MCS_GROUP, None
     return import_names(t.service_name, targets), t.import_group, float(t.drain_seconds)
 
 
-def raw_route_names(spec_raw: Mapping[str, Any], targets: Iterable[str]) -> tuple[dict[str, str], str, float]:
+def raw_route_names(
+    spec_raw: Mapping[str, Any], targets: Iterable[str]
+) -> tuple[dict[str, str], str, float | None]:
     """`route_names` from a spec that may not parse (a deletion): what it says, with the defaults."""
     traffic = spec_raw.get("traffic") or {}
     if not isinstance(traffic, dict) or not (traffic.get("serviceRef") or {}).get("name"):
-        return {}, weights.MCS_GROUP, float(DEFAULT_DRAIN_SECONDS)
+        return {}, weights.MCS_GROUP, None
     drain = traffic.get("drainSeconds")
     return (
         import_names(export_base(spec_raw), targets),
         str(traffic.get("importGroup") or weights.MCS_GROUP),
-        float(drain) if isinstance(drain, int | float) else float(DEFAULT_DRAIN_SECONDS),
+        float(drain) if isinstance(drain, int | float) else weights.DEFAULT_DRAIN,
     )
 
 
@@ -203,10 +246,12 @@ class Serving:
                 if sa_obj is not None:
                     refs += [r for r in carry.service_account_references(sa_obj) if r.key not in {x.key for x in refs}]
             there = side.lookup or direct_lookup(side.cluster, side.namespace)
+            listing = side.copies or target_copies(side.view, side.cluster, side.namespace)
             found = carry.Sources(
                 primary={r.key: read_source(r.kind, r.name) for r in refs},
                 target={r.key: there(r.kind, r.name) for r in refs},
                 observed=functools.partial(_observed, side, there),
+                copies=listing(),
             )
             side.plan = carry.plan(
                 refs,
@@ -313,10 +358,35 @@ class Serving:
                 t.import_group,
             )
             writes += n
+            if status.state == "Exported" and t.http_route_ref is not None:
+                status = self._imported(status, side.namespace, t.import_group)
             exports.append(status)
             if status.state != "Exported":
                 problems.append(f"BurstTarget {side.name}: {status.message}")
         return writes, TrafficReport(service=name, exports=tuple(exports), problems=tuple(problems))
+
+    def _imported(self, status: ExportStatus, namespace: str, group: str) -> ExportStatus:
+        """An export gets weight only where the primary holds its ServiceImport: the route names the import, and a
+        Gateway answers the share of a backendRef it cannot resolve with 500s. A primary that serves no
+        ServiceImport API in `group` (imports made another way) is not checked; a failed read is: no weight."""
+        tc = TrafficClient(self.primary)
+        where = f"ServiceImport {namespace}/{status.service} in the primary"
+        try:
+            version = tc.import_version(group)
+            if version is None or tc.read_import(version, namespace, status.service, group) is not None:
+                return status
+        except ApiException as err:
+            why = f"cannot read {where}: HTTP {err.status} {err.reason}"
+            if err.status == 403:
+                why += f"; grant the operator get on serviceimports.{group} in the primary"
+            return status.model_copy(update={"state": "Unavailable", "message": f"{why}: it gets no weight"})
+        return status.model_copy(
+            update={
+                "state": "NotImported",
+                "message": f"exported, but no {where}: it gets no weight (requests to it would fail); check the "
+                f"multi-cluster controller, and that namespace {namespace} exists in the primary (namespace sameness)",
+            }
+        )
 
     def _target_traffic(
         self,
@@ -370,7 +440,7 @@ class Serving:
                 target=side.name,
                 service=name,
                 state=state.state,
-                message="" if state.state == "Exported" else f"ServiceExport {side.namespace}/{name}: {state.message}",
+                message=f"ServiceExport {side.namespace}/{name}: {state.message}" if state.message else "",
             )
         except TrafficConflict as err:
             return writes, ExportStatus(target=side.name, service=name, state="Conflict", message=str(err))
@@ -436,7 +506,7 @@ class Serving:
             drain=drain,
         )
         new_record = weights.record_after(
-            rules, new_rules, namespace=namespace, names=names, group=group, record=record, now=now
+            rules, new_rules, namespace=namespace, names=names, group=group, record=record, now=now, drain=drain
         )
         lowered = self._lowered(rules, new_rules, namespace, names, group, record)
         after = weights.current(
@@ -471,12 +541,13 @@ class Serving:
         routes: Iterable[str],
         names: Mapping[str, str],
         group: str,
-        drain: float,
+        drain: float | None,
         now: float,
     ) -> UnrouteStep:
         """The policy's backendRefs (as recorded, or by `names`) leave each of `routes`: weight 0, then, once at 0
-        for `drain` seconds, out of the route, with the record. For a deleted policy or workload, and for a route
-        the spec no longer names. API errors are raised: the caller keeps everything behind the route."""
+        for `drain` seconds (None: the drain time recorded with each), out of the route, with the record. For a
+        deleted policy or workload, and for a route the spec no longer names. API errors are raised: the caller
+        keeps everything behind the route."""
         rc = RouteClient(self.primary)
         key = route_record_key(policy_uid)
         step = UnrouteStep()
@@ -491,7 +562,7 @@ class Serving:
                 rules, names=names, group=group, record=record, namespace=namespace, now=now, drain=drain
             )
             new_record = weights.record_after(
-                rules, new_rules, namespace=namespace, names=names, group=group, record=record, now=now
+                rules, new_rules, namespace=namespace, names=names, group=group, record=record, now=now, drain=drain
             )
             if new_rules != rules or (key in annotations and new_record != record):
                 rc.write_rules(route, new_rules, {key: weights.dump_record(new_record)})

@@ -43,6 +43,7 @@ from tests.e2e.test_serving import (
     MCS,
     MCS_VERSION,
     export,
+    imported,
     read,
     route_weights,
     serving_workload,
@@ -232,6 +233,7 @@ def test_a_serving_burst_out_and_home_with_only_the_shipped_rbac(
     client.CustomObjectsApi(lab.secondary).patch_namespaced_custom_object_status(
         MCS, MCS_VERSION, ns, "serviceexports", burst_name, {"status": {"conditions": EXPORTED}}
     )
+    imported(lab, ns, burst_name)  # and the import in the primary, read under the chart's ClusterRole
     eventually(lambda: route_weights(lab, ns) == (8, 7), 30, what="the route's weights (8, 7)")
 
     # pods: patch in both clusters (the chart's ClusterRole + admission policy; the secondary's namespaced Role)

@@ -216,6 +216,17 @@ EXPORTED = [
 ]
 
 
+def imported(lab: Lab, ns: str, name: str) -> None:
+    """Play the MCS controller in the primary: the ServiceImport the route's backendRef names."""
+    body = {
+        "apiVersion": f"{MCS}/{MCS_VERSION}",
+        "kind": "ServiceImport",
+        "metadata": {"name": name},
+        "spec": {"type": "ClusterSetIP", "ports": [{"port": 80, "protocol": "TCP"}]},
+    }
+    client.CustomObjectsApi(lab.primary).create_namespaced_custom_object(MCS, MCS_VERSION, ns, "serviceimports", body)
+
+
 DRAIN = 10  # spec.traffic.drainSeconds in this test: short, and long enough to tell from a poll (2 s)
 RECORD = "overspill.dev/backends."
 
@@ -281,6 +292,14 @@ def test_route_weights_follow_ready_replicas_and_drain_first(
     client.CustomObjectsApi(lab.secondary).patch_namespaced_custom_object_status(
         MCS, MCS_VERSION, ns, "serviceexports", BURST, {"status": {"conditions": EXPORTED}}
     )
+    # exported, but the primary holds no ServiceImport yet: the gateway could not resolve it, so still no weight
+    eventually(
+        lambda: "no ServiceImport" in condition(lab, ns, "vllm", "TrafficReady").get("message", ""),
+        30,
+        what="the missing import reported",
+    )
+    assert route_weights(lab, ns)[1] == 0, route_weights(lab, ns)
+    imported(lab, ns, BURST)
     seen: list[tuple[tuple[int, int], int]] = []
 
     def burst_up() -> bool:

@@ -260,7 +260,18 @@ def test_export_conditions_read_back() -> None:
             ]
         }
     }
-    assert export_state(clash) == export_state(clash) and export_state(clash).message == "ports differ"
+    # KEP-1645: a conflict resolved by the oldest export still exports: the replicas keep their weight, shown why
+    assert export_state(clash).state == "Exported" and "ports differ" in export_state(clash).message
+    stopped = {
+        "status": {
+            "conditions": [
+                {"type": "Valid", "status": "True"},
+                {"type": "Ready", "status": "False"},
+                {"type": "Conflict", "status": "True", "message": "ports differ"},
+            ]
+        }
+    }
+    assert export_state(stopped).state == "Conflict" and export_state(stopped).message == "ports differ"
     bad = {"status": {"conditions": [{"type": "Valid", "status": "False", "reason": "NoService"}]}}
     assert export_state(bad).state == "Invalid"
     gke = {

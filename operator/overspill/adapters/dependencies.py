@@ -73,6 +73,17 @@ def gather(refs: Iterable[Reference], lookup: Lookup) -> dict[tuple[Kind, str], 
     return {r.key: lookup(r.kind, r.name) for r in refs}
 
 
+def list_managed(cluster: Cluster, kind: Kind, namespace: str) -> list[dict[str, Any]]:
+    """Every object of `kind` Overspill manages in the namespace (by its label: check `is_managed` and the owners
+    before acting on one)."""
+    found = json.loads(
+        getattr(cluster.core, f"list_namespaced_{_METHOD[kind]}")(
+            namespace, label_selector=f"{MANAGED_BY}={MANAGER}", _preload_content=False, _request_timeout=TIMEOUT
+        ).data
+    )
+    return list(found.get("items") or [])
+
+
 def namespace_missing(err: ApiException) -> bool:
     if err.status != 404:
         return False
@@ -127,14 +138,6 @@ class DependencyWriter:
             if err.status != 404:
                 raise
 
-    def _list_managed(self, kind: Kind, namespace: str) -> list[dict[str, Any]]:
-        found = json.loads(
-            getattr(self.cluster.core, f"list_namespaced_{_METHOD[kind]}")(
-                namespace, label_selector=f"{MANAGED_BY}={MANAGER}", _preload_content=False, _request_timeout=TIMEOUT
-            ).data
-        )
-        return list(found.get("items") or [])
-
     def _observe(self, namespace: str, service_accounts: list[dict[str, Any]]) -> Observed:
         """The mirrors in the namespace and what they use (their ServiceAccounts as listed: only copies carry pull
         secrets Overspill must account for; the target's own ServiceAccounts are read if a mirror names one)."""
@@ -168,8 +171,8 @@ class DependencyWriter:
         alone: an annotation stripped by hand must not delete a copy another policy's pods mount, and one naming a
         policy released by hand must not keep a Secret copy for good."""
         removed = 0
-        listed = {kind: self._list_managed(kind, namespace) for kind in (Kind.SECRET, Kind.CONFIG_MAP)}
-        listed[Kind.SERVICE_ACCOUNT] = self._list_managed(Kind.SERVICE_ACCOUNT, namespace)
+        listed = {kind: list_managed(self.cluster, kind, namespace) for kind in (Kind.SECRET, Kind.CONFIG_MAP)}
+        listed[Kind.SERVICE_ACCOUNT] = list_managed(self.cluster, Kind.SERVICE_ACCOUNT, namespace)
         observed = self._observe(namespace, listed[Kind.SERVICE_ACCOUNT])
         for kind in (Kind.SECRET, Kind.CONFIG_MAP, Kind.SERVICE_ACCOUNT):
             for obj in listed[kind]:

@@ -25,6 +25,7 @@ MCS_GROUP = "multicluster.x-k8s.io"
 # Cilium serve today), v1 for GKE's own group
 EXPORT_VERSIONS = {MCS_GROUP: ("v1alpha1", "v1beta1"), "net.gke.io": ("v1",)}
 SERVICE_EXPORTS = "serviceexports"
+SERVICE_IMPORTS = "serviceimports"
 GATEWAY_GROUP, GATEWAY_VERSION, HTTPROUTES = "gateway.networking.k8s.io", "v1", "httproutes"
 DISCOVERY_TTL = 60.0  # a CRD installed later is noticed within a minute
 # on the burst Service: the group of its ServiceExport, so cleanup finds an export in any group the policy used
@@ -109,16 +110,21 @@ def export_state(obj: Mapping[str, Any]) -> ExportState:
     GKE: Initialized, Exported, Conflict)."""
     conds = {c.get("type"): c for c in (obj.get("status") or {}).get("conditions") or []}
     conflict = conds.get("Conflict")
+    exported, valid, ready = conds.get("Exported"), conds.get("Valid"), conds.get("Ready")
+    serving = (exported is not None and exported.get("status") == "True") or (
+        valid is not None and valid.get("status") == "True" and (ready is None or ready.get("status") == "True")
+    )
     if conflict and conflict.get("status") == "True":
-        return ExportState("Conflict", conflict.get("message") or "the export conflicts with another cluster's")
-    exported = conds.get("Exported")
-    if exported and exported.get("status") == "True":
+        why = conflict.get("message") or "the export conflicts with another cluster's"
+        if serving:
+            # KEP-1645: a conflict is resolved by the oldest export and the service stays exported: its replicas
+            # still receive requests, so they keep their weight; the conflict is shown, not treated as an outage
+            return ExportState("Exported", f"exported despite a conflict (resolved by the oldest export): {why}")
+        return ExportState("Conflict", why)
+    if serving:
         return ExportState("Exported", "")
-    valid, ready = conds.get("Valid"), conds.get("Ready")
     if valid and valid.get("status") == "False":
         return ExportState("Invalid", valid.get("message") or valid.get("reason") or "the export is not valid")
-    if valid and valid.get("status") == "True" and (ready is None or ready.get("status") == "True"):
-        return ExportState("Exported", "")
     if not conds:
         return ExportState("Pending", "no multi-cluster controller has reported on the ServiceExport yet")
     waiting = ready or valid or exported
@@ -169,6 +175,27 @@ class TrafficClient:
             known = EXPORT_VERSIONS.get(group, ("v1alpha1", "v1beta1", "v1", *((preferred,) if preferred else ())))
             found = next((v for v in known if v in served), None)
         seen[group] = (self.clock(), found)
+        return found
+
+    def import_version(self, group: str = MCS_GROUP) -> str | None:
+        """The version of `group` whose resources include ServiceImports in this cluster (the primary, where a route
+        names them), None when it serves none (cached for a minute like `mcs_version`)."""
+        seen = _MCS_SEEN.setdefault(self.cluster, {})
+        key = f"{SERVICE_IMPORTS}.{group}"
+        if key in seen and self.clock() - seen[key][0] < DISCOVERY_TTL:
+            return seen[key][1]
+        found: str | None = None
+        version = self.mcs_version(group)
+        if version is not None:
+            try:
+                listed = self._get(f"/apis/{group}/{version}")
+            except ApiException as err:
+                if err.status != 404:
+                    raise
+            else:
+                names = {r.get("name") for r in listed.get("resources") or []}
+                found = version if SERVICE_IMPORTS in names else None
+        seen[key] = (self.clock(), found)
         return found
 
     def _get(self, path: str) -> dict[str, Any]:
@@ -236,9 +263,15 @@ class TrafficClient:
         return True
 
     def read_export(self, version: str, namespace: str, name: str, group: str = MCS_GROUP) -> dict[str, Any] | None:
+        return self._read(group, version, namespace, SERVICE_EXPORTS, name)
+
+    def read_import(self, version: str, namespace: str, name: str, group: str = MCS_GROUP) -> dict[str, Any] | None:
+        return self._read(group, version, namespace, SERVICE_IMPORTS, name)
+
+    def _read(self, group: str, version: str, namespace: str, plural: str, name: str) -> dict[str, Any] | None:
         try:
             obj: Any = self.cluster.custom.get_namespaced_custom_object(
-                group, version, namespace, SERVICE_EXPORTS, name, _request_timeout=TIMEOUT
+                group, version, namespace, plural, name, _request_timeout=TIMEOUT
             )
         except ApiException as err:
             if err.status == 404:

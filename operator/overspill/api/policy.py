@@ -416,7 +416,7 @@ class ExportStatus(StatusModel):
 
     target: str
     service: str = ""
-    state: str = "Pending"  # Exported | Pending | Conflict | Unsupported | ServiceOnly | Unavailable
+    state: str = "Pending"  # Exported | Pending | Conflict | Unsupported | ServiceOnly | Unavailable | NotImported
     message: str = ""
     weight: int | None = None  # its ServiceImport backendRef's weight in the route, as last written
 

@@ -26,6 +26,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from overspill.api.policy import Traffic
+
 MCS_GROUP = "multicluster.x-k8s.io"
 SERVICE_IMPORT = "ServiceImport"
 _NAME_MAX = 63  # a Service name is a DNS label
@@ -53,9 +55,21 @@ class Recorded:
 
     target: str
     zero_since: float | None = None
+    # the policy's spec.traffic.drainSeconds when it was written: a drain started with it keeps it even when the
+    # spec that said so is gone (spec.traffic removed, the policy deleted); None: written before it was recorded
+    drain: float | None = None
 
 
 Record = Mapping[Key, Recorded]
+# spec.traffic.drainSeconds' default: for a record written without its drain time (by an older Overspill)
+DEFAULT_DRAIN = float(Traffic.model_fields["drain_seconds"].default)
+
+
+def drain_of(seen: Recorded | None, drain: float | None) -> float:
+    """The drain time for one backendRef: the spec's when it has one (`drain`), else the one recorded with it."""
+    if drain is not None:
+        return drain
+    return seen.drain if seen is not None and seen.drain is not None else DEFAULT_DRAIN
 
 
 def parse_record(text: str | None) -> dict[Key, Recorded]:
@@ -65,7 +79,9 @@ def parse_record(text: str | None) -> dict[Key, Recorded]:
         items = json.loads(text or "[]")
         return {
             (str(i["group"]), str(i["namespace"]), str(i["name"])): Recorded(
-                str(i["target"]), None if i.get("zeroSince") is None else float(i["zeroSince"])
+                str(i["target"]),
+                None if i.get("zeroSince") is None else float(i["zeroSince"]),
+                None if i.get("drainSeconds") is None else float(i["drainSeconds"]),
             )
             for i in items
         }
@@ -79,6 +95,7 @@ def dump_record(record: Record) -> str | None:
         return None
     items = [
         {"group": k[0], "namespace": k[1], "name": k[2], "target": v.target, "zeroSince": v.zero_since}
+        | ({"drainSeconds": v.drain} if v.drain is not None else {})
         for k, v in sorted(record.items())
     ]
     return json.dumps(items, separators=(",", ":"))
@@ -156,15 +173,17 @@ def _ours(
     return next((t for t, n in names.items() if n == ref.get("name")), None)
 
 
-def _drained(ref: Mapping[str, Any], record: Record | None, namespace: str, now: float, drain: float) -> bool:
-    """At weight 0 for at least `drain` seconds (as recorded): the backendRef may leave the route, the replicas
-    behind it may go."""
+def _drained(
+    ref: Mapping[str, Any], record: Record | None, namespace: str, now: float, drain: float | None
+) -> bool:
+    """At weight 0 for at least the drain time (`drain_of`; since when, as recorded): the backendRef may leave the
+    route, the replicas behind it may go."""
     if _weight(ref) != 0:
         return False
-    if drain <= 0:
-        return True
     seen = (record or {}).get(_key(ref, namespace))
-    return seen is not None and seen.zero_since is not None and now - seen.zero_since >= drain
+    if drain_of(seen, drain) <= 0:
+        return True
+    return seen is not None and seen.zero_since is not None and now - seen.zero_since >= drain_of(seen, drain)
 
 
 def _wanted(ref: Mapping[str, Any], backends: Sequence[Backend], namespace: str) -> Backend | None:
@@ -228,7 +247,7 @@ def route_rules(
     group: str = MCS_GROUP,
     record: Record | None = None,
     now: float = 0.0,
-    drain: float = 0.0,
+    drain: float | None = 0.0,
 ) -> list[dict[str, Any]]:
     """The route's rules with the local and each target's backendRef weighted; a target's ServiceImport
     backendRef is added next to the local one where missing. Backend refs of the policy that no target wants
@@ -338,7 +357,7 @@ def without_burst(
     record: Record | None = None,
     namespace: str = "",
     now: float = 0.0,
-    drain: float = 0.0,
+    drain: float | None = 0.0,
 ) -> list[dict[str, Any]]:
     """The policy is going (or its route, or its workload): every backendRef of the policy's goes to weight 0, and
     one drained (at 0 for `drain` seconds) is removed. Calls a drain time apart empty the route of them."""
@@ -368,10 +387,12 @@ def record_after(
     group: str,
     record: Record | None,
     now: float,
+    drain: float | None = None,
 ) -> dict[Key, Recorded]:
     """The record to write with `after`: every backendRef of the policy's it holds, for its target, with since when
     its weight is 0. One added at 0 never had weight (0.0); one found at 0 that the record does not know (written
-    by an older Overspill, or by hand) drains from now."""
+    by an older Overspill, or by hand) drains from now. Each keeps the drain time: `drain` (the spec's), or, when
+    None (no spec.traffic any more), the one recorded."""
     known = record or {}
     had = {_key(r, namespace) for rule in before for r in rule.get("backendRefs") or []}
     weighed = {_key(r, namespace) for rule in before for r in rule.get("backendRefs") or [] if _weight(r) > 0}
@@ -394,17 +415,17 @@ def record_after(
             since = seen.zero_since
         else:
             since = now if seen is not None or k in had else 0.0
-        out[k] = Recorded(target[k], since)
+        out[k] = Recorded(target[k], since, drain if drain is not None else seen.drain if seen is not None else None)
     return out
 
 
-def draining(record: Record, now: float, drain: float) -> dict[str, float]:
-    """Targets with a backendRef at 0 for less than `drain` seconds, and the seconds left: the gateway may still
-    send requests there (it takes time to program a route), so nothing behind it is removed yet."""
+def draining(record: Record, now: float, drain: float | None) -> dict[str, float]:
+    """Targets with a backendRef at 0 for less than the drain time (`drain_of`), and the seconds left: the gateway
+    may still send requests there (it takes time to program a route), so nothing behind it is removed yet."""
     out: dict[str, float] = {}
     for seen in record.values():
-        if seen.zero_since is not None and now - seen.zero_since < drain:
-            left = drain - (now - seen.zero_since)
+        if seen.zero_since is not None and now - seen.zero_since < drain_of(seen, drain):
+            left = drain_of(seen, drain) - (now - seen.zero_since)
             out[seen.target] = max(out.get(seen.target, 0.0), left)
     return out
 

@@ -1,0 +1,151 @@
+"""Review 9c (adversarial): route weights and the drain record still break."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from overspill.decide.weights import (
+    MCS_GROUP,
+    SERVICE_IMPORT,
+    Backend,
+    Recorded,
+    Weights,
+    draining,
+    record_after,
+    route_rules,
+)
+
+GATEWAY_WEIGHT_MAX = 1_000_000  # Gateway API HTTPBackendRef.weight: minimum 0, maximum 1000000
+NAMES = {"aws": "vllm-burst-aws", "gcp": "vllm-burst-gcp"}
+AWS, GCP = Backend("aws", "vllm-burst-aws", "ml"), Backend("gcp", "vllm-burst-gcp", "ml")
+
+
+def imp(name: str, weight: int) -> dict[str, Any]:
+    return {"group": MCS_GROUP, "kind": SERVICE_IMPORT, "name": name, "port": 80, "weight": weight}
+
+
+def test_canary_scaling_never_writes_a_weight_above_the_gateway_api_maximum() -> None:
+    """A canary tool holding the rule at vllm:1, canary:999999 (0.0001 %): the 'too little to split' factor (50)
+    multiplies the canary to 49,999,950, which the HTTPRoute CRD refuses (maximum 1,000,000): every write then fails,
+    TrafficReady=False RouteUnconfirmed and every secondary is held for good."""
+    before = [
+        {"backendRefs": [{"name": "vllm", "port": 80, "weight": 1}, {"name": "canary", "port": 80, "weight": 999_999}]}
+    ]
+    out = route_rules(before, namespace="ml", service="vllm", backends=[AWS], names=NAMES, w=Weights(8, {"aws": 7}))
+    got = {r["name"]: r["weight"] for r in out[0]["backendRefs"]}
+    assert max(got.values()) <= GATEWAY_WEIGHT_MAX, got
+
+
+def test_a_ready_kept_target_beside_a_canary_never_rounds_to_zero() -> None:
+    """vllm:50, canary:50; 100 Ready at home, 1 Ready in aws and 1 in gcp (kept by the placement, exported): the
+    largest-remainder split of 50 gives aws 1 and gcp 0. gcp's replica is paid for and serves nobody (the issue's
+    very complaint), and its record says weight 0 since now: it looks drained."""
+    before = [
+        {"backendRefs": [{"name": "vllm", "port": 80, "weight": 50}, {"name": "canary", "port": 80, "weight": 50}]}
+    ]
+    out = route_rules(
+        before, namespace="ml", service="vllm", backends=[AWS, GCP], names=NAMES, w=Weights(100, {"aws": 1, "gcp": 1})
+    )
+    got = {r["name"]: r["weight"] for r in out[0]["backendRefs"]}
+    assert got["vllm-burst-aws"] > 0 and got["vllm-burst-gcp"] > 0, got
+
+
+def test_a_weight_put_back_by_someone_else_restarts_the_drain_clock() -> None:
+    """Mid-drain (aws dropped, its backendRef at 0 since t=1000 by the record), GitOps self-heal (Argo CD) puts the
+    route back as committed: vllm-burst-aws at weight 7 again, the record annotation untouched (not in Git). At
+    t=1100 Overspill sets it to 0 again, but record_after keeps zeroSince=1000: draining() is empty, the replicas
+    are removed at the next poll (a second later), while the gateway still programs the weight of 7 it just got."""
+    key = (MCS_GROUP, "ml", "vllm-burst-aws")
+    record = {key: Recorded("aws", 1000.0)}
+    before = [{"backendRefs": [{"name": "vllm", "port": 80, "weight": 8}, {**imp("vllm-burst-aws", 7)}]}]
+    after = route_rules(
+        before,
+        namespace="ml",
+        service="vllm",
+        backends=[],
+        names=NAMES,
+        w=Weights(8),
+        record=record,
+        now=1100.0,
+        drain=30.0,
+    )
+    assert [r["weight"] for r in after[0]["backendRefs"]] == [8, 0]
+    new = record_after(before, after, namespace="ml", names=NAMES, group=MCS_GROUP, record=record, now=1100.0)
+    assert new[key].zero_since == 1100.0, new
+    assert draining(new, 1101.0, 30.0) == {"aws": 29.0}
+
+
+def _apply(rules: list[dict[str, Any]], service: str, base: str, local: int, aws: int) -> list[dict[str, Any]]:
+    names = {"aws": f"{base}-aws"}
+    return route_rules(
+        rules,
+        namespace="ml",
+        service=service,
+        backends=[Backend("aws", f"{base}-aws", "ml")],
+        names=names,
+        w=Weights(local, {"aws": aws}),
+    )
+
+
+@pytest.mark.xfail(strict=True, reason="open: two policies in one rule (docs/traffic.md Known limits)")
+def test_two_policies_in_one_rule_settle() -> None:
+    """Two policies (vllm-a, vllm-b) whose Services share one rule of one HTTPRoute, a bursting (4 at home +
+    36 Ready in aws), b not (4 at home). Each treats the other's backendRefs as a canary and keeps their share, so
+    the rule stays split at the share of the first write (1:1 -> 50:50): a's 40 replicas get half the requests,
+    b's 4 the other half. Weights never follow Ready replicas across the two policies."""
+    rules: list[dict[str, Any]] = [{"backendRefs": [{"name": "vllm-a", "port": 80}, {"name": "vllm-b", "port": 80}]}]
+    seen = []
+    for _ in range(6):
+        rules = _apply(rules, "vllm-a", "vllm-a-burst", 4, 36)
+        rules = _apply(rules, "vllm-b", "vllm-b-burst", 4, 0)
+        seen.append({r["name"]: r["weight"] for r in rules[0]["backendRefs"]})
+    assert seen[-1] == seen[-2], seen
+    # shares follow Ready replicas: a has 40 Ready (4 + 36 burst), b 4: a's side should get ~10x b's
+    last = seen[-1]
+    a = last["vllm-a"] + last["vllm-a-burst-aws"]
+    b = last["vllm-b"] + last["vllm-b-burst-aws"]
+    assert a >= 5 * b, last
+
+
+def test_two_policies_on_one_service_do_not_fight_over_its_weight() -> None:
+    """Two workloads (a100 and h100 Deployments) behind one Service vllm, one policy each, one route: each policy
+    sets vllm's weight to its own primary's Ready count. The weight flips every poll: a route write per poll, and
+    the other policy's import share moves each time."""
+    rules: list[dict[str, Any]] = [{"backendRefs": [{"name": "vllm", "port": 80}]}]
+    seen = []
+    for _ in range(4):
+        rules = _apply(rules, "vllm", "a-burst", 4, 4)
+        seen.append({r["name"]: r["weight"] for r in rules[0]["backendRefs"]})
+        rules = _apply(rules, "vllm", "b-burst", 8, 2)
+        seen.append({r["name"]: r["weight"] for r in rules[0]["backendRefs"]})
+    assert seen[-1] == seen[-2], seen
+
+
+GATEWAY_BACKENDREFS_MAX = 16  # Gateway API HTTPRouteRule.backendRefs: +kubebuilder:validation:MaxItems=16
+
+
+@pytest.mark.xfail(strict=True, reason="open: more than 16 backendRefs (docs/traffic.md Known limits)")
+def test_a_rule_never_gets_more_backend_refs_than_the_gateway_api_allows() -> None:
+    """8 targets hold replicas and exportName changes (vllm-burst -> llm): the 8 old backendRefs drain at 0 while
+    the 8 new ones are added beside the local Service: 17 in one rule. The API server refuses the write (maxItems
+    16), the route stays unconfirmed, every secondary is held (no scale-down) and the old backendRefs never drain.
+    The same with 16 targets (MAX_TARGETS) and no rename at all, or 15 and a canary."""
+    targets = [f"t{i}" for i in range(8)]
+    old = {t: f"vllm-burst-{t}" for t in targets}
+    new = {t: f"llm-{t}" for t in targets}
+    record = {(MCS_GROUP, "ml", n): Recorded(t) for t, n in old.items()}
+    before = [{"backendRefs": [{"name": "vllm", "port": 80, "weight": 8}, *[imp(n, 2) for n in old.values()]]}]
+    out = route_rules(
+        before,
+        namespace="ml",
+        service="vllm",
+        backends=[Backend(t, n, "ml") for t, n in new.items()],
+        names={**old, **new},
+        w=Weights(8, dict.fromkeys(targets, 2)),
+        record=record,
+        now=100.0,
+        drain=30.0,
+    )
+    assert len(out[0]["backendRefs"]) <= GATEWAY_BACKENDREFS_MAX, len(out[0]["backendRefs"])
