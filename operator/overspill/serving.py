@@ -182,9 +182,7 @@ def route_names(spec: BurstPolicySpec | None, targets: Iterable[str]) -> tuple[d
     return import_names(t.service_name, targets), t.import_group, float(t.drain_seconds)
 
 
-def raw_route_names(
-    spec_raw: Mapping[str, Any], targets: Iterable[str]
-) -> tuple[dict[str, str], str, float | None]:
+def raw_route_names(spec_raw: Mapping[str, Any], targets: Iterable[str]) -> tuple[dict[str, str], str, float | None]:
     """`route_names` from a spec that may not parse (a deletion): what it says, with the defaults."""
     traffic = spec_raw.get("traffic") or {}
     if not isinstance(traffic, dict) or not (traffic.get("serviceRef") or {}).get("name"):
@@ -508,6 +506,12 @@ class Serving:
         new_record = weights.record_after(
             rules, new_rules, namespace=namespace, names=names, group=group, record=record, now=now, drain=drain
         )
+        if out := weights.left_out(new_rules, backends, namespace=namespace, group=group):
+            full = (
+                f"{where}: a rule holds at most {weights.BACKEND_REFS_MAX} backendRefs (Gateway API): no weight for "
+                f"BurstTarget {', '.join(out)}; move other backends to another rule, or use fewer targets"
+            )
+            problem = f"{problem}; {full}" if problem else full
         lowered = self._lowered(rules, new_rules, namespace, names, group, record)
         after = weights.current(
             new_rules, namespace=namespace, service=service, names=names, group=group, record=record

@@ -126,7 +126,6 @@ def test_two_policies_on_one_service_do_not_fight_over_its_weight() -> None:
 GATEWAY_BACKENDREFS_MAX = 16  # Gateway API HTTPRouteRule.backendRefs: +kubebuilder:validation:MaxItems=16
 
 
-@pytest.mark.xfail(strict=True, reason="open: more than 16 backendRefs (docs/traffic.md Known limits)")
 def test_a_rule_never_gets_more_backend_refs_than_the_gateway_api_allows() -> None:
     """8 targets hold replicas and exportName changes (vllm-burst -> llm): the 8 old backendRefs drain at 0 while
     the 8 new ones are added beside the local Service: 17 in one rule. The API server refuses the write (maxItems

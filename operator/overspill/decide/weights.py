@@ -34,6 +34,7 @@ _NAME_MAX = 63  # a Service name is a DNS label
 # the least weight the local Service and the burst imports split beside a canary: shares in steps of 2 %
 _MIN_SPLIT = 50
 WEIGHT_MAX = 1_000_000  # Gateway API: HTTPBackendRef.weight is at most 1,000,000
+BACKEND_REFS_MAX = 16  # Gateway API: an HTTPRouteRule holds at most 16 backendRefs (the API server refuses more)
 
 
 @dataclass(frozen=True)
@@ -173,9 +174,7 @@ def _ours(
     return next((t for t, n in names.items() if n == ref.get("name")), None)
 
 
-def _drained(
-    ref: Mapping[str, Any], record: Record | None, namespace: str, now: float, drain: float | None
-) -> bool:
+def _drained(ref: Mapping[str, Any], record: Record | None, namespace: str, now: float, drain: float | None) -> bool:
     """At weight 0 for at least the drain time (`drain_of`; since when, as recorded): the backendRef may leave the
     route, the replicas behind it may go."""
     if _weight(ref) != 0:
@@ -236,6 +235,27 @@ def _keep_foreign_share(
         r["weight"] = part
 
 
+def _over_limit(size: int, leaving: Sequence[dict[str, Any]], wanted: Sequence[dict[str, Any]]) -> list[Any]:
+    """The backendRefs to leave out so that a rule of `size` holds at most BACKEND_REFS_MAX (a longer rule is
+    refused whole: no weight would change, every secondary would be held). First the policy's leaving ones (at 0
+    anyway; the record keeps their drain time, so the replicas behind them stay for it), then the wanted imports
+    with the least weight (added now before those already there). Others' backendRefs and the local Service stay."""
+    over = size - BACKEND_REFS_MAX
+    if over <= 0:
+        return []
+    order = sorted(range(len(wanted)), key=lambda i: (_weight(wanted[i]), -i))
+    return [*leaving, *(wanted[i] for i in order)][:over]
+
+
+def left_out(
+    rules: Sequence[Mapping[str, Any]], backends: Sequence[Backend], *, namespace: str, group: str = MCS_GROUP
+) -> list[str]:
+    """Targets holding replicas whose import no rule names (left out by the backendRef limit): they get no
+    requests through this route."""
+    refs = [r for rule in rules for r in rule.get("backendRefs") or [] if _import(r, group)]
+    return sorted(b.target for b in backends if not any(_wanted(r, [b], namespace) for r in refs))
+
+
 def route_rules(
     rules: Sequence[Mapping[str, Any]],
     *,
@@ -262,6 +282,8 @@ def route_rules(
         local = [r for r in refs if _is_local(r, service, namespace)]
         kept: list[dict[str, Any]] = []
         ours: list[dict[str, Any]] = []
+        wanted: list[dict[str, Any]] = []  # the policy's imports of targets holding replicas
+        leaving: list[dict[str, Any]] = []  # the policy's backendRefs no target wants (draining at 0)
         for r in refs:
             if _is_local(r, service, namespace):
                 r["weight"] = w.local
@@ -269,11 +291,13 @@ def route_rules(
             elif (b := _wanted(r, backends, namespace)) is not None and _import(r, group):
                 r["weight"] = w.burst.get(b.target, 0)
                 ours.append(r)
+                wanted.append(r)
             elif _ours(r, names, group, record, namespace) is not None:
                 if _drained(r, record, namespace, now, drain):
                     continue  # drained since an earlier write: it goes now
                 r["weight"] = 0
                 ours.append(r)
+                leaving.append(r)
             kept.append(r)
         if not local:
             new["backendRefs"] = kept
@@ -289,6 +313,10 @@ def route_rules(
                 burst["weight"] = w.burst.get(b.target, 0)
                 kept.append(burst)
                 ours.append(burst)
+                wanted.append(burst)
+        cut = _over_limit(len(kept), leaving, wanted)
+        kept = [r for r in kept if not any(r is c for c in cut)]
+        ours = [r for r in ours if not any(r is c for c in cut)]
         _keep_foreign_share(rule.get("backendRefs") or [], kept, ours)
         new["backendRefs"] = kept
         out.append(new)
@@ -405,6 +433,12 @@ def record_after(
                 k = _key(r, namespace)
                 weight[k], target[k] = max(weight.get(k, 0), _weight(r)), t
     out = {}
+    for k, gone in known.items():
+        # left the route before its drain time was over (the backendRef limit, another writer): the record keeps
+        # it until then, so the replicas behind it stay for the drain time
+        zero = now if k in weighed else gone.zero_since
+        if k not in weight and zero and now - zero < drain_of(gone, drain):
+            out[k] = Recorded(gone.target, zero, drain if drain is not None else gone.drain)
     for k, w in weight.items():
         seen = known.get(k)
         if w > 0:
