@@ -26,6 +26,9 @@ SOURCE_HASH = "overspill.dev/source-hash"
 # the uids of every policy a copy serves, comma-separated: two policies whose templates name one ConfigMap or
 # Secret share its copy, and it is removed only when the last of them leaves (a label holds one uid: the creator's)
 OWNERS = "overspill.dev/owners"
+# which Overspill installation made a copy (its primary cluster's identity): two installations bursting into one
+# namespace may share a clusterName (the default "primary"), and must never take each other's copies for their own
+INSTALLATION = "overspill.dev/installation"
 DEFAULT_SERVICE_ACCOUNT = "default"  # every namespace has one, created by the cluster itself: never copied
 
 
@@ -258,6 +261,7 @@ def copy_of(
     origin: str,
     also_owned_by: Iterable[str] = (),
     creator: str | None = None,
+    installation: str | None = None,
 ) -> dict[str, Any]:
     """The object to write in the target: the source's content and labels, plus Overspill's ownership marks."""
     meta = source.get("metadata") or {}
@@ -276,19 +280,26 @@ def copy_of(
             },
         },
     }
+    if installation:
+        body["metadata"]["annotations"][INSTALLATION] = installation
     for key in _CONTENT[kind]:
         if source.get(key) is not None:
             body[key] = copy.deepcopy(source[key])
     return body
 
 
-def is_copy_for(obj: Mapping[str, Any], policy_uid: str, origin: str) -> bool:
-    """Ours to update: a copy Overspill made for this policy, or from the same source object (two policies whose
-    templates share a ConfigMap share its copy, each listed in its owners, instead of fighting over it)."""
+def is_copy_for(obj: Mapping[str, Any], policy_uid: str, origin: str, installation: str | None = None) -> bool:
+    """Ours to update: a copy Overspill made for this policy, or from the same source object by the same
+    installation (two policies whose templates share a ConfigMap share its copy, each listed in its owners, instead
+    of fighting over it). Without a known installation, or from another one (an origin string alone does not tell
+    two primaries with one clusterName apart), a copy of another policy's is not ours."""
     meta = obj.get("metadata") or {}
     if (meta.get("labels") or {}).get(MANAGED_BY) != MANAGER:
         return False
-    return policy_uid in owners(obj) or (meta.get("annotations") or {}).get(ORIGIN) == origin
+    if policy_uid in owners(obj):
+        return True
+    annotations = meta.get("annotations") or {}
+    return bool(installation) and annotations.get(INSTALLATION) == installation and annotations.get(ORIGIN) == origin
 
 
 # ---- the plan for one target -----------------------------------------------------------------------------
@@ -368,6 +379,7 @@ def plan(
     policy_uid: str,
     origin_cluster: str,
     origin_namespace: str,
+    installation: str | None = None,
 ) -> CarryPlan:
     """What to do in one target's namespace so that every reference resolves there."""
     items: list[Item] = []
@@ -384,7 +396,7 @@ def plan(
             state = State.PROVIDED if there is not None else (State.SKIPPED if ref.optional else State.MISSING)
             items.append(Item(ref, state))
             continue
-        if there is not None and not is_copy_for(there, policy_uid, origin):
+        if there is not None and not is_copy_for(there, policy_uid, origin, installation):
             items.append(Item(ref, State.CONFLICT))
             continue
         source = found.primary.get(ref.key)
@@ -394,9 +406,15 @@ def plan(
             else:
                 items.append(Item(ref, State.SKIPPED if ref.optional else State.NO_SOURCE))
             continue
-        current = ((there or {}).get("metadata") or {}).get("annotations", {}).get(SOURCE_HASH)
+        marks = ((there or {}).get("metadata") or {}).get("annotations") or {}
         held = owners(there) if there is not None else frozenset()
-        if there is not None and current == content_hash(ref.kind, source) and policy_uid in held:
+        current = marks.get(SOURCE_HASH) == content_hash(ref.kind, source)
+        if (
+            there is not None
+            and current
+            and policy_uid in held
+            and (not installation or marks.get(INSTALLATION) == installation)
+        ):
             items.append(Item(ref, State.CARRIED))
             continue
         creator = (((there or {}).get("metadata") or {}).get("labels") or {}).get(POLICY_UID)
@@ -408,6 +426,7 @@ def plan(
             origin=origin,
             also_owned_by=held,
             creator=creator,
+            installation=installation,
         )
         version = ((there or {}).get("metadata") or {}).get("resourceVersion")
         if version:

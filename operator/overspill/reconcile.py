@@ -1124,7 +1124,17 @@ class Reconciler:
         planned = {v.spec.name: decision.placement.targets.get(v.spec.name, 0) for v in views}
         primary_ready = min(sum(p.ready for p in workload.pods if not p.deleting), decision.placement.primary)
         step = self.serving.route(
-            spec, ref.namespace, ref.uid, backends, names, primary_ready, ready, planned, act=True, now=serve.now
+            spec,
+            ref.namespace,
+            ref.uid,
+            backends,
+            names,
+            primary_ready,
+            ready,
+            planned,
+            act=True,
+            now=serve.now,
+            sides=list(serve.sides.values()),
         )
         note = step.problem
         if not step.confirmed:

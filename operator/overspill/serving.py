@@ -17,7 +17,7 @@ from kubernetes.client import ApiException
 
 from overspill import carry
 from overspill.adapters.dependencies import CARRIED_KINDS, DependencyWriter, Lookup, direct_lookup, list_managed
-from overspill.adapters.kube import Cluster
+from overspill.adapters.kube import TIMEOUT, Cluster
 from overspill.adapters.traffic import (
     EXPORT_GROUP,
     RouteClient,
@@ -36,6 +36,7 @@ from overspill.views import MANAGED_SELECTOR, ClusterView
 from overspill.views.resource import CONFIGMAPS, DEPLOYMENTS, SERVICEACCOUNTS, SERVICES, Resource
 
 EnsureNamespace = Callable[[str], None]
+IDENTITY_NAMESPACE = "kube-system"  # every cluster has it; its uid is the cluster's identity (as in KEP-2149)
 # kinds read from watch-fed views; Secrets never are (no cluster-wide Secret watch anywhere: a GET, only when the
 # policy opted in), PersistentVolumeClaims only by GET in targets (never copied)
 _WATCHED: dict[Kind, Resource] = {Kind.CONFIG_MAP: CONFIGMAPS, Kind.SERVICE_ACCOUNT: SERVICEACCOUNTS}
@@ -210,11 +211,41 @@ def _observed(side: Side, there: Lookup) -> carry.Observed | None:
     return carry.observe_users(cache.list(side.namespace), lambda name: there(Kind.SERVICE_ACCOUNT, name))
 
 
+def burst_imports(sides: Iterable[Side], policy_uid: str, group: str) -> dict[weights.Key, weights.Recorded]:
+    """The imports of the policy's burst Services in the targets, by the targets' views: every name the policy
+    exported under (an old `exportName` too: those Services stay until the policy goes), for its target."""
+    out: dict[weights.Key, weights.Recorded] = {}
+    for side in sides:
+        cache = side.view.cache(SERVICES, MANAGED_SELECTOR) if side.view is not None else None
+        if cache is None or not cache.synced:
+            continue
+        for svc in cache.list(side.namespace, {carry.POLICY_UID: policy_uid}):
+            meta = svc.get("metadata") or {}
+            if (meta.get("annotations") or {}).get(EXPORT_GROUP, weights.MCS_GROUP) == group:
+                out[(group, side.namespace, str(meta.get("name")))] = weights.Recorded(side.name)
+    return out
+
+
 class Serving:
     def __init__(self, primary: Cluster, origin_cluster: str, primary_view: ClusterView | None = None) -> None:
         self.primary = primary
         self.origin_cluster = origin_cluster
         self.primary_view = primary_view
+        self._identity: str | None = None
+
+    def installation(self) -> str:
+        """This installation's mark on its copies: the clusterName and the primary's kube-system uid (unique per
+        cluster, where clusterName is only what the installer typed). Not readable (no such namespace, RBAC from
+        an older chart): the clusterName alone, as before; a transient error is retried at the next poll."""
+        if self._identity is None:
+            try:
+                ns: Any = self.primary.core.read_namespace(IDENTITY_NAMESPACE, _request_timeout=TIMEOUT)
+                self._identity = f"{self.origin_cluster}/{ns.metadata.uid}"
+            except ApiException as err:
+                if err.status not in (403, 404):
+                    return self.origin_cluster
+                self._identity = self.origin_cluster
+        return self._identity
 
     # ---- dependencies ---------------------------------------------------------------------------------------
     def plan(
@@ -259,6 +290,7 @@ class Serving:
                 policy_uid=policy_uid,
                 origin_cluster=self.origin_cluster,
                 origin_namespace=namespace,
+                installation=self.installation(),
             )
 
     def carry(self, side: Side, copies: bool = True) -> tuple[int, str | None]:
@@ -461,6 +493,7 @@ class Serving:
         planned: Mapping[str, int],
         act: bool,
         now: float,
+        sides: Iterable[Side] = (),
     ) -> RouteStep:
         """Write the HTTPRoute's weights for this step, with the record of the policy's backendRefs. `ready` holds
         only replicas requests can reach (Ready, and their target's export Exported); `names` every import name of
@@ -481,6 +514,10 @@ class Serving:
         key = route_record_key(policy_uid)
         record = weights.parse_record(((route.get("metadata") or {}).get("annotations") or {}).get(key))
         group, service, drain = t.import_group, t.service_ref.name, float(t.drain_seconds)
+        written = record
+        # the record may have been dropped by another writer (GitOps, `kubectl replace`): the policy's burst
+        # Services in the targets (found by its label, whatever their name) still say which imports are its own
+        record = {**burst_imports(sides, policy_uid, group), **record}
         before = weights.current(rules, namespace=namespace, service=service, names=names, group=group, record=record)
         problem = None
         w = weights.weights(primary_ready, weights.kept_ready(ready, planned))
@@ -516,7 +553,7 @@ class Serving:
         after = weights.current(
             new_rules, namespace=namespace, service=service, names=names, group=group, record=record
         )
-        if not act or (new_rules == rules and new_record == record):
+        if not act or (new_rules == rules and new_record == written):
             return RouteStep(0, before, after, problem, draining=weights.draining(new_record, now, drain))
         try:
             rc.write_rules(route, new_rules, {key: weights.dump_record(new_record)})

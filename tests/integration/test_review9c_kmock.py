@@ -99,7 +99,6 @@ async def test_secrets_turned_off_while_the_target_is_idle_revokes_the_copy(worl
     assert gone(world, (SECRETS, "mirror", "hf")), "Secret copy left in the target after secrets were turned off"
 
 
-@pytest.mark.xfail(strict=True, reason="open: a record removed by another writer (docs/traffic.md Known limits)")
 async def test_the_record_dropped_mid_drain_still_holds_the_replicas_for_the_drain_time(
     world: Any,  # noqa: F811
     cluster: Cluster,
@@ -132,7 +131,6 @@ async def test_the_record_dropped_mid_drain_still_holds_the_replicas_for_the_dra
     assert "vllm-burst-aws" not in imports(world), f"stale backendRef left in the route: {imports(world)}"
 
 
-@pytest.mark.xfail(strict=True, reason="open: a record removed by another writer (docs/traffic.md Known limits)")
 async def test_the_record_dropped_during_a_burst_then_a_rename_never_leaves_weight_on_removed_replicas(
     world: Any,  # noqa: F811
     cluster: Cluster,

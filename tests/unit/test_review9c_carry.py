@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
-
 from overspill import carry
 from overspill.api.policy import Propagation
 from overspill.carry import Kind, Reference, State
 
 
-@pytest.mark.xfail(strict=True, reason="open: two installations with one clusterName (docs/traffic.md Known limits)")
 def test_a_copy_made_by_another_overspill_installation_is_a_conflict_not_ours_to_overwrite() -> None:
     """Two regions each run Overspill (clusterName left at its default "primary", undocumented) and burst into one
     shared GPU cluster, namespace ml. Region B's copy of Secret hf (its own token, policy uid-b) is there. Region
