@@ -25,6 +25,8 @@ from overspill.adapters.traffic import (
     TrafficConflict,
     burst_service,
     export_state,
+    route_local_key,
+    route_peers,
     route_record_key,
     service_export,
 )
@@ -511,10 +513,14 @@ class Serving:
         if route is None:  # no route: nothing sends requests to burst replicas through it
             return RouteStep(problem=f"{where} (spec.traffic.httpRouteRef) not found")
         rules = (route.get("spec") or {}).get("rules") or []
-        key = route_record_key(policy_uid)
-        record = weights.parse_record(((route.get("metadata") or {}).get("annotations") or {}).get(key))
+        key, local_key = route_record_key(policy_uid), route_local_key(policy_uid)
+        annotations = (route.get("metadata") or {}).get("annotations") or {}
+        record = weights.parse_record(annotations.get(key))
         group, service, drain = t.import_group, t.service_ref.name, float(t.drain_seconds)
         written = record
+        # other policies' backendRefs in the same rule are theirs to weight, not a canary whose share is kept
+        peers = route_peers(annotations, policy_uid)
+        local = f"{namespace}/{service}"
         # the record may have been dropped by another writer (GitOps, `kubectl replace`): the policy's burst
         # Services in the targets (found by its label, whatever their name) still say which imports are its own
         record = {**burst_imports(sides, policy_uid, group), **record}
@@ -539,6 +545,7 @@ class Serving:
             record=record,
             now=now,
             drain=drain,
+            peers=peers,
         )
         new_record = weights.record_after(
             rules, new_rules, namespace=namespace, names=names, group=group, record=record, now=now, drain=drain
@@ -553,10 +560,10 @@ class Serving:
         after = weights.current(
             new_rules, namespace=namespace, service=service, names=names, group=group, record=record
         )
-        if not act or (new_rules == rules and new_record == written):
+        if not act or (new_rules == rules and new_record == written and annotations.get(local_key) == local):
             return RouteStep(0, before, after, problem, draining=weights.draining(new_record, now, drain))
         try:
-            rc.write_rules(route, new_rules, {key: weights.dump_record(new_record)})
+            rc.write_rules(route, new_rules, {key: weights.dump_record(new_record), local_key: local})
         except ApiException as err:
             why = f"could not update {where}: HTTP {err.status}"
             return RouteStep(0, before, before, f"{problem}; {why}" if problem else why, confirmed=False)
@@ -606,7 +613,17 @@ class Serving:
                 rules, new_rules, namespace=namespace, names=names, group=group, record=record, now=now, drain=drain
             )
             if new_rules != rules or (key in annotations and new_record != record):
-                rc.write_rules(route, new_rules, {key: weights.dump_record(new_record)})
+                dumped = weights.dump_record(new_record)
+                rc.write_rules(
+                    route,
+                    new_rules,
+                    {
+                        key: dumped,
+                        route_local_key(policy_uid): None
+                        if dumped is None
+                        else annotations.get(route_local_key(policy_uid)),
+                    },
+                )
             step.held |= self._lowered(rules, new_rules, namespace, names, group, record)
             left = weights.draining(new_record, now, drain)
             step.held |= set(left)

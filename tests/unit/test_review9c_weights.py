@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
+from overspill.adapters.traffic import route_local_key, route_peers, route_record_key
 from overspill.decide.weights import (
     MCS_GROUP,
     SERVICE_IMPORT,
@@ -13,6 +12,7 @@ from overspill.decide.weights import (
     Recorded,
     Weights,
     draining,
+    dump_record,
     record_after,
     route_rules,
 )
@@ -77,29 +77,50 @@ def test_a_weight_put_back_by_someone_else_restarts_the_drain_clock() -> None:
     assert draining(new, 1101.0, 30.0) == {"aws": 29.0}
 
 
-def _apply(rules: list[dict[str, Any]], service: str, base: str, local: int, aws: int) -> list[dict[str, Any]]:
+def _apply(
+    rules: list[dict[str, Any]],
+    service: str,
+    base: str,
+    local: int,
+    aws: int,
+    annotations: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """One policy's write. With `annotations` (the route's), as Serving.route does it: the other policies' records
+    and local Services there are their backendRefs, and this policy's record and local Service are written."""
     names = {"aws": f"{base}-aws"}
-    return route_rules(
+    uid = f"uid-{service}"
+    peers = route_peers(annotations, uid) if annotations is not None else set()
+    out = route_rules(
         rules,
         namespace="ml",
         service=service,
         backends=[Backend("aws", f"{base}-aws", "ml")],
         names=names,
         w=Weights(local, {"aws": aws}),
+        peers=peers,
     )
+    if annotations is not None:
+        rec = record_after(rules, out, namespace="ml", names=names, group=MCS_GROUP, record={}, now=1.0)
+        annotations[route_record_key(uid)] = dump_record(rec) or ""
+        annotations[route_local_key(uid)] = f"ml/{service}"
+    return out
 
 
-@pytest.mark.xfail(strict=True, reason="open: two policies in one rule (docs/traffic.md Known limits)")
 def test_two_policies_in_one_rule_settle() -> None:
     """Two policies (vllm-a, vllm-b) whose Services share one rule of one HTTPRoute, a bursting (4 at home +
     36 Ready in aws), b not (4 at home). Each treats the other's backendRefs as a canary and keeps their share, so
     the rule stays split at the share of the first write (1:1 -> 50:50): a's 40 replicas get half the requests,
-    b's 4 the other half. Weights never follow Ready replicas across the two policies."""
+    b's 4 the other half. Weights never follow Ready replicas across the two policies.
+
+    (Fixed: each policy writes its record and its local Service on the route, so the other one knows them for
+    another policy's backendRefs, not a canary; the test now writes and reads those annotations as the operator
+    does.)"""
     rules: list[dict[str, Any]] = [{"backendRefs": [{"name": "vllm-a", "port": 80}, {"name": "vllm-b", "port": 80}]}]
+    annotations: dict[str, str] = {}
     seen = []
     for _ in range(6):
-        rules = _apply(rules, "vllm-a", "vllm-a-burst", 4, 36)
-        rules = _apply(rules, "vllm-b", "vllm-b-burst", 4, 0)
+        rules = _apply(rules, "vllm-a", "vllm-a-burst", 4, 36, annotations)
+        rules = _apply(rules, "vllm-b", "vllm-b-burst", 4, 0, annotations)
         seen.append({r["name"]: r["weight"] for r in rules[0]["backendRefs"]})
     assert seen[-1] == seen[-2], seen
     # shares follow Ready replicas: a has 40 Ready (4 + 36 burst), b 4: a's side should get ~10x b's

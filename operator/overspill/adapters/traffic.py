@@ -19,6 +19,7 @@ from kubernetes.client import ApiException
 from overspill.adapters.dependencies import namespace_missing
 from overspill.adapters.kube import TIMEOUT, Cluster
 from overspill.carry import MANAGED_BY, MANAGER, ORIGIN, POLICY_UID
+from overspill.decide.weights import parse_record
 
 MCS_GROUP = "multicluster.x-k8s.io"
 # per group, the ServiceExport versions in order of preference: v1alpha1 first for the MCS API (what Submariner and
@@ -34,8 +35,28 @@ EXPORT_GROUP = "overspill.dev/export-group"
 ROUTE_RECORD = "overspill.dev/backends."
 
 
+ROUTE_LOCAL = "overspill.dev/local."  # per policy: `<namespace>/<name>` of its local Service in the route
+
+
 def route_record_key(policy_uid: str) -> str:
     return f"{ROUTE_RECORD}{policy_uid}"
+
+
+def route_local_key(policy_uid: str) -> str:
+    return f"{ROUTE_LOCAL}{policy_uid}"
+
+
+def route_peers(annotations: Mapping[str, str], policy_uid: str) -> set[tuple[str, str, str]]:
+    """The backendRefs other policies wrote in the route, as their annotations say: their imports (records) and
+    their local Services (`("", namespace, name)`)."""
+    peers: set[tuple[str, str, str]] = set()
+    for key, value in annotations.items():
+        if key.startswith(ROUTE_RECORD) and key != route_record_key(policy_uid):
+            peers |= set(parse_record(value))
+        elif key.startswith(ROUTE_LOCAL) and key != route_local_key(policy_uid) and "/" in (value or ""):
+            namespace, name = value.split("/", 1)
+            peers.add(("", namespace, name))
+    return peers
 
 
 class TrafficConflict(Exception):

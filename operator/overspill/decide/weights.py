@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -208,16 +208,21 @@ def _apportion(budget: int, raw: Sequence[int]) -> list[int]:
 
 
 def _keep_foreign_share(
-    before: Sequence[Mapping[str, Any]], after: list[dict[str, Any]], ours: Sequence[dict[str, Any]]
+    before: Sequence[Mapping[str, Any]],
+    after: list[dict[str, Any]],
+    ours: Sequence[dict[str, Any]],
+    peer: Callable[[Mapping[str, Any]], bool] = lambda _: False,
 ) -> None:
     """Other backends in the local rule (a canary) keep the share of the rule's weight they had: the local Service
     and the policy's imports split, in proportion to their Ready replicas, the weight the local Service and the
     imports held together before. Too little weight to split (1 and 1): every weight of the rule is first scaled
-    by one factor, which leaves every share as it was."""
-    foreign = [r for r in after if not any(r is o for o in ours)]
+    by one factor, which leaves every share as it was. Another policy's backendRefs (`peer`) are no canary: they
+    are weighted in Ready replicas by that policy, as these are by this one, and are left out of the split."""
+    foreign = [r for r in after if not any(r is o for o in ours) and not peer(r)]
     if not foreign or sum(_weight(r) for r in foreign) == 0:
         return  # nothing else receives requests here: the weights are the Ready replicas themselves
-    had = sum(_weight(r) for r in before) - sum(_weight(r) for r in foreign)
+    peers = sum(_weight(r) for r in before if peer(r))
+    had = sum(_weight(r) for r in before) - sum(_weight(r) for r in foreign) - peers
     if had <= 0:
         for r in ours:
             r["weight"] = 0  # everything went to the others: it stays so
@@ -268,13 +273,15 @@ def route_rules(
     record: Record | None = None,
     now: float = 0.0,
     drain: float | None = 0.0,
+    peers: Collection[Key] = (),
 ) -> list[dict[str, Any]]:
     """The route's rules with the local and each target's backendRef weighted; a target's ServiceImport
     backendRef is added next to the local one where missing. Backend refs of the policy that no target wants
     (`names`: every known target's import name; a target dropped from the spec, a moved namespace) go to weight 0
     first and are removed at a later write that finds them drained (at 0 for `drain` seconds, as `record` says), in
     every rule (one without the local Service too). Other backends keep their weights, and in the local rule their
-    share (see `_keep_foreign_share`)."""
+    share (see `_keep_foreign_share`), except another policy's (`peers`: the keys its record and its local
+    Service have on the route), which that policy weights."""
     out = []
     for rule in rules:
         new = copy.deepcopy(dict(rule))
@@ -317,7 +324,12 @@ def route_rules(
         cut = _over_limit(len(kept), leaving, wanted)
         kept = [r for r in kept if not any(r is c for c in cut)]
         ours = [r for r in ours if not any(r is c for c in cut)]
-        _keep_foreign_share(rule.get("backendRefs") or [], kept, ours)
+        _keep_foreign_share(
+            rule.get("backendRefs") or [],
+            kept,
+            ours,
+            lambda r: _key(r, namespace) in peers and not _is_local(r, service, namespace),
+        )
         new["backendRefs"] = kept
         out.append(new)
     return out
