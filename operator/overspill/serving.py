@@ -35,6 +35,7 @@ from overspill.carry import CarryPlan, Kind
 from overspill.decide import weights
 from overspill.report import DependencyReport, TrafficReport
 from overspill.views import MANAGED_SELECTOR, ClusterView
+from overspill.views.cache import WatchCache
 from overspill.views.resource import CONFIGMAPS, DEPLOYMENTS, SERVICEACCOUNTS, SERVICES, Resource
 
 EnsureNamespace = Callable[[str], None]
@@ -101,6 +102,17 @@ def target_lookup(
 Copies = Callable[[], Mapping[tuple[Kind, str], Mapping[str, Any]]]
 
 
+def running(view: ClusterView | None, resource: Resource) -> WatchCache | None:
+    """The view's cache of what Overspill manages of `resource`, where it runs (started with the view:
+    SERVING_RESOURCES). Never started here: a kind the target does not serve would make its whole view not ready."""
+    found = [
+        c
+        for c in (view.caches() if view is not None else [])
+        if c.resource == resource and c.label_selector == MANAGED_SELECTOR
+    ]
+    return found[0] if found else None
+
+
 def target_copies(
     view: ClusterView | None,
     cluster: Cluster,
@@ -115,10 +127,9 @@ def target_copies(
 
     def listed(kind: Kind) -> list[Mapping[str, Any]]:
         resource = _WATCHED.get(kind)
-        if view is not None and resource is not None:
-            cache = view.cache(resource, MANAGED_SELECTOR)
-            if cache.synced:
-                return list(cache.list(namespace))
+        cache = running(view, resource) if resource is not None else None
+        if cache is not None and cache.synced:
+            return list(cache.list(namespace))
         key = (target, namespace, kind, "")  # "" is no object's name: the memo of the whole listing
         seen = misses.get(key) if misses is not None else None
         if seen is None or clock() - seen[0] >= MISS_TTL:
@@ -218,7 +229,7 @@ def burst_imports(sides: Iterable[Side], policy_uid: str, group: str) -> dict[we
     exported under (an old `exportName` too: those Services stay until the policy goes), for its target."""
     out: dict[weights.Key, weights.Recorded] = {}
     for side in sides:
-        cache = side.view.cache(SERVICES, MANAGED_SELECTOR) if side.view is not None else None
+        cache = running(side.view, SERVICES)
         if cache is None or not cache.synced:
             continue
         for svc in cache.list(side.namespace, {carry.POLICY_UID: policy_uid}):
