@@ -172,7 +172,11 @@ def source(kind: Kind, name: str, **content: Any) -> dict[str, Any]:
 
 
 def run_plan(
-    refs: list[Reference], prim: dict[Any, Any], there: dict[Any, Any], prop: Propagation | None = None
+    refs: list[Reference],
+    prim: dict[Any, Any],
+    there: dict[Any, Any],
+    prop: Propagation | None = None,
+    installation: str | None = None,
 ) -> Any:
     return plan(
         refs,
@@ -182,6 +186,7 @@ def run_plan(
         policy_uid="uid-1",
         origin_cluster="primary",
         origin_namespace="ml",
+        installation=installation,
     )
 
 
@@ -244,8 +249,11 @@ def test_plan_never_takes_over_an_object_overspill_did_not_create() -> None:
 
 def test_plan_shares_a_copy_made_for_another_policy_from_the_same_source() -> None:
     src = source(CM, "cm", data={"a": "1"})
-    other = copy_of(CM, src, namespace="ml", policy_uid="uid-2", origin="primary/ml/cm")
-    (item,) = run_plan([Reference(CM, "cm", "w")], {(CM, "cm"): src}, {(CM, "cm"): other}).items
+    # one installation (the copy carries its mark): policies of another one never share, see test_carry_installation
+    other = copy_of(CM, src, namespace="ml", policy_uid="uid-2", origin="primary/ml/cm", installation="primary/k1")
+    (item,) = run_plan(
+        [Reference(CM, "cm", "w")], {(CM, "cm"): src}, {(CM, "cm"): other}, installation="primary/k1"
+    ).items
     assert item.state == State.TO_COPY and item.body is not None  # joins the owners once, content unchanged
     assert owners(item.body) == {"uid-1", "uid-2"} and item.body["data"] == other["data"]
 
@@ -312,11 +320,15 @@ def test_a_policy_without_consent_never_revokes_another_policys_copy() -> None:
 
 def test_a_shared_copy_lists_every_owner_and_the_last_one_removes_it() -> None:
     src = source(SEC, "tok", data={"k": "v"})
-    theirs = copy_of(SEC, src, namespace="ml", policy_uid="uid-2", origin="primary/ml/tok")
+    theirs = copy_of(SEC, src, namespace="ml", policy_uid="uid-2", origin="primary/ml/tok", installation="p/k1")
     theirs["metadata"]["resourceVersion"] = "7"
     # uid-1 needs it too: it joins the owners (a write), so uid-2 leaving later does not take it away
     (item,) = run_plan(
-        [Reference(SEC, "tok", "w")], {(SEC, "tok"): src}, {(SEC, "tok"): theirs}, Propagation(secrets=True)
+        [Reference(SEC, "tok", "w")],
+        {(SEC, "tok"): src},
+        {(SEC, "tok"): theirs},
+        Propagation(secrets=True),
+        installation="p/k1",
     ).items
     assert item.state == State.TO_COPY and item.body is not None and item.update
     assert owners(item.body) == {"uid-1", "uid-2"} and item.body["metadata"]["resourceVersion"] == "7"
