@@ -310,8 +310,13 @@ def test_route_weights_follow_ready_replicas_and_drain_first(
     eventually(burst_up, 90, interval=0.3, what="weights (8, 7)")
     # a secondary replica gets weight only once Ready: never more burst weight than Ready burst pods
     assert all(w[1] <= ready for w, ready in seen), seen
-    st = policy(lab, ns, "vllm")["status"]["traffic"]
-    assert (st["localWeight"], st["burstWeight"]) == (8, 7)
+
+    # the status is written off the tick's path (statuswriter): it follows the route within a poll or two
+    def status_weights() -> tuple[int, int]:
+        st = policy(lab, ns, "vllm")["status"]["traffic"]
+        return st["localWeight"], st["burstWeight"]
+
+    eventually(lambda: status_weights() == (8, 7), 30, what="status.traffic weights (8, 7)")
     wait_condition(lab, ns, "vllm", "TrafficReady", "True", 30)
     exported = policy(lab, ns, "vllm")["status"]["traffic"]["exports"][0]
     assert (exported["state"], exported["service"], exported["weight"]) == ("Exported", BURST, 7)
