@@ -36,12 +36,13 @@ from overspill.decide import weights
 from overspill.report import DependencyReport, TrafficReport
 from overspill.views import MANAGED_SELECTOR, ClusterView
 from overspill.views.cache import WatchCache
-from overspill.views.resource import CONFIGMAPS, DEPLOYMENTS, SERVICEACCOUNTS, SERVICES, Resource
+from overspill.views.resource import CONFIGMAPS, DEPLOYMENTS, SECRETS, SERVICEACCOUNTS, SERVICES, Resource
 
 EnsureNamespace = Callable[[str], None]
 IDENTITY_NAMESPACE = "kube-system"  # every cluster has it; its uid is the cluster's identity (as in KEP-2149)
-# kinds read from watch-fed views; Secrets never are (no cluster-wide Secret watch anywhere: a GET, only when the
-# policy opted in), PersistentVolumeClaims only by GET in targets (never copied)
+# kinds read from cluster-wide watch-fed views. Secrets never are (no cluster-wide Secret watch anywhere): in the
+# primary a GET, only when the policy opted in; in a target a watch of Overspill's copies in one namespace
+# (copies_cache). PersistentVolumeClaims only by GET in targets (never copied)
 _WATCHED: dict[Kind, Resource] = {Kind.CONFIG_MAP: CONFIGMAPS, Kind.SERVICE_ACCOUNT: SERVICEACCOUNTS}
 SERVING_RESOURCES = (CONFIGMAPS, SERVICEACCOUNTS, SERVICES)  # started with a target's view (MANAGED_SELECTOR)
 
@@ -80,12 +81,10 @@ def target_lookup(
     direct = direct_lookup(cluster, namespace)
 
     def lookup(kind: Kind, name: str) -> Mapping[str, Any] | None:
-        resource = _WATCHED.get(kind)
-        if view is not None and resource is not None:
-            cache = view.cache(resource, MANAGED_SELECTOR)
-            found = cache.get(namespace, name) if cache.synced else None
-            if found is not None:
-                return found
+        cache = copies_cache(view, kind, namespace, start=misses is None)
+        found = cache.get(namespace, name) if cache is not None and cache.synced else None
+        if found is not None:
+            return found
         if misses is None:
             return direct(kind, name)
         key = (target, namespace, kind, name)
@@ -108,9 +107,28 @@ def running(view: ClusterView | None, resource: Resource) -> WatchCache | None:
     found = [
         c
         for c in (view.caches() if view is not None else [])
-        if c.resource == resource and c.label_selector == MANAGED_SELECTOR
+        if c.resource == resource and c.label_selector == MANAGED_SELECTOR and c.namespace is None
     ]
     return found[0] if found else None
+
+
+def copies_cache(view: ClusterView | None, kind: Kind, namespace: str, *, start: bool) -> WatchCache | None:
+    """The view's cache of Overspill's copies of `kind` that holds `namespace`, or None.
+
+    ConfigMaps and ServiceAccounts: the cluster-wide watches started with the view. Secrets: a watch of the one
+    namespace, since a target grants Secrets only in the namespaces mirrors land in (manifests/secondary), started
+    by a policy holding replicas there (`start`) and optional: where it is refused, the caller LISTs as before.
+    Without it, every policy holding replicas LISTed its namespace's copies every poll: at 1,000 bursting policies,
+    100 LISTs a second to the secondary."""
+    if view is None:
+        return None
+    if kind == Kind.SECRET:
+        found = view.cache(SECRETS, MANAGED_SELECTOR, namespace=namespace, optional=True, start=False)
+        if start and not found.started:
+            found = view.cache(SECRETS, MANAGED_SELECTOR, namespace=namespace, optional=True)
+        return found
+    resource = _WATCHED.get(kind)
+    return running(view, resource) if resource is not None else None
 
 
 def target_copies(
@@ -121,13 +139,12 @@ def target_copies(
     target: str = "",
     clock: Callable[[], float] = time.monotonic,
 ) -> Copies:
-    """Every copy Overspill manages in a target's namespace, to find the policy's stale ones: the watched kinds
-    from the view, Secrets (never watched) by a LIST, remembered for MISS_TTL where the target holds no replicas
-    (`misses` given), so an idle policy makes no LIST per poll."""
+    """Every copy Overspill manages in a target's namespace, to find the policy's stale ones: from the view's
+    watches (copies_cache), else by a LIST, remembered for MISS_TTL where the target holds no replicas (`misses`
+    given), so an idle policy makes no LIST per poll."""
 
     def listed(kind: Kind) -> list[Mapping[str, Any]]:
-        resource = _WATCHED.get(kind)
-        cache = running(view, resource) if resource is not None else None
+        cache = copies_cache(view, kind, namespace, start=misses is None)
         if cache is not None and cache.synced:
             return list(cache.list(namespace))
         key = (target, namespace, kind, "")  # "" is no object's name: the memo of the whole listing

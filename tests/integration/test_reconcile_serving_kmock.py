@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 from collections.abc import Iterator
 from typing import Any
 
@@ -573,3 +574,36 @@ async def test_a_route_without_the_local_service_is_drained_not_held_forever(wor
         out = await run(r, s, BurstPolicyStatus.model_validate(out.status))
     assert not mirror_replicas(world, "mirror")
     assert burst_refs(world) == {}
+
+
+def secret_reads(emulator: Any, since: int) -> list[str]:
+    """Reads of Secrets in the target's namespace that are not the watch's stream: LISTs and GETs."""
+    return [
+        f"{r.method.value} {r.url}"
+        for r in list(emulator)[since:]
+        if r.method.value == "GET" and "/namespaces/mirror/secrets" in r.url.path and "watch" not in r.url.query
+    ]
+
+
+async def test_a_target_holding_replicas_reads_its_secret_copies_from_a_watch(world: Any, cluster: Cluster) -> None:
+    """Scale review: the search for stale copies LISTed the namespace's Secrets every poll of every policy holding
+    replicas there (Secrets had no watch): at 1,000 bursting policies, 100 LISTs a second to the secondary. A watch
+    of Overspill's copies in that one namespace answers it now, and still finds a copy the template stopped naming."""
+    r = await reconciler(cluster, FakeMetrics(150))
+    out = await run(r, spec(propagation={"secrets": True}))
+    assert mirror_replicas(world, "mirror") == 7
+    assert world.objects["v1/secrets", "mirror", "hf"]["data"] == {"t": "c2VjcmV0"}
+    await asyncio.sleep(0.5)  # the namespace's watch lists once and is in sync
+    before = len(list(world))
+    for _ in range(3):
+        out = await run(r, spec(propagation={"secrets": True}), BurstPolicyStatus.model_validate(out.status))
+    assert secret_reads(world, before) == []
+    assert mirror_replicas(world, "mirror") == 7
+    workload = copy.deepcopy(world.objects["apps/v1/deployments", "ml", "vllm"].raw)
+    workload["spec"]["template"]["spec"]["containers"][0]["env"] = []  # hf no longer named: its copy must go
+    world.objects["apps/v1/deployments", "ml", "vllm"] = workload
+    r = await reconciler(cluster, FakeMetrics(150))  # views listed afresh: the new template
+    for _ in range(4):
+        out = await run(r, spec(propagation={"secrets": True}), BurstPolicyStatus.model_validate(out.status))
+        await asyncio.sleep(0.3)  # the watch of the namespace's Secret copies is in sync from the second poll
+    assert world.objects["v1/secrets", "mirror", "hf"].deleted

@@ -75,11 +75,14 @@ class WatchCache:
         cluster: str,
         label_selector: str | None = None,
         project: Projection = slim,
+        namespace: str | None = None,
     ) -> None:
         self.api = api
         self.resource = resource
         self.cluster = cluster
         self.label_selector = label_selector
+        # one namespace only: for kinds the operator may list only where it works (Secrets in a target)
+        self.namespace = namespace
         self.project = project
         self._lock = threading.RLock()
         self._objects: dict[tuple[str, str], Obj] = {}
@@ -207,7 +210,7 @@ class WatchCache:
         if self.label_selector:
             params["labelSelector"] = self.label_selector
         method, url, headers, _, _ = self.api.param_serialize(
-            "GET", self.resource.path(), auth_settings=["BearerToken"]
+            "GET", self.resource.path(self.namespace), auth_settings=["BearerToken"]
         )
         url = f"{url}?{urlencode(params)}"
         self.requests += 1

@@ -84,8 +84,8 @@ class ClusterView:
         self.name = name
         self.api = api
         self._lock = threading.Lock()
-        self._caches: dict[tuple[Resource, str | None], WatchCache] = {}
-        self._optional: set[tuple[Resource, str | None]] = set()
+        self._caches: dict[tuple[Resource, str | None, str | None], WatchCache] = {}
+        self._optional: set[tuple[Resource, str | None, str | None]] = set()
         self._all: tuple[WatchCache, ...] = ()
         self._required_caches: tuple[WatchCache, ...] = ()
         self._closed = False
@@ -96,11 +96,18 @@ class ClusterView:
         self.cache(NODES)
 
     def cache(
-        self, resource: Resource, label_selector: str | None = None, *, start: bool = True, optional: bool = False
+        self,
+        resource: Resource,
+        label_selector: str | None = None,
+        *,
+        start: bool = True,
+        optional: bool = False,
+        namespace: str | None = None,
     ) -> WatchCache:
-        """The shared cache of `resource` (with `label_selector`), started on first use. An `optional` cache (a
-        custom workload kind, read by GET when it cannot be watched) never makes the view unusable."""
-        key = (resource, label_selector)
+        """The shared cache of `resource` (with `label_selector`, in `namespace` or all), started on first use. An
+        `optional` cache (a custom workload kind, read by GET when it cannot be watched) never makes the view
+        unusable."""
+        key = (resource, label_selector, namespace)
         found = self._caches.get(key)  # the hot path, every tick: no lock (see _publish)
         if found is not None and (found.started or not start or self._closed):
             return found
@@ -115,6 +122,7 @@ class ClusterView:
                     cluster=self.name,
                     label_selector=label_selector,
                     project=_PROJECTIONS.get(resource, slim),
+                    namespace=namespace,
                 )
                 self._caches[key] = found
                 self._publish()
