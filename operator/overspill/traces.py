@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import math
 import random
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -58,11 +59,21 @@ class RequestLog:
 
 
 def _number(path: str | Path, line: int, column: str, text: str, *, integer: bool = False) -> float:
+    kind = "a whole number" if integer else "a number"
     try:
         value = float(int(text)) if integer else float(text)
     except ValueError:
-        kind = "a whole number" if integer else "a number"
-        raise InputError(path, f"{column} {text.strip()!r} is not {kind}", line=line, fix=f"write {kind}") from None
+        # also a whole number of more than 4,300 digits (Python's int() limit)
+        shown = text.strip() if len(text.strip()) <= 40 else f"{text.strip()[:20]}... ({len(text.strip())} characters)"
+        raise InputError(path, f"{column} {shown!r} is not {kind}", line=line, fix=f"write {kind}") from None
+    except OverflowError:
+        # a whole number too large for a float (a corrupted row): int() takes it, float() does not
+        raise InputError(
+            path,
+            f"{column} has {len(text.strip())} digits: too large to be a count",
+            line=line,
+            fix=f"write {kind} below 1e308 (the row is probably corrupted: fix or delete it)",
+        ) from None
     if not math.isfinite(value):
         raise InputError(path, f"{column} is {text.strip()!r}", line=line, fix="write a finite number")
     if value < 0:
@@ -86,25 +97,57 @@ def _timestamp(path: str | Path, line: int, text: str) -> float:
 
 def _rows(path: str | Path) -> tuple[list[str], int, list[tuple[int, list[str]]]]:
     """The header, its line number, and (line number, cells) of every data row; comments and blanks skipped."""
-    with open(path, newline="") as fh:
-        numbered = [(i, text) for i, text in enumerate(fh, start=1) if text.strip() and not text.startswith("#")]
+    with open(path, "rb") as fh:
+        numbered = [
+            (i, text) for i, text in enumerate(_decoded(path, fh), start=1) if text.strip() and not text.startswith("#")
+        ]
     if not numbered:
         raise InputError(path, "the trace is empty", fix=HEADERS_HINT + ", then one row per sample")
     parsed = list(csv.reader(text for _, text in numbered))
     header = [h.strip() for h in parsed[0]]
+    while header and not header[-1]:
+        header.pop()  # a trailing comma names no column
     rows = [(numbered[i][0], cells) for i, cells in enumerate(parsed) if i > 0]
     if not rows:
         raise InputError(path, "the trace has a header and no rows", line=numbered[0][0], fix="add rows below it")
     return header, numbered[0][0], rows
 
 
+def _decoded(path: str | Path, fh: Iterable[bytes]) -> Iterator[str]:
+    """The file's lines as text, a line that is not UTF-8 refused with its number (a codec error names neither)."""
+    for i, raw in enumerate(fh, start=1):
+        try:
+            # utf-8-sig on the first line: a byte-order mark (spreadsheet exports) is not part of the header
+            yield raw.decode("utf-8-sig" if i == 1 else "utf-8")
+        except UnicodeDecodeError as err:
+            raise InputError(
+                path,
+                f"byte 0x{raw[err.start]:02x} at column {err.start + 1} is not UTF-8",
+                line=i,
+                fix="save the trace as UTF-8 (e.g. iconv -f latin1 -t utf-8), or delete the line",
+            ) from None
+
+
 def _check_width(path: str | Path, line: int, cells: list[str], header: list[str]) -> None:
-    if len(cells) < len(header):
+    # trailing empty cells (a trailing comma) move nothing; any other extra cell shifts the row: "1,024" context
+    # tokens unquoted would be read as 1 and 24, a confident wrong answer
+    width = len(cells)
+    while width > len(header) and not cells[width - 1].strip():
+        width -= 1
+    if width < len(header):
         raise InputError(
             path,
             f"expected {len(header)} columns ({','.join(header)}), found {len(cells)}",
             line=line,
             fix="complete the row or delete it",
+        )
+    if width > len(header):
+        raise InputError(
+            path,
+            f"expected {len(header)} columns ({','.join(header)}), found {width}",
+            line=line,
+            fix="write numbers without thousands separators (1024, not 1,024), quote cells that hold commas, "
+            "or add the extra column to the header",
         )
 
 
@@ -114,13 +157,13 @@ def load(path: str | Path, prefill_speedup: float = 10.0) -> MetricTrace | Reque
     if header[:2] == METRIC_HEADER:
         points = []
         for line, cells in rows:
-            _check_width(path, line, cells, METRIC_HEADER)
+            _check_width(path, line, cells, header)
             points.append((_number(path, line, "t_seconds", cells[0]), _number(path, line, "value", cells[1])))
         return MetricTrace(tuple(sorted(points)))
     if header[:3] == REQUEST_HEADER:
         stamps = []
         for line, cells in rows:
-            _check_width(path, line, cells, REQUEST_HEADER)
+            _check_width(path, line, cells, header)
             stamps.append(
                 (
                     _timestamp(path, line, cells[0]),

@@ -1,0 +1,79 @@
+"""Review of issue 14 (rev14): where the promises of the simulator, the oracle and `overspill tune` still break.
+
+Each test is small and fast (tiny hand-made traces, no ../shared)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from overspill.inputerror import InputError
+from overspill.traces import load
+
+
+def _request_csv(path: Path, rows: list[tuple[int, int, int]]) -> None:
+    lines = ["TIMESTAMP,ContextTokens,GeneratedTokens"]
+    lines += [f"2023-11-16 18:{s // 60:02d}:{s % 60:02d}.0,{c},{g}" for s, c, g in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
+POLICY = """\
+apiVersion: overspill.dev/v1alpha1
+kind: BurstPolicy
+metadata: {name: p, namespace: ml}
+spec:
+  workloadRef: {apiVersion: apps/v1, kind: Deployment, name: w}
+  metric: {prometheus: {query: q}, targetPerReplica: 1}
+  minReplicas: 0
+  maxReplicas: 10
+  primary: {pendingGracePeriodSeconds: 0}
+  targets: [{name: aws}]
+  behavior: {pollIntervalSeconds: 1, scaleDownStabilizationSeconds: 0, minBurstDurationSeconds: 0}
+---
+apiVersion: overspill.dev/v1alpha1
+kind: BurstTarget
+metadata: {name: aws}
+spec:
+  kubeconfigSecretRef: {name: k, namespace: overspill-system}
+  costPerReplicaHour: 1
+  replicaStartupSeconds: 60
+"""
+
+
+def test_a_trace_that_is_not_utf8_names_its_file_and_line(tmp_path: Path) -> None:
+    """A byte that is not UTF-8 on line 3: the error today is "'utf-8' codec can't decode byte 0xff in position
+    95", with neither the file nor the line nor a fix."""
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(
+        b"TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:00:00.0,100,10\n2023-11-16 18:00:01.0,100,1\xff\n"
+    )
+    with pytest.raises(InputError) as err:
+        load(path)
+    assert "latin1.csv" in str(err.value) and ":3" in str(err.value)
+
+
+def test_a_row_with_more_cells_than_the_header_is_refused(tmp_path: Path) -> None:
+    """An unquoted thousands separator ("1,024" context tokens) shifts the row: read today as ContextTokens 1 and
+    GeneratedTokens 24, the real 10 dropped, silently: a confident wrong answer."""
+    path = tmp_path / "t.csv"
+    path.write_text(
+        "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:00:00.0,100,10\n2023-11-16 18:00:01.0,1,024,10\n"
+    )
+    with pytest.raises(InputError) as err:
+        load(path)
+    assert ":3" in str(err.value)
+
+
+def test_a_token_count_too_large_for_a_float_is_an_input_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 400-digit ContextTokens (a corrupted row) escapes as OverflowError ("int too large to convert to float"):
+    `overspill tune`/`simulate` print a traceback instead of the file, the line and the fix."""
+    path = tmp_path / "t.csv"
+    path.write_text(
+        f"TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:00:00.0,100,10\n2023-11-16 18:00:01.0,{'9' * 400},10\n"
+    )
+    with pytest.raises(InputError) as err:
+        load(path)
+    assert ":3" in str(err.value) and "ContextTokens" in str(err.value)
