@@ -32,7 +32,6 @@ from typing import Any
 
 from overspill.api.policy import BurstPolicySpec
 from overspill.api.target import BurstTargetSpec
-from overspill.decide.snapshot import PRIMARY
 from overspill.simulate import ServiceModel, Slo
 from overspill.traces import RequestLog
 
@@ -131,8 +130,8 @@ def bound(
         bt = targets.get(pt.name)
         caps = [c for c in (pt.max_replicas, bt.max_replicas if bt else None, spec.max_replicas) if c is not None]
         t_caps.append(float(min(caps)))
-        t_startup.append(model.startup(pt.name, bt))
-    p_startup = model.startup(PRIMARY)
+        t_startup.append(model.target_startup(pt.name, bt))
+    p_startup = model.primary_startup()
     tps = model.tokens_per_second
 
     # cumulative arrivals by interval, and each request's deadline interval and prior work (FIFO)

@@ -58,12 +58,17 @@ class ServiceModel:
     # gives): what knowing the future is worth to the same engine, for benchmarks.foresight; 0 for a real query
     forecast_seconds: float = 0.0
 
-    def startup(self, cluster: str, target: BurstTargetSpec | None = None) -> float:
-        if cluster in self.startup_seconds:
-            return self.startup_seconds[cluster]
+    def primary_startup(self) -> float:
+        return self.startup_seconds.get(PRIMARY, self.primary_startup_default)
+
+    def target_startup(self, name: str, target: BurstTargetSpec | None = None) -> float:
+        """--startup NAME=S first, then the BurstTarget's replicaStartupSeconds, then the default. "primary" always
+        names the primary cluster: a BurstTarget of that name (a valid DNS label) takes its field or the default."""
+        if name != PRIMARY and name in self.startup_seconds:
+            return self.startup_seconds[name]
         if target is not None and target.replica_startup_seconds is not None:
             return float(target.replica_startup_seconds)
-        return self.primary_startup_default if cluster == PRIMARY else self.secondary_startup_default
+        return self.secondary_startup_default
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,12 @@ class Summary:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+def cluster_label(target: str) -> str:
+    """A target's key in `replica_seconds` and `cost`, where the primary is "primary": a BurstTarget named primary
+    is kept apart from it (merged, its replicas would count as the primary's, free of secondary replica-hours)."""
+    return f"{target} (target)" if target == PRIMARY else target
+
+
 def _pct(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
@@ -179,15 +190,15 @@ def run(
     targets = targets or {}
     grace = spec.primary.pending_grace_period_seconds
     poll = float(spec.behavior.poll_interval_seconds)
-    primary = _Cluster(model.startup(PRIMARY), primary_capacity)
-    secondaries = {t.name: _Cluster(model.startup(t.name, targets.get(t.name))) for t in spec.targets}
+    primary = _Cluster(model.primary_startup(), primary_capacity)
+    secondaries = {t.name: _Cluster(model.target_startup(t.name, targets.get(t.name))) for t in spec.targets}
     clusters = [primary, *secondaries.values()]
     primary.scale(-1e9, spec.min_replicas)  # the workload exists and is warm when the replay starts
-    costs = {PRIMARY: primary_cost_per_hour} | {
-        t.name: (targets[t.name].cost_per_replica_hour or 0.0) if t.name in targets else 0.0 for t in spec.targets
-    }
-    summary = Summary(replica_seconds=dict.fromkeys(costs, 0.0))
-    seconds = summary.replica_seconds
+    # by target name; the primary's apart (a target may be named "primary")
+    costs = {t.name: (targets[t.name].cost_per_replica_hour or 0.0) if t.name in targets else 0.0 for t in spec.targets}
+    summary = Summary()
+    seconds = dict.fromkeys(costs, 0.0)
+    primary_seconds = 0.0
     static_targets = []
     for pt in spec.targets:
         bt = targets.get(pt.name)
@@ -282,7 +293,7 @@ def run(
                 next_decision += poll
             if on_progress is not None:
                 on_progress(t)
-        seconds[PRIMARY] += placement_primary * step
+        primary_seconds += placement_primary * step
         for name, n in placement_targets.items():
             seconds[name] += n * step
         if is_log:
@@ -309,16 +320,22 @@ def run(
         t += step
     summary.reasons = {r.value: n for r, n in reasons.items()}
     summary.duration_seconds = summary.steps * step
-    summary.cost = {k: round(v / 3600 * costs[k], 4) for k, v in seconds.items()}
+    summary.replica_seconds = {PRIMARY: primary_seconds} | {cluster_label(k): v for k, v in seconds.items()}
+    summary.cost = {PRIMARY: round(primary_seconds / 3600 * primary_cost_per_hour, 4)} | {
+        cluster_label(k): round(v / 3600 * costs[k], 4) for k, v in seconds.items()
+    }
     summary.total_cost = round(sum(summary.cost.values()), 4)
-    summary.secondary_replica_hours = round(sum(v for k, v in seconds.items() if k != PRIMARY) / 3600, 4)
+    summary.secondary_replica_hours = round(sum(seconds.values()) / 3600, 4)
     if is_log:
+        # only requests whose service started can meet the SLO: `waits` holds theirs until _account_requests adds
+        # the wait so far of those never served, which is no wait at all (counted, they would meet a long SLO)
+        met = sum(1 for w in waits if w <= slo.wait_seconds)
         _account_requests(summary, requests_total=len(requests), queue=queue, waits=waits, latencies=latencies, t=t)
         summary.queue_over_target_seconds = over
-        met = sum(1 for w in waits if w <= slo.wait_seconds)
         summary.slo_wait_seconds, summary.slo_target = slo.wait_seconds, slo.target
-        summary.slo_attainment = round(met / len(requests), 5) if requests else 1.0
-        summary.slo_met = summary.slo_attainment >= slo.target
+        attained = met / len(requests) if requests else 1.0
+        summary.slo_attainment = round(attained, 5)  # for reading; the comparison takes the exact share
+        summary.slo_met = attained >= slo.target
     return summary
 
 
@@ -340,15 +357,21 @@ def ceiling(
     caps = [c for c in (primary_capacity, spec.primary.max_replicas) if c is not None]
     primary = spec.primary.model_copy(update={"max_replicas": min(caps)}) if caps else spec.primary
     full = spec.model_copy(update={"min_replicas": spec.max_replicas, "primary": primary})
-    instant = {PRIMARY: 0.0} | {t.name: 0.0 for t in spec.targets}
+    # Ready at once everywhere: no --startup, no replicaStartupSeconds, defaults of 0
+    instant = {n: bt.model_copy(update={"replica_startup_seconds": None}) for n, bt in (targets or {}).items()}
     base = model or ServiceModel()
     return run(
         full,
         trace,
-        targets=targets,
+        targets=instant,
         primary_capacity=primary_capacity,
         step=step,
-        model=ServiceModel(tokens_per_second=base.tokens_per_second, startup_seconds=instant, metric=base.metric),
+        model=ServiceModel(
+            tokens_per_second=base.tokens_per_second,
+            primary_startup_default=0.0,
+            secondary_startup_default=0.0,
+            metric=base.metric,
+        ),
         slo=slo,
     )
 

@@ -476,7 +476,7 @@ def command(args: argparse.Namespace, setup: tuple[Any, Any, ServiceModel]) -> i
     most = ceiling(
         pf.spec, trace, targets=pf.targets, primary_capacity=args.primary_capacity, model=model, slo=slo, step=args.step
     )
-    if (most.slo_attainment or 0.0) < slo.target:
+    if not most.slo_met:
         print(
             f"error: {slo.target:.2%} of requests within {slo.wait_seconds:g} s is infeasible under the caps: with "
             "every replica they allow Ready from the start and never removed, "

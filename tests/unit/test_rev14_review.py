@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from overspill.inputerror import InputError
-from overspill.traces import load
+from overspill.simulate import ServiceModel, Slo, run
+from overspill.traces import Request, RequestLog, load
+from tests.unit.engine_helpers import policy
 
 
 def _request_csv(path: Path, rows: list[tuple[int, int, int]]) -> None:
@@ -77,3 +79,40 @@ def test_a_token_count_too_large_for_a_float_is_an_input_error(
     with pytest.raises(InputError) as err:
         load(path)
     assert ":3" in str(err.value) and "ContextTokens" in str(err.value)
+
+
+def test_a_request_never_served_misses_the_slo_whatever_the_wait() -> None:
+    """No replica ever (primary capacity 0, no targets): the request is never served. The replay gives up an hour
+    after the trace and counts it with the wait so far (3,601 s), which meets an SLO of 2 h: attainment 100 %."""
+    spec = policy(targets=[], minReplicas=1, maxReplicas=5)
+    log = RequestLog((Request(0.0, 5.0),))
+    s = run(spec, log, primary_capacity=0, model=ServiceModel(tokens_per_second=1.0), slo=Slo(7200, 0.99))
+    assert s.unfinished_requests == 1
+    assert s.slo_attainment == 0.0 and not s.slo_met
+
+
+def test_slo_met_is_not_rounded_up() -> None:
+    """Three requests of 10 units on one warm replica start at 0, 10 and 20 s: 2 of 3 within 10 s (66.67 %). An SLO
+    of 66.6667 % is missed, but attainment is rounded to 5 decimals (0.66667) before the comparison: "met"."""
+    spec = policy(targets=[], minReplicas=1, maxReplicas=1)
+    log = RequestLog(tuple(Request(0.0, 10.0) for _ in range(3)))
+    s = run(
+        spec,
+        log,
+        primary_capacity=1,
+        model=ServiceModel(tokens_per_second=1.0, startup_seconds={"primary": 0}),
+        slo=Slo(10, 0.666667),
+    )
+    assert s.mean_wait_seconds == pytest.approx(10.0)
+    assert not s.slo_met, s.slo_attainment
+
+
+def test_a_target_named_primary_is_still_a_secondary() -> None:
+    """ "primary" is a valid BurstTarget name (a DNS label). The replay keys replica-seconds, cost and start-up by
+    cluster name with the primary as "primary": a target of that name is merged into the primary, so its replicas
+    count 0 secondary replica-hours (free to tune and to the oracle ratio) and take the primary's start-up."""
+    spec = policy(targets=[{"name": "primary"}], minReplicas=1, maxReplicas=20)
+    log = RequestLog(tuple(Request(float(i), 10.0) for i in range(100)))
+    s = run(spec, log, primary_capacity=1, model=ServiceModel(tokens_per_second=1.0), slo=Slo(30, 0.9))
+    assert s.placement_changes > 0  # it did burst
+    assert s.secondary_replica_hours > 0, s.replica_seconds
