@@ -7,6 +7,9 @@ the future — maps to a feasible point of the program with the same secondary r
 **lower bound**, never a heuristic schedule. What is relaxed (each only loosens the bound):
 
 - replica counts are fractional, and may change at any time, not only every poll;
+- the primary may be Ready up to its capacity from the start: the replay starts with minReplicas warm, and
+  `overspill tune` searches minReplicas up to the primary's capacity, so the bound holds for every one of them
+  (the primary's start-up then plays no part);
 - a replica Ready at some time in interval k was paying through every interval wholly inside its start-up before;
 - service is pooled (a fluid FIFO queue): what is served by the end of an interval is at most what arrived and at
   most what the Ready replicas could serve in it;
@@ -14,6 +17,8 @@ the future — maps to a feasible point of the program with the same secondary r
   holding its deadline. The number of requests meeting the SLO with the same deadline interval is at most the
   staircase #{i: C_i <= D}, replaced by its upper concave envelope over the D that interval must reach anyway
   (the next rule), a few linear cuts;
+- a request starts only on a Ready replica: one whose wait ends before any replica can be Ready (no primary, and
+  every target's start-up longer) is a miss whatever the schedule (the only use of start-up beyond the above);
 - at most M = N - ceil(target * N) requests may miss, so among any M+1 consecutive requests one starts in time:
   the work before request i is served by the deadline of request i+M (exact, no relaxation needed).
 
@@ -131,8 +136,11 @@ def bound(
         caps = [c for c in (pt.max_replicas, bt.max_replicas if bt else None, spec.max_replicas) if c is not None]
         t_caps.append(float(min(caps)))
         t_startup.append(model.target_startup(pt.name, bt))
-    p_startup = model.primary_startup()
     tps = model.tokens_per_second
+    # the earliest time any replica can be Ready: at once on a warm primary, else a target's start-up after t = 0
+    room = [s for s, cap in zip(t_startup, t_caps, strict=True) if cap > 0] if spec.max_replicas > 0 else []
+    earliest_ready = -math.inf if p_cap > 0 else min(room, default=math.inf)
+    never_ready = 0  # requests whose wait ends before that: misses whatever the schedule
 
     # cumulative arrivals by interval, and each request's deadline interval and prior work (FIFO)
     arrived = [0.0] * k_count
@@ -144,7 +152,10 @@ def bound(
         added = math.ceil(r.t / dt - EPS) * dt  # the step at which the simulator enqueues it
         arrived[min(k_count - 1, int(added / delta + EPS))] += r.work
         deadline = min(k_count - 1, int((r.t + slo.wait_seconds) / delta + EPS))
-        groups[deadline].append(prior)
+        if r.t + slo.wait_seconds + EPS >= earliest_ready:
+            groups[deadline].append(prior)
+        else:
+            never_ready += 1
         deadlines.append(deadline)
         priors.append(prior)
         prior += r.work
@@ -185,8 +196,7 @@ def bound(
             too_early = (k + 1) * delta - dt < t_startup[c] - 1e-6
             bounds[idx_r(c, k)] = (0.0, 0.0 if too_early else t_caps[c])
     for k in range(k_count):
-        warm_only = (k + 1) * delta - dt < p_startup - 1e-6
-        bounds[base_p + k] = (0.0, min(p_cap, float(spec.min_replicas)) if warm_only else p_cap)
+        bounds[base_p + k] = (0.0, p_cap)
         bounds[base_d + k] = (served_at_least[k], arrived[k])
     for g, key in enumerate(group_keys):
         bounds[base_m + g] = (0.0, float(len(groups[key])))
@@ -228,6 +238,11 @@ def bound(
     res = linprog(cost, A_ub=a_ub, b_ub=np.array(rhs), bounds=bounds, method="highs")
     elapsed = time.perf_counter() - started
     if res.status == 2:
+        why = ""
+        if never_ready:
+            when = f"the quickest target starts in {earliest_ready:g} s" if room else "and no target with room"
+            why = f"; {never_ready} of {len(reqs)} requests must start before any replica can be Ready (no primary, "
+            why += f"{when})"
         return OracleResult(
             False,
             math.inf,
@@ -237,7 +252,7 @@ def bound(
             k_count,
             round(elapsed, 3),
             f"no schedule meets {slo.target:.2%} within {slo.wait_seconds:g} s under these caps and start-up times "
-            "(the relaxation itself is infeasible)",
+            f"(the relaxation itself is infeasible){why}",
         )
     if res.status != 0:
         raise RuntimeError(f"the oracle's linear program did not solve: {res.message}")

@@ -396,11 +396,19 @@ CALM_TOLERANCE = 0.03
 
 
 def recommend(outcomes: list[Outcome], best: Outcome) -> Outcome:
-    """The cheapest setting that meets the SLO, unless one within 3 % of its cost changes placement far less:
-    every change is pods created or removed in some cluster, which the cost figure does not show."""
+    """The cheapest setting that meets the SLO, unless one within 3 % of its cost and of its secondary replica-hours
+    changes placement far less: every change is pods created or removed in some cluster, which the cost figure does
+    not show. Replica-hours too, not cost alone: without prices (no costPerReplicaHour, --primary-cost 0) every
+    cost is 0, and a standing fleet that never changes would win whatever it spends."""
     if not best.met:
         return best
-    near = [o for o in outcomes if o.met and o.total_cost <= best.total_cost * (1 + CALM_TOLERANCE) + 1e-9]
+    near = [
+        o
+        for o in outcomes
+        if o.met
+        and o.total_cost <= best.total_cost * (1 + CALM_TOLERANCE) + 1e-9
+        and o.secondary_replica_hours <= best.secondary_replica_hours * (1 + CALM_TOLERANCE) + 1e-9
+    ]
     return min(near, key=lambda o: (o.placement_changes, o.total_cost, o.secondary_replica_hours))
 
 
