@@ -189,6 +189,24 @@ def count_mirrors(lab: Lab, at_least: int) -> int:
     return sum(1 for d in items if (d.spec.replicas or 0) >= at_least and (d.metadata.name or "").startswith("w-"))
 
 
+def created_after(lab: Lab, since: float) -> dict[str, float]:
+    """When the mirrors were created, in seconds after `since` (the API server's 1 s timestamps): tells a burst
+    whose every policy acted in its first poll but slowly from one where some policies needed a second poll."""
+    items = client.AppsV1Api(lab.secondary).list_deployment_for_all_namespaces(label_selector=MANAGED).items
+    offsets = sorted(
+        d.metadata.creation_timestamp.timestamp() - since
+        for d in items
+        if (d.metadata.name or "").startswith("w-") and d.metadata.creation_timestamp is not None
+    )
+    if not offsets:
+        return {}
+
+    def at(q: float) -> float:
+        return round(offsets[min(len(offsets) - 1, int(q * len(offsets)))], 1)
+
+    return {"p10": at(0.1), "p50": at(0.5), "p90": at(0.9), "p99": at(0.99), "max": round(offsets[-1], 1)}
+
+
 def wait_until(check: Any, timeout: float, interval: float = 1.0) -> tuple[float | None, int]:
     """Seconds until check() is true (None on timeout), and how many reads it took."""
     start = time.monotonic()
@@ -327,7 +345,9 @@ def main() -> None:
         cpu0 = proc_figures(op.pid)[1]
         late0 = lateness_buckets(operator_metrics())
         t_burst = time.monotonic()
+        wall_burst = time.time()
         put_queues(lab, list(queue_of.values()), 15)
+        queues_set = time.monotonic() - t_burst
         took, reads = wait_until(lambda: count_mirrors(lab, 1) >= n, 600)
         dt = time.monotonic() - t_burst
         rss_peak = max(rss_peak, proc_figures(op.pid)[0])
@@ -347,6 +367,8 @@ def main() -> None:
             "secondary_busiest": busiest(api_s0, api_s1),
             "prometheus_queries_per_second": round((prom1 - prom0) / dt, 2),
             "poll_lateness": lateness_quantiles(lateness_buckets(operator_metrics()), late0),
+            "queues_set_seconds": round(queues_set, 1),
+            "mirrors_created_after_seconds": created_after(lab, wall_burst),
         }
         time.sleep(poll)
 
