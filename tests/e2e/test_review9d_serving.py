@@ -61,7 +61,6 @@ def test_an_immutable_configmap_recreated_in_the_primary_reaches_the_target(
     assert last == want, f"the copy in the target after five polls (2 s): {last}; DependenciesReady: {why}"
 
 
-@pytest.mark.xfail(strict=True, reason="review 9d: open break, fixed in a later commit")
 def test_the_burst_service_follows_the_primary_services_ports(
     lab: Lab, operator: OperatorProcess, namespace: str
 ) -> None:

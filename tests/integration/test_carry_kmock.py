@@ -72,7 +72,7 @@ def api(emulator: Any) -> Any:
         emulator.objects[key] = request.data
         return dict(request.data)
 
-    for plural in ("configmaps", "secrets", "serviceaccounts"):
+    for plural in ("configmaps", "secrets", "serviceaccounts", "services"):
         emulator["put", emulator.resource(f"v1/{plural}")] << replace
     objs = emulator.objects
     objs["v1/configmaps", "ml", "vllm-config"] = {
@@ -227,6 +227,52 @@ async def test_burst_service_and_export_created_then_left_alone(api: Any, cluste
         )
         assert tc.remove_policy_objects("mirror", UID) >= 1
         assert api.objects["v1/services", "mirror", "vllm-burst"].deleted
+
+    await asyncio.to_thread(body)
+
+
+async def test_the_burst_service_is_replaced_in_what_overspill_owns_and_kept_in_the_rest(
+    api: Any, cluster: Cluster
+) -> None:
+    """A port moved, a selector key and an annotation dropped: they leave the burst Service (a merge patch would
+    keep all three); what the API server filled in and what someone else added stays."""
+
+    def body() -> None:
+        tc = TrafficClient(cluster)
+        svc = ("v1/services", "mirror", "vllm-burst")
+        cilium = {"service.cilium.io/global": "true", "service.cilium.io/affinity": "local"}
+        old = dict(PRIMARY_SVC, spec={**PRIMARY_SVC["spec"], "selector": {"app": "vllm", "track": "stable"}})
+        first = burst_service(
+            old, name="vllm-burst", namespace="mirror", policy_uid=UID, origin="o", annotations=cilium
+        )
+        assert tc.apply_service(first, None, UID)
+        stored = api.objects[svc].raw
+        stored["metadata"]["annotations"]["team.example/owner"] = "ml-platform"
+        stored["metadata"]["labels"]["team.example/cost-center"] = "42"
+        stored["spec"].update(clusterIP="10.0.0.7", clusterIPs=["10.0.0.7"], ipFamilies=["IPv4"])
+        api.objects[svc] = stored
+        moved = dict(PRIMARY_SVC, spec={**PRIMARY_SVC["spec"], "ports": [{"name": "http", "port": 8080}]})
+        want = burst_service(
+            moved,
+            name="vllm-burst",
+            namespace="mirror",
+            policy_uid=UID,
+            origin="o",
+            annotations={"service.cilium.io/global": "true"},
+        )
+        assert tc.apply_service(want, tc.read_service("mirror", "vllm-burst"), UID)
+        got = api.objects[svc].raw
+        assert got["spec"]["ports"] == [{"name": "http", "port": 8080}]
+        assert got["spec"]["selector"] == {"app": "vllm"}
+        assert got["spec"]["clusterIP"] == "10.0.0.7" and got["spec"]["ipFamilies"] == ["IPv4"]
+        annotations = got["metadata"]["annotations"]
+        assert "service.cilium.io/affinity" not in annotations
+        assert annotations["service.cilium.io/global"] == "true"
+        assert annotations["team.example/owner"] == "ml-platform"
+        assert got["metadata"]["labels"]["team.example/cost-center"] == "42"
+        puts = len([w for w in writes(api) if w.startswith("PUT")])
+        assert not tc.apply_service(want, tc.read_service("mirror", "vllm-burst"), UID)  # up to date: no write
+        assert len([w for w in writes(api) if w.startswith("PUT")]) == puts
 
     await asyncio.to_thread(body)
 

@@ -279,7 +279,6 @@ async def test_an_immutable_configmap_replaced_in_the_primary_reaches_the_target
 # ---- the burst Service -------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="review 9d: open break, fixed in a later commit")
 async def test_a_selector_key_dropped_from_the_primary_service_leaves_the_burst_service(
     lab: Any, cluster: Cluster
 ) -> None:
@@ -307,7 +306,6 @@ async def test_a_selector_key_dropped_from_the_primary_service_leaves_the_burst_
     assert lab.objects[burst]["spec"]["selector"] == {"app": "vllm", "overspill.dev/policy-uid": "uid-1"}
 
 
-@pytest.mark.xfail(strict=True, reason="review 9d: open break, fixed in a later commit")
 async def test_a_service_annotation_removed_from_the_spec_leaves_the_burst_service(lab: Any, cluster: Cluster) -> None:
     """ClusterMesh global service (docs/traffic.md): exportName = the Service's name, serviceAnnotations global and,
     by mistake, `service.cilium.io/affinity: local` (the docs' own warning: local endpoints first, burst replicas

@@ -31,6 +31,9 @@ GATEWAY_GROUP, GATEWAY_VERSION, HTTPROUTES = "gateway.networking.k8s.io", "v1", 
 DISCOVERY_TTL = 60.0  # a CRD installed later is noticed within a minute
 # on the burst Service: the group of its ServiceExport, so cleanup finds an export in any group the policy used
 EXPORT_GROUP = "overspill.dev/export-group"
+# on the burst Service: the annotation keys Overspill wrote there (comma-separated; a key has no comma), so that one
+# taken out of spec.traffic.serviceAnnotations leaves the Service, and an annotation someone else put there stays
+WRITTEN_ANNOTATIONS = "overspill.dev/annotations"
 # on the HTTPRoute, one per policy: the backendRefs Overspill wrote for it (decide.weights.Record, as JSON)
 ROUTE_RECORD = "overspill.dev/backends."
 
@@ -102,10 +105,12 @@ def burst_service(
     for p in spec.get("ports") or []:
         port = {k: copy.deepcopy(p[k]) for k in ("name", "port", "targetPort", "protocol", "appProtocol") if k in p}
         ports.append(port)
+    meta = _meta(name, namespace, policy_uid, origin, annotations)
+    meta["annotations"][WRITTEN_ANNOTATIONS] = ",".join(sorted(meta["annotations"]))
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _meta(name, namespace, policy_uid, origin, annotations),
+        "metadata": meta,
         "spec": {"type": "ClusterIP", "selector": {**selector, **(extra_selector or {})}, "ports": ports},
     }
 
@@ -165,6 +170,43 @@ def _ports(ports: Any) -> list[dict[str, Any]]:
         port.setdefault("targetPort", port.get("port"))
         out.append(port)
     return out
+
+
+def _annotations(have: Mapping[str, str], want: Mapping[str, str]) -> dict[str, str]:
+    """The burst Service's annotations: everyone else's as they are, Overspill's exactly as wanted (those it wrote
+    before and no longer wants removed, as its record on the Service says)."""
+    written = set((have.get(WRITTEN_ANNOTATIONS) or "").split(","))
+    return {**{k: v for k, v in have.items() if k not in written}, **want}
+
+
+def _service_differs(have: Mapping[str, Any], want: Mapping[str, Any]) -> bool:
+    """Whether the Service `have` differs from `want` in what Overspill owns of it: ports, selector, type and its
+    own annotations (fields the API server fills in, or someone else's, are not compared)."""
+    spec, wanted = have.get("spec") or {}, want["spec"]
+    have_ann = (have.get("metadata") or {}).get("annotations") or {}
+    return (
+        spec.get("selector") != wanted["selector"]
+        or _ports(spec.get("ports")) != _ports(wanted["ports"])
+        or (spec.get("type") or "ClusterIP") != wanted["type"]
+        or _annotations(have_ann, want["metadata"]["annotations"]) != have_ann
+    )
+
+
+def _replacement(have: Mapping[str, Any], want: Mapping[str, Any]) -> dict[str, Any]:
+    """`have` (as just read) with Overspill's part set to `want`: a replace (PUT) removes a port, a selector key or
+    an annotation, where a merge patch only adds (a strategic merge keys ports by number: port 80 moved to 8080
+    would stay beside it). The rest is kept: clusterIP(s), ipFamilies, others' labels and annotations; the
+    resourceVersion read makes the write conditional (409 if someone wrote in between)."""
+    obj = copy.deepcopy(dict(have))
+    obj.pop("status", None)
+    meta = obj.setdefault("metadata", {})
+    meta.pop("managedFields", None)  # omitted: the server keeps the field managers as they are
+    meta["annotations"] = _annotations(meta.get("annotations") or {}, want["metadata"]["annotations"])
+    obj["spec"] = {
+        **(obj.get("spec") or {}),
+        **{k: copy.deepcopy(want["spec"][k]) for k in ("type", "selector", "ports")},
+    }
+    return obj
 
 
 def _json(resp: Any) -> dict[str, Any]:
@@ -250,10 +292,13 @@ class TrafficClient:
         ensure_namespace: Callable[[str], None] | None = None,
     ) -> bool:
         """Create the burst Service or bring ours up to date; True when something was written. The namespace is
-        created (through `ensure_namespace`) only when the API says it is missing."""
+        created (through `ensure_namespace`) only when the API says it is missing. `existing` (from a view or a
+        GET) says whether a write is needed; the write itself replaces the Service as read again just before (a
+        view's copy lacks fields no reader needs, which a replace would drop), on its resourceVersion: a 409
+        (someone wrote in between) writes nothing, and the next poll compares again."""
         meta = body["metadata"]
+        core: Any = self.cluster.core  # the body is a plain dict (camelCase), as the API serves it
         if existing is None:
-            core: Any = self.cluster.core  # the body is a plain dict (camelCase), as the API serves it
             try:
                 core.create_namespaced_service(meta["namespace"], body, _request_timeout=TIMEOUT)
             except ApiException as err:
@@ -262,26 +307,32 @@ class TrafficClient:
                 ensure_namespace(meta["namespace"])
                 core.create_namespaced_service(meta["namespace"], body, _request_timeout=TIMEOUT)
             return True
+        self._own(existing, policy_uid, meta)
+        if not _service_differs(existing, body):
+            return False
+        fresh = self.read_service(meta["namespace"], meta["name"])
+        if fresh is None:
+            return self.apply_service(body, None, policy_uid, ensure_namespace)
+        self._own(fresh, policy_uid, meta)
+        if not _service_differs(fresh, body):
+            return False  # the view was behind
+        try:
+            core.replace_namespaced_service(
+                meta["name"], meta["namespace"], _replacement(fresh, body), _request_timeout=TIMEOUT
+            )
+        except ApiException as err:
+            if err.status == 409:
+                return False
+            raise
+        return True
+
+    @staticmethod
+    def _own(existing: Mapping[str, Any], policy_uid: str, meta: Mapping[str, Any]) -> None:
         if not _owned(existing, policy_uid):
             raise TrafficConflict(
                 f"Service {meta['namespace']}/{meta['name']} exists in the target and was not created by Overspill: "
                 "left untouched; rename it or set spec.traffic.exportName"
             )
-        have = existing.get("spec") or {}
-        want = body["spec"]
-        have_ann = (existing.get("metadata") or {}).get("annotations") or {}
-        if (
-            have.get("selector") == want["selector"]
-            and _ports(have.get("ports")) == _ports(want["ports"])
-            and all(have_ann.get(k) == v for k, v in meta["annotations"].items())
-        ):
-            return False
-        patch = {
-            "metadata": {"annotations": meta["annotations"]},
-            "spec": {"selector": want["selector"], "ports": want["ports"]},
-        }
-        self.cluster.core.patch_namespaced_service(meta["name"], meta["namespace"], patch, _request_timeout=TIMEOUT)
-        return True
 
     def read_export(self, version: str, namespace: str, name: str, group: str = MCS_GROUP) -> dict[str, Any] | None:
         return self._read(group, version, namespace, SERVICE_EXPORTS, name)
