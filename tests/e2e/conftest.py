@@ -119,6 +119,14 @@ def namespace(lab: Lab, request: pytest.FixtureRequest) -> Iterator[str]:
     eventually(gone, 120, what=f"namespace {name} emptied in every cluster")
 
 
+def default_operator_ports() -> tuple[int, int]:
+    """The operator's metrics and liveness ports; another lab on the same machine (hack/lab's OVERSPILL_LAB_DIR and
+    port variables) sets OVERSPILL_E2E_OPERATOR_PORTS="metrics,liveness" so two runs never share a port."""
+    text = os.environ.get("OVERSPILL_E2E_OPERATOR_PORTS", "19195,19196")
+    metrics, liveness = (int(x) for x in text.split(","))
+    return metrics, liveness
+
+
 class OperatorProcess:
     """The operator as a real process against the lab's primary, as users run it (`overspill run`)."""
 
@@ -131,7 +139,7 @@ class OperatorProcess:
         executable: Path | None = None,
         standalone: bool = True,
         priority: int | None = None,
-        ports: tuple[int, int] = (19195, 19196),
+        ports: tuple[int, int] | None = None,
         peering: str = "overspill",
         namespaces: tuple[str, ...] = (),
     ) -> None:
@@ -139,7 +147,7 @@ class OperatorProcess:
         self.standalone = standalone
         self.peering = peering
         self.priority = priority
-        self.ports = ports
+        self.ports = ports or default_operator_ports()
         self.lab = lab
         self.log_path = log_path
         self.kubeconfig = kubeconfig or lab.primary_kubeconfig
