@@ -15,6 +15,7 @@ queue is empty (at most `drain_limit_seconds`): requests still unfinished then a
 from __future__ import annotations
 
 import bisect
+import math
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -84,22 +85,43 @@ class _Cluster:
     startup: float
     capacity: int | None = None
     created: list[float] = field(default_factory=list)  # sorted creation times
+    # The last state, kept until the next scale() that changes the count, or until a pod turns Ready or passes the
+    # grace period: most polls of a replay change nothing here, and the same object lets the replay keep the same
+    # TargetState. Valid while `now - startup < ready_edge` and `now - grace < grace_edge` (the very comparisons
+    # the bisections make, so the cached state is the one they would give); `now` never goes back in a replay.
+    last: ClusterState | None = None
+    ready_edge: float = math.inf
+    grace_edge: float = math.inf
 
     def scale(self, now: float, n: int) -> None:
-        if n > len(self.created):
-            self.created.extend([now] * (n - len(self.created)))
+        created = self.created
+        have = len(created)
+        if n == have:
+            return
+        if n > have:
+            created.extend([now] * (n - have))
         else:
-            del self.created[n:]  # newest first: the unscheduled and starting pods go first
+            del created[n:]  # newest first: the unscheduled and starting pods go first
+        self.last = None
 
     def ready(self, now: float) -> int:
-        scheduled = self.created if self.capacity is None else self.created[: self.capacity]
-        return bisect.bisect_right(scheduled, now - self.startup)
+        n = len(self.created)
+        scheduled = n if self.capacity is None or n < self.capacity else self.capacity
+        return bisect.bisect_right(self.created, now - self.startup, 0, scheduled)
 
     def state(self, now: float, grace: float) -> ClusterState:
-        n = len(self.created)
-        scheduled = n if self.capacity is None else min(n, self.capacity)
-        unsched = bisect.bisect_right(self.created, now - grace, lo=scheduled) - scheduled if n > scheduled else 0
-        return ClusterState(replicas=n, ready=self.ready(now), unschedulable=unsched)
+        last = self.last
+        if last is not None and now - self.startup < self.ready_edge and now - grace < self.grace_edge:
+            return last
+        created = self.created
+        n = len(created)
+        scheduled = n if self.capacity is None or n < self.capacity else self.capacity
+        ready = bisect.bisect_right(created, now - self.startup, 0, scheduled)
+        unsched = bisect.bisect_right(created, now - grace, scheduled) - scheduled if n > scheduled else 0
+        self.ready_edge = created[ready] if ready < scheduled else math.inf
+        self.grace_edge = created[scheduled + unsched] if scheduled + unsched < n else math.inf
+        self.last = last = ClusterState(n, ready, 0, unsched)
+        return last
 
 
 @dataclass(frozen=True)
@@ -197,8 +219,11 @@ def run(
     # by target name; the primary's apart (a target may be named "primary")
     costs = {t.name: (targets[t.name].cost_per_replica_hour or 0.0) if t.name in targets else 0.0 for t in spec.targets}
     summary = Summary()
-    seconds = dict.fromkeys(costs, 0.0)
-    primary_seconds = 0.0
+    # replica-steps (whole numbers, exact), added up when a placement ends rather than every step: times `step`
+    # at the end, they are the replica-seconds
+    target_steps = dict.fromkeys(costs, 0)
+    primary_steps = 0
+    placed_at = 0  # the step from which the current placement holds
     static_targets = []
     for pt in spec.targets:
         bt = targets.get(pt.name)
@@ -206,16 +231,21 @@ def run(
         # the engine sees what the operator sees: the BurstTarget's replicaStartupSeconds, not --startup
         startup = float(bt.replica_startup_seconds) if bt and bt.replica_startup_seconds is not None else None
         static_targets.append((pt, bt.cost_per_replica_hour if bt else None, min(caps) if caps else None, startup))
+    target_clusters = [secondaries[pt.name] for pt, *_ in static_targets]
+    target_seen = [c.state(0.0, grace) for c in target_clusters]
+    tstates: tuple[TargetState, ...] | None = None
     memory = Memory()
     is_log = isinstance(trace, RequestLog)
     requests = trace.requests if isinstance(trace, RequestLog) else ()
     queue: deque[list[float]] = deque()  # [remaining work, arrival time, started (0/1)]
     waits: list[float] = []
     latencies: list[float] = []
-    cursor = [0]
+    points = () if isinstance(trace, RequestLog) else trace.points
+    last_point = len(points) - 1
+    point_i = 0  # the step-hold lookup of MetricTrace.value_at, inline (a call per decision)
     req_i = 0
     over = 0.0
-    last: tuple[int, tuple[int, ...]] | None = None
+    decisions = steps = changes = 0
     t = 0.0
     end = trace.duration
     hard_end = end + (drain_limit_seconds if is_log else 0.0)
@@ -248,34 +278,51 @@ def run(
                 while arrived and arrived[0][0] <= horizon - LOAD_WINDOW_SECONDS:
                     arrived.popleft()
                 metric = sum(w for _, w in arrived) / LOAD_WINDOW_SECONDS / model.tokens_per_second
+            elif is_log:
+                metric = float(len(queue))
             else:
-                metric = float(len(queue)) if is_log else trace.value_at(t, cursor)  # type: ignore[union-attr]
-            tstates = tuple(
-                TargetState(
-                    name=pt.name,
-                    state=secondaries[pt.name].state(t, grace),
-                    priority=pt.priority,
-                    cost_per_replica_hour=cost,
-                    cap=cap,
-                    startup_seconds=startup,
+                while point_i < last_point and points[point_i + 1][0] <= t:
+                    point_i += 1
+                metric = points[point_i][1]
+            # a target's state object is the same while nothing changed there (_Cluster.state): so is its
+            # TargetState, and the tuple when no target changed (most polls)
+            for i, c in enumerate(target_clusters):
+                state = c.state(t, grace)
+                if state is not target_seen[i]:
+                    target_seen[i] = state
+                    tstates = None
+            if tstates is None:
+                tstates = tuple(
+                    TargetState(
+                        name=pt.name,
+                        state=state,
+                        priority=pt.priority,
+                        cost_per_replica_hour=cost,
+                        cap=cap,
+                        startup_seconds=startup,
+                    )
+                    for (pt, cost, cap, startup), state in zip(static_targets, target_seen, strict=True)
                 )
-                for pt, cost, cap, startup in static_targets
-            )
             snap = Snapshot(now=t, metric=metric, primary=primary.state(t, grace), targets=tstates, memory=memory)
             d = decide(spec, snap, explain=False)
             memory = d.memory
+            placement = d.placement
             # the decision's own dict: a fresh one per decision, never changed after
-            placement_primary, placement_targets = d.placement.primary, d.placement.targets
-            primary.scale(t, placement_primary)
-            for name, n in placement_targets.items():
-                secondaries[name].scale(t, n)
-            key = (placement_primary, tuple(placement_targets.values()))
-            if last is not None and key != last:
-                summary.placement_changes += 1
-            last = key
+            if placement.primary != placement_primary or placement.targets != placement_targets:
+                span = steps - placed_at
+                primary_steps += placement_primary * span
+                for name, n in placement_targets.items():
+                    target_steps[name] += n * span
+                placed_at = steps
+                if decisions:  # the first decision sets the placement; it does not change one
+                    changes += 1
+                placement_primary, placement_targets = placement.primary, placement.targets
+                primary.scale(t, placement_primary)
+                for name, n in placement_targets.items():
+                    secondaries[name].scale(t, n)
+                ready_changes_at = t  # placement changed: recount
             reasons[d.reason] = reasons.get(d.reason, 0) + 1
-            summary.decisions += 1
-            ready_changes_at = t  # placement changed: recount
+            decisions += 1
             if on_step is not None:
                 on_step(
                     Step(
@@ -293,9 +340,6 @@ def run(
                 next_decision += poll
             if on_progress is not None:
                 on_progress(t)
-        primary_seconds += placement_primary * step
-        for name, n in placement_targets.items():
-            seconds[name] += n * step
         if is_log:
             if t >= ready_changes_at:
                 ready = sum(c.ready(t) for c in clusters)
@@ -316,10 +360,14 @@ def run(
                 else:
                     head[0] -= budget
                     budget = 0
-        summary.steps += 1
+        steps += 1
         t += step
+    span = steps - placed_at
+    primary_seconds = (primary_steps + placement_primary * span) * step
+    seconds = {name: (target_steps[name] + placement_targets.get(name, 0) * span) * step for name in target_steps}
+    summary.decisions, summary.steps, summary.placement_changes = decisions, steps, changes
     summary.reasons = {r.value: n for r, n in reasons.items()}
-    summary.duration_seconds = summary.steps * step
+    summary.duration_seconds = steps * step
     summary.replica_seconds = {PRIMARY: primary_seconds} | {cluster_label(k): v for k, v in seconds.items()}
     summary.cost = {PRIMARY: round(primary_seconds / 3600 * primary_cost_per_hour, 4)} | {
         cluster_label(k): round(v / 3600 * costs[k], 4) for k, v in seconds.items()
