@@ -3,9 +3,14 @@
     .venv/bin/python -m benchmarks.simulator [--traces-dir ../shared/traces] [--repeat 5]
 
 - engine: the decisions of a replay recorded once (snapshot with its memory), then `decide` timed alone over
-  them, on one core: decisions per second of the engine itself (goal: >= 100,000 per second);
-- replay: whole `simulate.run` calls (service model included): 1 h of the Azure code trace at 1 s steps, a
-  synthetic week (metric trace), a synthetic CI day.
+  them, on one core: decisions per CPU-second of the engine itself;
+- replay: whole `simulate.run` calls (service model, cluster states, snapshots and accounting included), the same
+  policies and traces, plus 1 h of the Azure code trace at 1 s steps: decisions per CPU-second of a replay, what
+  `simulate` and `tune` get (issue 14's goal, >= 100,000 per second on one core in replay, and its 28,000
+  baseline are this figure; `decide` alone is the engine's share of it).
+
+Both are CPU seconds of this process (one core, whatever else the shared machine runs), the median of `--repeat`
+runs; the load average before and after is in the JSON.
 
 Before timing anything it checks that the engine and the replay still decide as recorded (`benchmarks.golden`:
 random engine scenarios, the repo's sample trace, the synthetic shapes and the Azure traces), and says so in the JSON.
@@ -16,6 +21,7 @@ Writes benchmarks/results/simulator.json.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -68,6 +74,30 @@ def engine_rate(spec: BurstPolicySpec, snaps: list[Snapshot], repeat: int) -> di
     return out
 
 
+def replay_rate(
+    spec: BurstPolicySpec, trace: MetricTrace | RequestLog, kw: dict[str, Any], repeat: int
+) -> dict[str, Any]:
+    """Whole `simulate.run` calls: CPU and wall seconds, decisions and steps per CPU-second (medians)."""
+    cpu, wall = [], []
+    summary = None
+    for _ in range(repeat):
+        c0, w0 = time.process_time(), time.perf_counter()
+        summary = simulate.run(spec, trace, **kw)
+        cpu.append(time.process_time() - c0)
+        wall.append(time.perf_counter() - w0)
+    assert summary is not None
+    c, w = summarize(cpu), summarize(wall)
+    return {
+        "cpu_seconds": c,
+        "wall_seconds": w,
+        "steps": summary.steps,
+        "decisions": summary.decisions,
+        "decisions_per_cpu_second_median": round(summary.decisions / c["median"]),
+        "decisions_per_wall_second_median": round(summary.decisions / w["median"]),
+        "steps_per_cpu_second_median": round(summary.steps / c["median"]),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--traces-dir", default=str(ROOT.parent / "shared/traces"))
@@ -85,47 +115,33 @@ def main() -> None:
     week = synthetic_week(10.0)
     ci_day = synthetic_ci_day()
     ci_model = simulate.ServiceModel(tokens_per_second=1.0, startup_seconds={"primary": 20, "gcp-europe-west4": 60})
-    engine: dict[str, Any] = {}
-    for label, s, trace, kw in (
-        ("inference_policy_synthetic_week", spec, week, {"targets": targets, "primary_capacity": 8, "step": 10.0}),
-        (
-            "inference_predictive_synthetic_week",
-            predictive,
-            week,
-            {"targets": targets, "primary_capacity": 8, "step": 10.0},
-        ),
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    week_kw = {"targets": targets, "primary_capacity": 8, "step": 10.0}
+    cases: tuple[tuple[str, BurstPolicySpec, MetricTrace | RequestLog, dict[str, Any]], ...] = (
+        ("inference_policy_synthetic_week", spec, week, week_kw),
+        ("inference_predictive_synthetic_week", predictive, week, week_kw),
         ("ci_runner_policy_ci_day", ci, ci_day, {"targets": ci_targets, "primary_capacity": 20, "model": ci_model}),
-    ):
-        engine[label] = engine_rate(s, record(s, trace, **kw), args.repeat)
-    replay: dict[str, Any] = {}
-    for label, s, trace, kw in (
-        ("azure_code_hour_1s", spec, code, {"targets": targets, "primary_capacity": 8, "step": 1.0}),
-        ("synthetic_week_10s", spec, week, {"targets": targets, "primary_capacity": 8, "step": 10.0}),
-        ("ci_day_1s", ci, ci_day, {"targets": ci_targets, "primary_capacity": 20, "model": ci_model}),
-    ):
-        seconds = []
-        summary = None
-        for _ in range(args.repeat):
-            t0 = time.perf_counter()
-            summary = simulate.run(s, trace, **kw)
-            seconds.append(time.perf_counter() - t0)
-        assert summary is not None
-        st = summarize(seconds)
-        replay[label] = {
-            "seconds": st,
-            "steps": summary.steps,
-            "decisions": summary.decisions,
-            "steps_per_second_median": round(summary.steps / st["median"]),
-            "decisions_per_second_median": round(summary.decisions / st["median"]),
-        }
+    )
+    engine = {label: engine_rate(s, record(s, trace, **kw), args.repeat) for label, s, trace, kw in cases}
+    code_case = ("azure_code_hour_1s", spec, code, {"targets": targets, "primary_capacity": 8, "step": 1.0})
+    replay = {label: replay_rate(s, trace, kw, args.repeat) for label, s, trace, kw in (*cases, code_case)}
+    headline = "inference_policy_synthetic_week"
     write(
         "simulator",
         {
-            "command": "python -m benchmarks.simulator",
+            "command": f"python -m benchmarks.simulator --repeat {args.repeat}",
             "decisions_unchanged": "every decision equals the record (benchmarks.golden, Azure traces included)",
+            "load_average_before_1_5_15_minutes": load_before,
+            "headline": {
+                "case": headline,
+                "decide_alone_decisions_per_cpu_second_median": engine[headline]["replay"][
+                    "decisions_per_cpu_second_median"
+                ],
+                "whole_replay_decisions_per_cpu_second_median": replay[headline]["decisions_per_cpu_second_median"],
+            },
             "engine": engine,
             "replay": replay,
-            "goals": {"engine_decisions_per_second": ">= 100000 on one core"},
+            "goals": {"whole_replay_decisions_per_cpu_second": ">= 100000 on one core (issue 14)"},
         },
     )
 
