@@ -22,11 +22,13 @@ from prometheus_client import start_http_server
 from overspill import cadence, metrics, runtime
 from overspill.adapters.kube import Cluster
 from overspill.adapters.kubeconfig import KubeconfigRefused, build_client, remove_stale
+from overspill.adapters.namespaces import ALIGN_EVERY, ALIGN_REFUSED_EVERY, align_pod_security
 from overspill.api import GROUP, VERSION, SpecError, parse_policy_spec, parse_target_spec
 from overspill.api.base import Condition
 from overspill.api.policy import BurstPolicySpec, BurstPolicyStatus
 from overspill.api.target import BurstTargetSpec, BurstTargetStatus
 from overspill.decide.reasons import Reason
+from overspill.decide.tenancy import pod_security_labels
 from overspill.reconcile import Outcome, PolicyRef
 from overspill.serving import SERVING_RESOURCES, raw_route_names
 from overspill.views import MANAGED_SELECTOR, ClusterView
@@ -198,6 +200,7 @@ async def bursttarget_probe(*, name: str, body: kopf.Body, stopped: kopf.DaemonS
     last_state: bool | None = None
     written: dict[str, Any] | None = None
     written_at = 0.0
+    levels = _Levels()
     try:
         while not stopped:
             try:
@@ -241,6 +244,8 @@ async def bursttarget_probe(*, name: str, body: kopf.Body, stopped: kopf.DaemonS
                         message=f"{name} is unavailable: {message}; policies stop placing replicas on it",
                     )
                 last_state = healthy
+            if ok and cache.get("cluster") is not None:
+                await levels.keep(body, cache["cluster"], spec)
             now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             status.kubernetes_version = version or status.kubernetes_version
             status.latency_ms = latency
@@ -267,6 +272,42 @@ async def bursttarget_probe(*, name: str, body: kopf.Body, stopped: kopf.DaemonS
             await stopped.wait(spec.probe_interval_seconds)
     finally:
         registry.remove(name)
+
+
+class _Levels:
+    """Keeps the Pod Security labels of the namespaces Overspill created in one target at its level: at once when
+    the level changes, else every ALIGN_EVERY seconds (adapters/namespaces.py)."""
+
+    def __init__(self) -> None:
+        self.wanted: dict[str, str] | None = None
+        self.at = 0.0
+        self.every = ALIGN_EVERY
+        self.problem: str | None = None
+
+    async def keep(self, body: kopf.Body, cluster: Cluster, spec: BurstTargetSpec) -> None:
+        wanted = pod_security_labels(spec)
+        if wanted == self.wanted and time.monotonic() - self.at < self.every:
+            return
+        try:
+            done = await asyncio.to_thread(align_pod_security, cluster, wanted)
+        except Exception as err:  # a slow or failing target: checked again at the next probe, never a dead daemon
+            _log.debug("BurstTarget %s: namespace levels not checked: %s", body.get("metadata", {}).get("name"), err)
+            return
+        self.wanted, self.at = wanted, time.monotonic()
+        level = spec.pod_security.value
+        for ns in done.corrected:
+            kopf.warn(
+                body,
+                reason="PodSecurityRestored",
+                message=f"namespace {ns} (created by Overspill) did not enforce the target's Pod Security level "
+                f"{level}: its labels were put back",
+            )
+        if done.problem and done.problem != self.problem:
+            # no Event: a target whose namespaces are pre-created by its administrator grants no namespace rights,
+            # and nothing of Overspill's is there to keep
+            _log.info("BurstTarget %s: %s", body.get("metadata", {}).get("name"), done.problem)
+        self.problem = done.problem
+        self.every = ALIGN_EVERY if done.problem is None else ALIGN_REFUSED_EVERY
 
 
 # ---- BurstPolicy ---------------------------------------------------------------------------------------------
