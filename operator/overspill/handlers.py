@@ -299,8 +299,8 @@ class _Levels:
             kopf.warn(
                 body,
                 reason="PodSecurityRestored",
-                message=f"namespace {ns} (created by Overspill) did not enforce the target's Pod Security level "
-                f"{level}: its labels were put back",
+                message=f"namespace {ns} (created by Overspill) was below the target's Pod Security level "
+                f"{level}: its labels were raised to it",
             )
         if done.problem and done.problem != self.problem:
             # no Event: a target whose namespaces are pre-created by its administrator grants no namespace rights,

@@ -104,12 +104,9 @@ Copies = Callable[[], Mapping[tuple[Kind, str], Mapping[str, Any]]]
 def running(view: ClusterView | None, resource: Resource) -> WatchCache | None:
     """The view's cache of what Overspill manages of `resource`, where it runs (started with the view:
     SERVING_RESOURCES). Never started here: a kind the target does not serve would make its whole view not ready."""
-    found = [
-        c
-        for c in (view.caches() if view is not None else [])
-        if c.resource == resource and c.label_selector == MANAGED_SELECTOR and c.namespace is None
-    ]
-    return found[0] if found else None
+    # by its key: every ConfigMap and ServiceAccount lookup of every policy asks, and a view holds a cache per
+    # namespace of Secret copies besides
+    return view.existing(resource, MANAGED_SELECTOR) if view is not None else None
 
 
 def copies_cache(view: ClusterView | None, kind: Kind, namespace: str, *, start: bool) -> WatchCache | None:

@@ -27,6 +27,7 @@ class Core:
         self.namespaces = namespaces
         self.refuse = refuse
         self.patched: list[str] = []
+        self.locked: set[str] = set()  # an admission policy refuses their patch
 
     def list_namespace(self, **_: Any) -> client.V1NamespaceList:
         if self.refuse:
@@ -40,6 +41,8 @@ class Core:
 
     def patch_namespace(self, name: str, body: dict[str, Any], **_: Any) -> None:
         assert body["metadata"]["resourceVersion"] == "7"  # conditional on what was read
+        if name in self.locked:
+            raise ApiException(status=403, reason="Forbidden")
         self.patched.append(name)
         self.namespaces[name].update(body["metadata"]["labels"])
 
@@ -83,3 +86,28 @@ def test_refused_rbac_is_said_with_the_fix_and_writes_nothing() -> None:
     assert done.corrected == () and done.problem is not None
     assert "HTTP 403" in done.problem and "grant namespaces list and patch" in done.problem
     assert core.patched == []
+
+
+def test_a_stricter_level_or_a_pinned_version_is_never_lowered() -> None:
+    """Only ever raised: an administrator's restricted namespace stays restricted under a baseline target, and two
+    BurstTargets (or installations) with different levels on one cluster converge on the strictest, never fight."""
+    baseline = pod_security_labels(parse_target_spec(REF))
+    restricted = pod_security_labels(parse_target_spec({**REF, "podSecurity": "restricted"}))
+    core, cluster = world()
+    core.namespaces["ours"]["pod-security.kubernetes.io/enforce-version"] = "v1.33"
+    assert align_pod_security(cluster, restricted).corrected == ("ours", "relaxed")
+    assert align_pod_security(cluster, baseline).corrected == ()  # the other target: nothing lowered
+    assert core.namespaces["ours"][ENFORCE] == "restricted"
+    assert core.namespaces["ours"]["pod-security.kubernetes.io/enforce-version"] == "v1.33"
+    for _ in range(3):
+        assert align_pod_security(cluster, restricted).corrected == ()
+        assert align_pod_security(cluster, baseline).corrected == ()
+
+
+def test_one_namespace_refused_never_stops_the_others() -> None:
+    core, cluster = world()
+    core.namespaces["a-locked"] = {**MANAGED, ENFORCE: "privileged"}
+    core.locked.add("a-locked")
+    done = align_pod_security(cluster, {ENFORCE: "restricted"})
+    assert set(done.corrected) == {"ours", "relaxed"}
+    assert done.problem is not None and "a-locked (HTTP 403)" in done.problem

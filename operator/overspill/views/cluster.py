@@ -130,6 +130,12 @@ class ClusterView:
                 found.start()
             return found
 
+    def existing(
+        self, resource: Resource, label_selector: str | None = None, namespace: str | None = None
+    ) -> WatchCache | None:
+        """The cache of that key if one was made, else None; never makes or starts one. One dict read, no lock."""
+        return self._caches.get((resource, label_selector, namespace))
+
     def _publish(self) -> None:
         """Under the lock: new tuples of the caches for readers that take no lock. Measured at 1,000 policies: 32
         tick threads taking this view's lock several times a tick spent 79 % of their time waiting for it (each
