@@ -1063,6 +1063,13 @@ class Reconciler:
             n, held, note = self._route(ref, spec, workload, views, decision, serve, holding)
             writes += n
         held |= self._leave_old_routes(ref, spec, views, serve)
+        if spec.traffic is None and not serve.routes:
+            # spec.traffic taken out, and no route sends requests to the burst replicas any more: the burst
+            # Services and exports go (the mirror stays: the burst goes on, unreachable through them)
+            n, problems = self.serving.untraffic(ref.uid, serve.sides.values())
+            writes += n
+            for problem in problems:
+                log.warning("%s/%s: %s", ref.namespace, ref.name, problem)
         if held:
             serve.frozen = held
             for v in views:

@@ -422,6 +422,26 @@ class Serving:
                 problems.append(f"BurstTarget {side.name}: {status.message}")
         return writes, TrafficReport(service=name, exports=tuple(exports), problems=tuple(problems))
 
+    @staticmethod
+    def untraffic(policy_uid: str, sides: Iterable[Side]) -> tuple[int, list[str]]:
+        """spec.traffic taken out (called once no route holds the policy's backendRefs any more): its burst Services
+        and ServiceExports leave every target, while the burst itself goes on. A target's synced view says whether
+        it holds any (no request per poll for a policy that never had traffic); without one, a LIST. Returns
+        (objects removed, problems); what could not be removed is tried again next poll."""
+        removed, problems = 0, []
+        for side in sides:
+            cache = running(side.view, SERVICES)
+            if cache is not None and cache.synced and not cache.list(side.namespace, {carry.POLICY_UID: policy_uid}):
+                continue
+            try:
+                removed += TrafficClient(side.cluster).remove_policy_objects(side.namespace, policy_uid)
+            except ApiException as err:
+                problems.append(
+                    f"BurstTarget {side.name}: could not remove the burst Service and ServiceExport (spec.traffic "
+                    f"removed): HTTP {err.status} {err.reason}; retried next poll"
+                )
+        return removed, problems
+
     def _imported(self, status: ExportStatus, namespace: str, group: str) -> ExportStatus:
         """An export gets weight only where the primary holds its ServiceImport: the route names the import, and a
         Gateway answers the share of a backendRef it cannot resolve with 500s. A primary that serves no

@@ -324,7 +324,6 @@ async def test_a_service_annotation_removed_from_the_spec_leaves_the_burst_servi
     assert "service.cilium.io/affinity" not in lab.objects[burst]["metadata"]["annotations"]
 
 
-@pytest.mark.xfail(strict=True, reason="review 9d: open break, fixed in a later commit")
 async def test_removing_spec_traffic_removes_the_burst_service_and_its_export(lab: Any, cluster: Cluster) -> None:
     """The team takes spec.traffic out (requests must stop going to the other cloud: egress cost, latency, a data
     residency rule). The route is drained (status.routes), but the burst Service and its ServiceExport stay in
@@ -340,3 +339,32 @@ async def test_removing_spec_traffic_removes_the_burst_service_and_its_export(la
     assert mirror_replicas(lab, "mirror") == 7  # the burst goes on: only its traffic objects are no longer wanted
     left = [k for k in ((SERVICES, *burst), (EXPORTS, *burst)) if not gone(lab, k)]
     assert left == [], f"left in the target after spec.traffic was removed: {left}"
+
+
+async def test_removing_spec_traffic_keeps_the_burst_service_until_the_route_has_drained(
+    lab: Any, cluster: Cluster
+) -> None:
+    """With a route, the burst Service and its export stay while the route still holds the policy's backendRef
+    (weight 0 for drainSeconds: requests in flight reach the replicas through the import made from that export),
+    and go once the backendRef has left the route; the burst itself goes on."""
+    from tests.integration.test_route_renames_kmock import Time, bursting_with_weight, imports, poll
+
+    r, metrics, out = await bursting_with_weight(lab, cluster, drainSeconds=60)
+    metrics.queue = 150  # the queue stays up: the burst goes on without spec.traffic
+    clock = Time(r)
+    r.clock = clock
+    s = spec(propagation={"secrets": True})
+    burst = [(SERVICES, "mirror", "vllm-burst-aws"), (EXPORTS, "mirror", "vllm-burst-aws")]
+    for seconds in (0, 30):
+        clock.now = clock.start + seconds
+        out = await poll(r, s, out)
+        await asyncio.sleep(0.3)
+        assert imports(lab) == {"vllm-burst-aws": 0}, f"{seconds} s into the drain"
+        assert [k for k in burst if gone(lab, k)] == [], f"removed {seconds} s into a 60 s drain"
+    clock.now = clock.start + 61
+    for _ in range(2):
+        out = await poll(r, s, out)
+        await asyncio.sleep(0.3)
+    assert "vllm-burst-aws" not in imports(lab) and out.status["routes"] == []
+    assert [k for k in burst if not gone(lab, k)] == [], "left in the target once the route had drained"
+    assert mirror_replicas(lab, "mirror") == 7
