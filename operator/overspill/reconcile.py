@@ -449,7 +449,11 @@ class Reconciler:
         want: int,
         template: Callable[[], dict[str, Any]],
         notes: _Notes,
+        dependencies_ready: bool = True,
     ) -> int:
+        """Create, update or scale one target's mirror. `dependencies_ready`: what the wanted template needs is in
+        the target; if not, a changed template is held (the running pods keep theirs): its rollout would start pods
+        that cannot run and, by maxUnavailable, take serving ones down for them."""
         assert view.client is not None and view.mirror is not None
         obs = view.mirror
         if not obs.exists and want == 0:
@@ -481,7 +485,13 @@ class Reconciler:
                 # the other writer has not struck again yet: the fight stays reported until its backoff ends
                 notes.fights[view.spec.name] = self._fight(view, streak)
             if changed or drifted:
-                if self._waits_for_idle(spec, view):
+                if changed and not dependencies_ready:
+                    notes.pending[view.spec.name] = (
+                        f"the pod template of mirror {view.ref.namespace}/{view.ref.name} in {view.spec.name} "
+                        "changed; the update waits until what the new template references is there "
+                        "(DependenciesReady): the running pods keep the template they run"
+                    )
+                elif self._waits_for_idle(spec, view):
                     busy = sum(1 for v in view.levels.values() if v is None or v > 0)
                     notes.pending[view.spec.name] = (
                         f"the pod template of mirror {view.ref.namespace}/{view.ref.name} in {view.spec.name} "
@@ -894,6 +904,7 @@ class Reconciler:
         writes = 0
         problems: dict[str, str] = {}
         writes, wants = self._act_serving(ref, spec, workload, views, decision, serve)
+        unready = {n for n, side in serve.sides.items() if not side.plan.ready or n in serve.failed}
         wl = spec.workload_ref
         cache: dict[str, dict[str, Any]] = {}
 
@@ -929,7 +940,7 @@ class Reconciler:
 
             def apply(v: _TargetView = v, want: int = want) -> int:
                 try:
-                    n = self._apply_target(ref, spec, v, want, template, notes)
+                    n = self._apply_target(ref, spec, v, want, template, notes, v.spec.name not in unready)
                 except Exception as err:  # an unreachable target must not stop the others
                     problems[v.spec.name] = (
                         f"BurstTarget {v.spec.name}: could not update the mirror: {type(err).__name__}"

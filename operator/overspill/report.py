@@ -364,7 +364,7 @@ def _serving_conditions(
                 f"{dependencies.carried} referenced objects in place in targets holding replicas"
                 if ok
                 else "; ".join(dependencies.problems[t] for t in sorted(dependencies.problems))
-                + "; the mirror is not scaled up there until this is fixed",
+                + "; the mirror is not scaled up there, nor a new pod template rolled out to it, until this is fixed",
                 now,
                 generation,
             )
