@@ -408,7 +408,7 @@ def plan(
             continue
         marks = ((there or {}).get("metadata") or {}).get("annotations") or {}
         held = owners(there) if there is not None else frozenset()
-        current = marks.get(SOURCE_HASH) == content_hash(ref.kind, source)
+        current = marks.get(SOURCE_HASH) == content_hash(ref.kind, source) and _intact(ref.kind, there, source)
         if (
             there is not None
             and current
@@ -435,6 +435,16 @@ def plan(
         items.append(Item(ref, State.TO_COPY, body, update=there is not None))
     items += _stale(refs, propagation, found, policy_uid)
     return CarryPlan(tuple(items))
+
+
+def _intact(kind: Kind, there: Mapping[str, Any] | None, source: Mapping[str, Any]) -> bool:
+    """The copy still holds the source's content: its data edited in the target (annotations left alone) is put
+    back, or the mirror's pods would run on config or credentials the primary never had. A ServiceAccount is
+    judged by its annotation only: clusters add their own pull secrets to every ServiceAccount (OpenShift's
+    dockercfg), which must not start a fight."""
+    if there is None or kind == Kind.SERVICE_ACCOUNT:
+        return True
+    return content_hash(kind, there) == content_hash(kind, source)
 
 
 def _give_up(

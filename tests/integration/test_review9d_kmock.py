@@ -166,7 +166,6 @@ async def test_a_gpu_claim_template_the_target_lacks_is_named_and_holds_the_mirr
     assert not mirror_replicas(lab, "mirror"), "mirror scaled up: its pods can get no GPU claim in the target"
 
 
-@pytest.mark.xfail(strict=True, reason="review 9d: open break, fixed in a later commit")
 @pytest.mark.parametrize(
     ("plural", "name", "source"),
     [("configmaps", "vllm-config", {"m": "1"}), ("secrets", "hf", {"t": "c2VjcmV0"})],
