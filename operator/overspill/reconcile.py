@@ -989,7 +989,7 @@ class Reconciler:
                 ),
                 replicas=v.mirror.replicas,
                 ready=v.state.state.ready,
-                volumes=v.spec.overrides.volumes if v.spec.overrides else None,
+                overrides=v.spec.overrides,
                 lookup=target_lookup(
                     view,
                     v.client.cluster,

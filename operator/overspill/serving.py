@@ -18,6 +18,7 @@ from kubernetes.client import ApiException
 from overspill import carry
 from overspill.adapters.dependencies import CARRIED_KINDS, DependencyWriter, Lookup, direct_lookup, list_managed
 from overspill.adapters.kube import TIMEOUT, Cluster
+from overspill.adapters.mirror import mirror_template
 from overspill.adapters.traffic import (
     EXPORT_GROUP,
     RouteClient,
@@ -30,7 +31,7 @@ from overspill.adapters.traffic import (
     route_record_key,
     service_export,
 )
-from overspill.api.policy import BurstPolicySpec, ExportStatus
+from overspill.api.policy import BurstPolicySpec, ExportStatus, TargetOverrides
 from overspill.carry import CarryPlan, Kind
 from overspill.decide import weights
 from overspill.report import DependencyReport, TrafficReport
@@ -174,7 +175,7 @@ class Side:
     ensure_namespace: EnsureNamespace
     replicas: int = 0
     ready: int = 0
-    volumes: list[dict[str, Any]] | None = None  # overrides.volumes
+    overrides: TargetOverrides | None = None  # the target's overrides: the mirror's pods reference what they leave
     lookup: Lookup | None = None  # the target's objects in `namespace` (a view); None: GET
     copies: Copies | None = None  # every copy Overspill manages in `namespace`; None: LIST
     view: ClusterView | None = None  # the target's view, for the burst Service
@@ -221,10 +222,6 @@ def raw_route_names(spec_raw: Mapping[str, Any], targets: Iterable[str]) -> tupl
         str(traffic.get("importGroup") or weights.MCS_GROUP),
         float(drain) if isinstance(drain, int | float) else weights.DEFAULT_DRAIN,
     )
-
-
-def pod_spec_of(workload: Mapping[str, Any] | None) -> dict[str, Any]:
-    return dict((((workload or {}).get("spec") or {}).get("template") or {}).get("spec") or {})
 
 
 def _observed(side: Side, there: Lookup) -> carry.Observed | None:
@@ -292,10 +289,10 @@ class Serving:
         def read_source(kind: Kind, name: str) -> Mapping[str, Any] | None:
             return source(kind, name) if carry.propagated(kind, prop) else None
 
-        base = carry.references(pod_spec_of(workload))
         for side in sides:
-            pod = carry.with_volume_overrides(pod_spec_of(workload), side.volumes) if side.volumes else None
-            refs = list(carry.references(pod) if pod is not None else base)
+            # what the mirror's pods reference, as build_mirror makes them (overrides.env may replace a Secret's
+            # env var, overrides.volumes a claim): an object only the primary's template names is never carried
+            refs = list(carry.references(mirror_template(dict(workload or {}), side.overrides).get("spec") or {}))
             sa = next((r for r in refs if r.kind == Kind.SERVICE_ACCOUNT), None)
             if sa is not None and prop.service_account:
                 sa_obj = read_source(Kind.SERVICE_ACCOUNT, sa.name)

@@ -249,7 +249,6 @@ async def test_a_secret_dropped_from_the_template_while_the_target_is_idle_leave
     assert gone(lab, (SECRETS, "mirror", "hf")), "the retired token's copy stays in the idle target"
 
 
-@pytest.mark.xfail(strict=True, reason="review 9d: open break, fixed in a later commit")
 async def test_an_env_override_that_replaces_the_secret_lifts_the_block(lab: Any, cluster: Cluster) -> None:
     """The target gets its own, non-secret value for HF_TOKEN (`overrides.env`, e.g. a public model mirror in that
     cloud needing no token): the mirror's template no longer names Secret hf. Overspill plans the dependencies from
@@ -261,6 +260,16 @@ async def test_an_env_override_that_replaces_the_secret_lifts_the_block(lab: Any
     c = cond(out, "DependenciesReady")
     assert c["status"] == "True", c["message"]
     assert mirror_replicas(lab, "mirror") == 7
+
+
+async def test_an_env_override_that_replaces_the_secret_copies_no_credential(lab: Any, cluster: Cluster) -> None:
+    """The same override with secrets: true: the mirror's pods do not use Secret hf, so the credential is not
+    copied into the other cloud (only what the mirror's pods reference is carried)."""
+    targets = [{"name": "aws", "overrides": {"namespace": "mirror", "env": {"HF_TOKEN": "anonymous"}}}]
+    out = await run(await reconciler(cluster, FakeMetrics(150)), spec(targets=targets, propagation={"secrets": True}))
+    assert cond(out, "DependenciesReady")["status"] == "True"
+    assert mirror_replicas(lab, "mirror") == 7
+    assert gone(lab, (SECRETS, "mirror", "hf")), "a Secret the mirror does not use was copied to the target"
 
 
 @pytest.mark.xfail(strict=True, reason="review 9d: open break, fixed in a later commit")

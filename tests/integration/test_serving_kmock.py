@@ -9,6 +9,7 @@ import pytest
 
 from overspill.adapters.kube import Cluster
 from overspill.api import parse_policy_spec
+from overspill.api.policy import TargetOverrides
 from overspill.carry import MANAGED_BY, POLICY_UID
 from overspill.decide.weights import Backend, Weights
 from overspill.serving import RouteStep, Serving, Side, import_names
@@ -66,7 +67,7 @@ async def test_overrides_volumes_replace_a_claim_that_would_block(api: Any, clus
             }
         }
         plain = side(cluster)
-        replaced = side(cluster, volumes=[{"name": "m", "emptyDir": {}}])
+        replaced = side(cluster, overrides=TargetOverrides(volumes=[{"name": "m", "emptyDir": {}}]))
         Serving(cluster, "primary").plan(spec(propagation={"secrets": True}), "ml", UID, wl, [plain, replaced])
         assert [i.ref.name for i in plain.plan.blocking] == ["models"]
         assert replaced.plan.ready

@@ -56,20 +56,10 @@ class MirrorRef:
     policy_uid: str
 
 
-def build_mirror(
-    workload: dict[str, Any],
-    ref: MirrorRef,
-    *,
-    origin_cluster: str,
-    origin_namespace: str,
-    policy_name: str,
-    overrides: TargetOverrides | None,
-    replicas: int,
-    target: str | None = None,
-) -> dict[str, Any]:
-    spec = workload.get("spec", {})
-    template = copy.deepcopy(spec.get("template") or {})
-    selector = copy.deepcopy(spec.get("selector") or {"matchLabels": template.get("metadata", {}).get("labels", {})})
+def mirror_template(workload: dict[str, Any], overrides: TargetOverrides | None) -> dict[str, Any]:
+    """The workload's pod template with a target's overrides applied: what the mirror's pods run, and so what they
+    reference there (the carry plan reads its references from this, never from the primary's template alone)."""
+    template = copy.deepcopy((workload.get("spec") or {}).get("template") or {})
     meta = template.setdefault("metadata", {})
     pod_spec = template.setdefault("spec", {})
     if overrides is not None:
@@ -89,6 +79,24 @@ def build_mirror(
             if overrides.env:
                 env = [e for e in container.get("env", []) if e.get("name") not in overrides.env]
                 container["env"] = env + [{"name": k, "value": v} for k, v in overrides.env.items()]
+    return template
+
+
+def build_mirror(
+    workload: dict[str, Any],
+    ref: MirrorRef,
+    *,
+    origin_cluster: str,
+    origin_namespace: str,
+    policy_name: str,
+    overrides: TargetOverrides | None,
+    replicas: int,
+    target: str | None = None,
+) -> dict[str, Any]:
+    spec = workload.get("spec", {})
+    template = mirror_template(workload, overrides)
+    selector = copy.deepcopy(spec.get("selector") or {"matchLabels": template.get("metadata", {}).get("labels", {})})
+    meta = template["metadata"]
     # the policy-uid label on every mirror pod: one label-selected watch per target finds all of them
     meta["labels"] = {**meta.get("labels", {}), POLICY_UID: ref.policy_uid}
     digest = hashlib.sha256(json.dumps([template, selector, target], sort_keys=True).encode()).hexdigest()[:16]
