@@ -39,6 +39,12 @@ class Kind(StrEnum):
     PVC = "PersistentVolumeClaim"
 
 
+# objects every cluster publishes in every namespace itself (the controller-manager's root-CA publisher): the
+# target's own one is the right one there (the primary's CA is wrong in another cluster), so they are never
+# carried and never a conflict
+CLUSTER_PROVIDED = frozenset({(Kind.CONFIG_MAP, "kube-root-ca.crt")})
+
+
 @dataclass(frozen=True)
 class Reference:
     """One object the pod needs. `where` is the first place that names it (for messages a person can follow)."""
@@ -133,8 +139,9 @@ def _merge(refs: Iterator[Reference]) -> tuple[Reference, ...]:
 
 def references(pod_spec: Mapping[str, Any]) -> tuple[Reference, ...]:
     """Every ConfigMap, Secret, ServiceAccount and PVC a pod spec names (containers, init and ephemeral
-    containers, env valueFrom, envFrom, volumes, projected volumes, CSI/plugin secrets, imagePullSecrets)."""
-    return _merge(_all_refs(pod_spec))
+    containers, env valueFrom, envFrom, volumes, projected volumes, CSI/plugin secrets, imagePullSecrets), but
+    those every cluster provides itself (CLUSTER_PROVIDED)."""
+    return _merge(r for r in _all_refs(pod_spec) if r.key not in CLUSTER_PROVIDED)
 
 
 def service_account_references(sa: Mapping[str, Any]) -> tuple[Reference, ...]:

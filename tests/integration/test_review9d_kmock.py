@@ -111,7 +111,6 @@ async def test_the_default_service_accounts_pull_secrets_are_carried_or_reported
     assert not mirror_replicas(lab, "mirror"), "mirror scaled up with no pull secret for its image in the target"
 
 
-@pytest.mark.xfail(strict=True, reason="review 9d: open break, fixed in a later commit")
 async def test_the_clusters_own_root_ca_configmap_does_not_block_the_burst(lab: Any, cluster: Cluster) -> None:
     """A template that mounts the API server's CA explicitly (a projected volume with a serviceAccountToken and
     ConfigMap kube-root-ca.crt: what the kubelet injects itself, and what Vault agents, CI runners and operators
