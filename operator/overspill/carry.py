@@ -335,7 +335,8 @@ class Item:
     body: dict[str, Any] | None = None  # the copy to write, for TO_COPY and LEFT
     update: bool = False  # the copy exists there (replace it) rather than being created
     # REVOKED: (uid, resourceVersion) of the copy as read; the delete names them, so an object someone else
-    # created under the name in the meantime is never deleted
+    # created under the name in the meantime is never deleted. TO_COPY with a precondition and not `update`: an
+    # immutable copy whose source changed, deleted (so conditioned) and created again
     precondition: tuple[str | None, str | None] | None = None
 
 
@@ -435,7 +436,15 @@ def plan(
             creator=creator,
             installation=installation,
         )
-        version = ((there or {}).get("metadata") or {}).get("resourceVersion")
+        meta = (there or {}).get("metadata") or {}
+        if there is not None and there.get("immutable") and not _intact(ref.kind, there, source):
+            # an immutable copy keeps its data (the API server answers 422 to any change of it, even to unset
+            # the flag): its source was replaced, the only way an immutable object changes, so the copy is too.
+            # Deleted on the condition that it is the copy read, then created again
+            precondition = (meta.get("uid"), meta.get("resourceVersion"))
+            items.append(Item(ref, State.TO_COPY, body, update=False, precondition=precondition))
+            continue
+        version = meta.get("resourceVersion")
         if version:
             # an update is conditional on what was read: a concurrent change answers 409, never is overwritten
             body["metadata"]["resourceVersion"] = version

@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from kubernetes import client, utils
 
 from tests.e2e.conftest import Lab, OperatorProcess, eventually
@@ -32,7 +31,6 @@ def burst_with(lab: Lab, ns: str, items: list[dict[str, Any]]) -> None:
     eventually(lambda: read(lab.secondary, "Service", ns, BURST) is not None, 90, what="the burst Service")
 
 
-@pytest.mark.xfail(strict=True, reason="review 9d: open break, fixed in a later commit")
 def test_an_immutable_configmap_recreated_in_the_primary_reaches_the_target(
     lab: Lab, operator: OperatorProcess, namespace: str
 ) -> None:

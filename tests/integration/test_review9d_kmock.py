@@ -271,7 +271,6 @@ async def test_an_env_override_that_replaces_the_secret_copies_no_credential(lab
     assert gone(lab, (SECRETS, "mirror", "hf")), "a Secret the mirror does not use was copied to the target"
 
 
-@pytest.mark.xfail(strict=True, reason="review 9d: open break, fixed in a later commit")
 async def test_an_immutable_configmap_replaced_in_the_primary_reaches_the_target(lab: Any, cluster: Cluster) -> None:
     """Immutable ConfigMaps (and Secrets) are the documented way to ship config at scale: to change one, you delete
     it and create it again with the new data. The copy is immutable too (`immutable` is copied), so the API server

@@ -109,6 +109,9 @@ class DependencyWriter:
             replace = getattr(self.cluster.core, f"replace_namespaced_{method}")
             replace(meta["name"], meta["namespace"], item.body, _request_timeout=TIMEOUT)
             return
+        if item.precondition is not None:  # an immutable copy whose source changed: it cannot be updated
+            uid, version = item.precondition
+            self._delete(item.ref.kind, meta["name"], meta["namespace"], uid, version)
         create = getattr(self.cluster.core, f"create_namespaced_{method}")
         try:
             create(meta["namespace"], item.body, _request_timeout=TIMEOUT)
