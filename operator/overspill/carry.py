@@ -220,8 +220,9 @@ class Observed:
 def observe_users(
     mirrors: Iterable[Mapping[str, Any]], service_account: Callable[[str], Mapping[str, Any] | None]
 ) -> Observed:
-    """Per object, the policies whose mirrors (not being deleted) reference it: in their pod template, or as the
-    pull secrets of the ServiceAccount they run as (`service_account` reads it in the namespace)."""
+    """Per object, the policies whose mirrors (not being deleted, not at 0 replicas) reference it: in their pod
+    template, or as the pull secrets of the ServiceAccount they run as (`service_account` reads it in the
+    namespace). Every mirror there, idle or not, is `present`."""
     users: dict[tuple[Kind, str], set[str]] = {}
     present = set()
     for m in mirrors:
@@ -230,6 +231,11 @@ def observe_users(
         if not uid or meta.get("deletionTimestamp"):
             continue
         present.add(uid)
+        if ((m.get("spec") or {}).get("replicas")) == 0:
+            # an idle mirror runs no pod that could use anything: its template (not rewritten while it is at 0)
+            # must not keep a copy its workload no longer names, least of all a retired credential, until the next
+            # burst. A burst re-plans from the template it will run, and copies before it scales up
+            continue
         refs = list(references((((m.get("spec") or {}).get("template") or {}).get("spec")) or {}))
         for r in list(refs):
             sa = service_account(r.name) if r.kind == Kind.SERVICE_ACCOUNT else None

@@ -220,7 +220,6 @@ async def test_a_template_change_needing_a_missing_secret_is_not_rolled_out_to_t
     assert cond(out, "MirrorsUpToDate")["status"] == "True"
 
 
-@pytest.mark.xfail(strict=True, reason="review 9d: open break, fixed in a later commit")
 async def test_a_secret_dropped_from_the_template_while_the_target_is_idle_leaves_no_copy(
     lab: Any, cluster: Cluster
 ) -> None:
