@@ -37,6 +37,10 @@ class Kind(StrEnum):
     SECRET = "Secret"  # noqa: S105 - a kind name, not a password
     SERVICE_ACCOUNT = "ServiceAccount"
     PVC = "PersistentVolumeClaim"
+    # Dynamic Resource Allocation (resource.k8s.io): devices (GPUs) are claimed in each cluster, from its own
+    # drivers and DeviceClasses: never carried, looked for in the target like a PVC
+    RESOURCE_CLAIM = "ResourceClaim"
+    RESOURCE_CLAIM_TEMPLATE = "ResourceClaimTemplate"
 
 
 # objects every cluster publishes in every namespace itself (the controller-manager's root-CA publisher): the
@@ -121,6 +125,14 @@ def _all_refs(pod: Mapping[str, Any]) -> Iterator[Reference]:
             yield Reference(Kind.SECRET, ips["name"], f"spec.imagePullSecrets[{i}]")
     for path, c in _containers(pod):
         yield from _container_refs(path, c)
+    for claim in pod.get("resourceClaims") or []:
+        at = f"spec.resourceClaims[{claim.get('name')}]"
+        if claim.get("resourceClaimName"):
+            yield Reference(Kind.RESOURCE_CLAIM, claim["resourceClaimName"], f"{at}.resourceClaimName")
+        if claim.get("resourceClaimTemplateName"):
+            yield Reference(
+                Kind.RESOURCE_CLAIM_TEMPLATE, claim["resourceClaimTemplateName"], f"{at}.resourceClaimTemplateName"
+            )
     for vol in pod.get("volumes") or []:
         yield from _volume_refs(vol)
 
@@ -138,8 +150,9 @@ def _merge(refs: Iterator[Reference]) -> tuple[Reference, ...]:
 
 
 def references(pod_spec: Mapping[str, Any]) -> tuple[Reference, ...]:
-    """Every ConfigMap, Secret, ServiceAccount and PVC a pod spec names (containers, init and ephemeral
-    containers, env valueFrom, envFrom, volumes, projected volumes, CSI/plugin secrets, imagePullSecrets), but
+    """Every ConfigMap, Secret, ServiceAccount, PVC and DRA claim (or claim template) a pod spec names (containers,
+    init and ephemeral containers, env valueFrom, envFrom, volumes, projected volumes, CSI/plugin secrets,
+    imagePullSecrets, resourceClaims), but
     those every cluster provides itself (CLUSTER_PROVIDED)."""
     return _merge(r for r in _all_refs(pod_spec) if r.key not in CLUSTER_PROVIDED)
 
@@ -186,6 +199,8 @@ def propagated(kind: Kind, propagation: Propagation) -> bool:
         Kind.SECRET: propagation.secrets,
         Kind.SERVICE_ACCOUNT: propagation.service_account,
         Kind.PVC: False,  # data does not move between clouds
+        Kind.RESOURCE_CLAIM: False,  # nor do devices: a claim is allocated by the cluster that runs the pod
+        Kind.RESOURCE_CLAIM_TEMPLATE: False,
     }[kind]
 
 
@@ -523,6 +538,11 @@ def _fix(item: Item) -> str:
         return "create it in the primary"
     if kind == Kind.SECRET:
         return "set spec.propagation.secrets: true, or create it in the target"
+    if kind in (Kind.RESOURCE_CLAIM, Kind.RESOURCE_CLAIM_TEMPLATE):
+        return (
+            "devices are claimed from the target's own DRA drivers and DeviceClasses: create the "
+            f"{kind.value} there (resource.k8s.io), or burst to a target that has it"
+        )
     if kind == Kind.PVC:
         return (
             "data does not move between clouds: create the claim in the target, or replace the volume with "

@@ -134,7 +134,6 @@ async def test_the_clusters_own_root_ca_configmap_does_not_block_the_burst(lab: 
     assert mirror_replicas(lab, "mirror") == 7
 
 
-@pytest.mark.xfail(strict=True, reason="review 9d: open break, fixed in a later commit")
 async def test_a_gpu_claim_template_the_target_lacks_is_named_and_holds_the_mirror(lab: Any, cluster: Cluster) -> None:
     """GPUs through Dynamic Resource Allocation (GA in Kubernetes 1.34, the lab's version; NVIDIA's DRA driver): the
     vLLM template asks for its GPU with `resourceClaims: [{name: gpu, resourceClaimTemplateName: gpu}]`, and the

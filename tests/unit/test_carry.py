@@ -118,6 +118,17 @@ CASES: list[tuple[str, dict[str, Any], set[tuple[Kind, str]]]] = [
         {(SEC, "az")},
     ),
     ("emptyDir names nothing", {"containers": [c()], "volumes": [{"name": "e", "emptyDir": {}}]}, set()),
+    (
+        "DRA resourceClaims (claim and claim template)",
+        {
+            "containers": [c()],
+            "resourceClaims": [
+                {"name": "gpu", "resourceClaimTemplateName": "gpu-t"},
+                {"name": "shared", "resourceClaimName": "gpu-c"},
+            ],
+        },
+        {(Kind.RESOURCE_CLAIM_TEMPLATE, "gpu-t"), (Kind.RESOURCE_CLAIM, "gpu-c")},
+    ),
     ("serviceAccountName", {"serviceAccountName": "runner", "containers": [c()]}, {(SA, "runner")}),
     ("deprecated serviceAccount", {"serviceAccount": "old", "containers": [c()]}, {(SA, "old")}),
     ("default ServiceAccount exists everywhere", {"serviceAccountName": "default", "containers": [c()]}, set()),

@@ -40,14 +40,23 @@ _METHOD = {
     Kind.PVC: "persistent_volume_claim",
 }
 CARRIED_KINDS = (Kind.SERVICE_ACCOUNT, Kind.CONFIG_MAP, Kind.SECRET)
+# Dynamic Resource Allocation objects, only looked for (GET) in targets
+DRA_GROUP, DRA_VERSION = "resource.k8s.io", "v1"
+_DRA_PLURAL = {Kind.RESOURCE_CLAIM: "resourceclaims", Kind.RESOURCE_CLAIM_TEMPLATE: "resourceclaimtemplates"}
 
 Lookup = Callable[[Kind, str], Mapping[str, Any] | None]
 
 
 def read_object(cluster: Cluster, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
-    """One object as plain JSON (camelCase, as the API serves it), or None when absent."""
-    read = getattr(cluster.core, f"read_namespaced_{_METHOD[kind]}")
+    """One object as plain JSON (camelCase, as the API serves it), or None when absent (a DRA object where the
+    cluster does not serve resource.k8s.io/v1 too: a claim cannot be satisfied there)."""
     try:
+        if kind in _DRA_PLURAL:
+            found = cluster.custom.get_namespaced_custom_object(
+                DRA_GROUP, DRA_VERSION, namespace, _DRA_PLURAL[kind], name, _request_timeout=TIMEOUT
+            )
+            return dict(found) if isinstance(found, dict) else None
+        read = getattr(cluster.core, f"read_namespaced_{_METHOD[kind]}")
         resp = read(name, namespace, _preload_content=False, _request_timeout=TIMEOUT)
     except ApiException as err:
         if err.status == 404:
