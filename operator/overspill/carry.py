@@ -167,6 +167,26 @@ def service_account_references(sa: Mapping[str, Any]) -> tuple[Reference, ...]:
     )
 
 
+def with_admitted_pull_secrets(workload: Mapping[str, Any], default_sa: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The workload with its pods' imagePullSecrets as the primary's ServiceAccount admission gives them: a template
+    that names none, run as the `default` ServiceAccount, pulls with that ServiceAccount's. The target's `default`
+    is its own (never copied: every namespace has one) and lacks them, so the mirror names them itself, and they
+    are carried (propagation.secrets) or reported like any pull secret. Unchanged otherwise (a named
+    ServiceAccount is carried with its pull secrets, and the target's admission adds them)."""
+    out = copy.deepcopy(dict(workload))
+    pod = ((out.get("spec") or {}).get("template") or {}).get("spec")
+    if not isinstance(pod, dict) or pod.get("imagePullSecrets") or default_sa is None:
+        return out
+    if (
+        pod.get("serviceAccountName") or pod.get("serviceAccount") or DEFAULT_SERVICE_ACCOUNT
+    ) != DEFAULT_SERVICE_ACCOUNT:
+        return out
+    names = [r.name for r in service_account_references(default_sa)]
+    if names:
+        pod["imagePullSecrets"] = [{"name": n} for n in names]
+    return out
+
+
 def with_volume_overrides(pod_spec: Mapping[str, Any], volumes: Sequence[Mapping[str, Any]] | None) -> dict[str, Any]:
     """The pod spec with `overrides.volumes` applied: same name replaces, a new name is added."""
     out = copy.deepcopy(dict(pod_spec))

@@ -909,6 +909,8 @@ class Reconciler:
         cache: dict[str, dict[str, Any]] = {}
 
         def template() -> dict[str, Any]:
+            if serve.template is not None:  # as its pods run in the primary (Serving.admitted)
+                return serve.template
             if workload.template is not None:
                 return workload.template
             if "t" not in cache:  # kinds read through /scale: the template only when a mirror is written
@@ -974,8 +976,16 @@ class Reconciler:
                 template = self.primary.read_workload(wl.api_version, wl.kind, ref.namespace, wl.name)
             except (ApiException, LookupError):
                 template = None
+        unread = None
+        if template is not None:
+            try:
+                template = self.serving.admitted(template, ref.namespace)
+            except ApiException as err:  # which pull secrets the pods use is unknown: no target grows this poll
+                unread = f"cannot read ServiceAccount {ref.namespace}/default in the primary: HTTP {err.status}"
         for v in live:
             assert v.client is not None and v.mirror is not None
+            if unread is not None:
+                serve.failed[v.spec.name] = unread
             handle = self.targets.get(v.spec.name)
             view = handle.view if handle is not None else None
             serve.sides[v.spec.name] = Side(

@@ -272,6 +272,17 @@ class Serving:
         return self._identity
 
     # ---- dependencies ---------------------------------------------------------------------------------------
+    def admitted(self, workload: Mapping[str, Any], namespace: str) -> dict[str, Any]:
+        """The workload as its pods run in the primary: with the `default` ServiceAccount's pull secrets where the
+        template names none (carry.with_admitted_pull_secrets). The mirror is built from it, and its plan reads it."""
+        pod = ((workload.get("spec") or {}).get("template") or {}).get("spec") or {}
+        if pod.get("imagePullSecrets"):
+            return dict(workload)
+        if (pod.get("serviceAccountName") or pod.get("serviceAccount") or "default") != "default":
+            return dict(workload)
+        sa = primary_lookup(self.primary_view, self.primary, namespace)(Kind.SERVICE_ACCOUNT, "default")
+        return carry.with_admitted_pull_secrets(workload, sa)
+
     def plan(
         self,
         spec: BurstPolicySpec,

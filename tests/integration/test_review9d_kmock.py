@@ -79,7 +79,6 @@ async def again(cluster: Cluster, metrics: FakeMetrics, s: Any, out: Outcome, po
 # ---- dependencies ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="review 9d: open break, fixed in a later commit")
 async def test_the_default_service_accounts_pull_secrets_are_carried_or_reported(lab: Any, cluster: Cluster) -> None:
     """The most common private-registry setup: `kubectl patch serviceaccount default -p '{"imagePullSecrets":
     [{"name": "regcred"}]}'`, and a pod template that names no ServiceAccount. The primary's pods pull through
@@ -109,6 +108,14 @@ async def test_the_default_service_accounts_pull_secrets_are_carried_or_reported
     c = cond(out, "DependenciesReady")
     assert c["status"] == "False" and "Secret mirror/regcred" in c["message"], c
     assert not mirror_replicas(lab, "mirror"), "mirror scaled up with no pull secret for its image in the target"
+    # the owner opts in: the pull secret is carried, and the mirror's pods name it (the target's own `default`
+    # ServiceAccount, never overwritten, does not hand it out)
+    out = await again(cluster, FakeMetrics(150), spec(propagation={"secrets": True}), out)
+    assert cond(out, "DependenciesReady")["status"] == "True", cond(out, "DependenciesReady")
+    assert lab.objects[SECRETS, "mirror", "regcred"]["data"] == {".dockerconfigjson": "e30="}
+    assert lab.objects[MIRROR]["spec"]["template"]["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
+    assert mirror_replicas(lab, "mirror") == 7
+    assert "imagePullSecrets" not in lab.objects[SERVICEACCOUNTS, "mirror", "default"]
 
 
 async def test_the_clusters_own_root_ca_configmap_does_not_block_the_burst(lab: Any, cluster: Cluster) -> None:
