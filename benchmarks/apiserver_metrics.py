@@ -6,7 +6,9 @@ and the HPA controller it relies on are all counted, whoever sends the request.
 
 from __future__ import annotations
 
+import itertools
 import re
+import statistics
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -74,6 +76,18 @@ def rates(before: Snapshot, after: Snapshot, top: int = 8) -> Rates:
         by_verb={k: round(v / seconds, 2) for k, v in sorted(by_verb.items())},
         top={f"{verb} {group + '/' if group else ''}{res}": round(v / seconds, 2) for (verb, group, res), v in busiest},
     )
+
+
+def sliced(snapshots: list[Snapshot]) -> dict[str, Any]:
+    """Request rates between consecutive scrapes of one window, and their median: a window's mean is moved by one
+    burst (a relist, a round of Events), the median of its slices is what the window mostly was."""
+    slices = [rates(a, b).requests_per_second for a, b in itertools.pairwise(snapshots)]
+    if not slices:
+        return {}
+    return {
+        "requests_per_second_slices": [round(x, 2) for x in slices],
+        "requests_per_second_median": round(statistics.median(slices), 2),
+    }
 
 
 def scrape(api: Any) -> Snapshot:

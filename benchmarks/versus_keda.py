@@ -43,8 +43,9 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -264,6 +265,10 @@ class Tool:
     def pids(self) -> list[int]:
         raise NotImplementedError
 
+    def process_names(self) -> list[str]:
+        """One name per pid of `pids()`, in order (KEDA: its operator and its metrics adapter)."""
+        return [self.name] * len(self.pids())
+
     def config(self, setting: str) -> dict[str, Any]:
         spec: dict[str, Any] = self.body(0, setting)["spec"]
         return spec
@@ -374,6 +379,9 @@ class Keda(Tool):
     def pids(self) -> list[int]:
         return [p["pid"] for p in json.loads(self._hack("status"))["processes"]]
 
+    def process_names(self) -> list[str]:
+        return [p["name"] for p in json.loads(self._hack("status"))["processes"]]
+
     def before_start(self, ns: str) -> None:
         # KEDA creates one HPA per ScaledObject on start: remove them so every start times that too
         client.AutoscalingV2Api(self.bench.primary).delete_collection_namespaced_horizontal_pod_autoscaler(ns)
@@ -463,17 +471,32 @@ def control_plane_pids(cluster: str = "primary") -> list[int]:
 
 
 class Window:
-    """API server request rates (both clusters), the tool's RSS and CPU and the primary control plane's CPU, over
-    the `with` block."""
+    """API server request rates (both clusters; the primary's also per `slice_seconds`, with their median), the
+    tool's RSS and CPU (each of its processes too) and the primary control plane's CPU, over the `with` block."""
 
-    def __init__(self, bench: Bench, tool_pids: list[int], origin: float | None = None) -> None:
-        self.bench, self.tool = bench, Sampler(tool_pids)
+    def __init__(
+        self, bench: Bench, tool: Tool | None, origin: float | None = None, slice_seconds: float = 10.0
+    ) -> None:
+        pids = tool.pids() if tool else []
+        names = tool.process_names() if tool else []
+        self.bench, self.tool = bench, Sampler(pids, names=names)
         self.control_plane = Sampler(control_plane_pids())
         self.origin = origin  # the tool's start (monotonic), for the window's bounds relative to it
+        self.slice_seconds = slice_seconds
+        self.slices: list[apiserver_metrics.Snapshot] = []
+        self._stop = threading.Event()
+        self._slicer = threading.Thread(target=self._slice, daemon=True)
         self.result: dict[str, Any] = {}
+
+    def _slice(self) -> None:
+        while not self._stop.wait(self.slice_seconds):
+            with contextlib.suppress(Exception):  # a missed scrape makes one slice longer, nothing worse
+                self.slices.append(apiserver_metrics.scrape(self.bench.primary))
 
     def __enter__(self) -> Window:
         self.before = [apiserver_metrics.scrape(a) for a in (self.bench.primary, self.bench.secondary)]
+        self.slices = [self.before[0]]
+        self._slicer.start()
         self.bounds: dict[str, Any] = {"start_utc": utc(), "load_average_1_5_15_at_start": load()}
         if self.origin is not None:
             self.bounds["start_after_tool_start_seconds"] = round(time.monotonic() - self.origin, 1)
@@ -482,24 +505,31 @@ class Window:
         return self
 
     def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._slicer.join()
         self.tool.__exit__()
         self.control_plane.__exit__()
         after = [apiserver_metrics.scrape(a) for a in (self.bench.primary, self.bench.secondary)]
+        primary = apiserver_metrics.rates(self.before[0], after[0]).as_dict()
+        primary |= apiserver_metrics.sliced([*self.slices, after[0]])
         self.bounds |= {"end_utc": utc(), "load_average_1_5_15_at_end": load()}
         if self.origin is not None:
             self.bounds["end_after_tool_start_seconds"] = round(time.monotonic() - self.origin, 1)
         self.result = {
             "window": self.bounds,
-            "primary_api": apiserver_metrics.rates(self.before[0], after[0]).as_dict(),
+            "primary_api": primary,
             "secondary_api": apiserver_metrics.rates(self.before[1], after[1]).as_dict(),
             "tool": self.tool.result,
             "primary_control_plane": self.control_plane.result,
         }
 
 
-def change_round(bench: Bench, n: int, value: int, spread: float, rng: random.Random) -> dict[int, float]:
-    """Every queue moves to `value`, each at a random moment of `spread` seconds; returns when each moved."""
-    plan = sorted((rng.uniform(0, spread), i) for i in range(n))
+def change_round(
+    bench: Bench, objects: Sequence[int], value: int, spread: float, rng: random.Random
+) -> dict[int, float]:
+    """The queue of every one of `objects` moves to `value`, each at a random moment of `spread` seconds; returns
+    when each moved."""
+    plan = sorted((rng.uniform(0, spread), i) for i in objects)
     t0, moved = time.monotonic(), {}
     for offset, i in plan:
         delay = t0 + offset - time.monotonic()
@@ -524,11 +554,11 @@ def latencies(seen: Workloads, moved: dict[int, float], want: int) -> tuple[list
     return written, running, missed
 
 
-def all_at(seen: Workloads, n: int, want: int, running: bool = True) -> Callable[[], bool]:
+def all_at(seen: Workloads, objects: Sequence[int], want: int, running: bool = True) -> Callable[[], bool]:
     def check() -> bool:
-        if any(seen.now(seen.replicas, name(i)) != want for i in range(n)):
+        if any(seen.now(seen.replicas, name(i)) != want for i in objects):
             return False
-        return not running or all(seen.now(seen.running, name(i)) == want for i in range(n))
+        return not running or all(seen.now(seen.running, name(i)) == want for i in objects)
 
     return check
 
@@ -576,7 +606,7 @@ def scaling_run(bench: Bench, tool: Tool, ns: str, n: int, setting: str, args: a
         bench.reset_replicas(ns, n, seen)
         tool.before_start(ns)
         tool.create(ns, n, setting)
-        wait_for(all_at(seen, n, 1), 2 * timeout, "every workload back at 1 Running replica")
+        wait_for(all_at(seen, range(n), 1), 2 * timeout, "every workload back at 1 Running replica")
         bench.set_queues(n, 2 * TARGET_PER_REPLICA)
         time.sleep(2)  # Prometheus (1 s scrape) holds the new values before the tool starts
         t0 = time.monotonic()
@@ -584,7 +614,7 @@ def scaling_run(bench: Bench, tool: Tool, ns: str, n: int, setting: str, args: a
         started = time.monotonic() - t0
         first: float | None = None
         with contextlib.suppress(TimeoutError):  # a tool that never gets there is a figure too: how many did
-            first = wait_for(all_at(seen, n, 2, running=False), timeout, f"{tool.name}: every workload at 2")
+            first = wait_for(all_at(seen, range(n), 2, running=False), timeout, f"{tool.name}: every workload at 2")
         reached = [first_reach(seen.snapshot(seen.replicas, name(i)), t0, 2) for i in range(n)]
         per_object = [t - t0 for t in reached if t is not None]
         head |= {
@@ -596,56 +626,97 @@ def scaling_run(bench: Bench, tool: Tool, ns: str, n: int, setting: str, args: a
         first_load = load()
         print(f"[versus-keda] {tool.name} N={n} {setting}: all acted in {first} s, load {first_load}", file=sys.stderr)
         if first is None:
-            # not at steady state: its steady and change figures would measure the start still going on
-            with Window(bench, tool.pids(), t0) as starting:
+            # not at steady state, and it may never get there at this N: what it costs while still starting, and
+            # how fast it reacts on the objects it did act on, flagged partial (a blank would hide the finding)
+            with Window(bench, tool, t0) as starting:
                 time.sleep(args.steady)
             stuck = f"{len(per_object)} of {n} objects acted within the phase limit of {timeout:.0f} s"
             print(f"[versus-keda] {tool.name} N={n} {setting}: {stuck}", file=sys.stderr)
-            return head | {"steady_state": False, "not_steady": stuck, "still_starting": starting.result}
+            acted = acted_objects(seen, n, 2)
+            partial: dict[str, Any] = {
+                "steady_state": False,
+                "partial": True,
+                "not_steady": stuck,
+                "still_starting": starting.result,
+            }
+            if acted and args.rounds:
+                changes, during = change_rounds(bench, tool, seen, acted, args, rng, t0)
+                changes["partial"] = (
+                    f"over the {len(acted)} of {n} objects at 2 replicas when the start's limit passed, while the "
+                    f"tool was still starting the others"
+                )
+                partial |= {"changes": changes, "during_changes": during}
+            return head | partial
         # the steady window: every workload's 2 pods Ready, then `--settle-polls` of the tool's polls with no write
         # to a workload (so the lab's start of 1,000 second pods is not counted as either tool's steady cost)
         quiet = quiet_seconds(args.settle_polls, tool.poll(setting))
         settling = settled(seen, n, 2, quiet, timeout, t0)
         print(f"[versus-keda] {tool.name} N={n} {setting}: steady window after {settling}", file=sys.stderr)
-        with Window(bench, tool.pids(), t0) as steady:
+        with Window(bench, tool, t0) as steady:
             time.sleep(args.steady)
-        ups: dict[str, list[float]] = {"written": [], "running": []}
-        downs: dict[str, list[float]] = {"written": [], "running": []}
-        missed, round_loads = 0, []
-        with Window(bench, tool.pids(), t0) as changing:
-            for r in range(args.rounds):
-                want = 1 if r % 2 == 0 else 2
-                moved = change_round(bench, n, want * TARGET_PER_REPLICA, args.spread, rng)
-                with contextlib.suppress(TimeoutError):
-                    wait_for(all_at(seen, n, want), timeout, f"round {r}: every workload at {want}")
-                written, running, m = latencies(seen, moved, want)
-                missed += m
-                round_loads.append(load())
-                into = downs if want == 1 else ups
-                into["written"] += written
-                into["running"] += running
-                print(
-                    f"[versus-keda] {tool.name} N={n} {setting} round {r}: to {want}, median written "
-                    f"{summarize(written)['median'] if written else None} s, missed {m}, load {load()}",
-                    file=sys.stderr,
-                )
+        changes, during = change_rounds(bench, tool, seen, range(n), args, rng, t0)
     return head | {
         "steady_state": True,
         "first_act_load_average_1_5_15": first_load,
         "settling": settling,
         "steady": steady.result,
-        "changes": {
-            "rounds": args.rounds,
-            "spread_seconds": args.spread,
-            "up_desired_written_seconds": summarize(ups["written"]) if ups["written"] else None,
-            "up_running_seconds": summarize(ups["running"]) if ups["running"] else None,
-            "down_desired_written_seconds": summarize(downs["written"]) if downs["written"] else None,
-            "down_running_seconds": summarize(downs["running"]) if downs["running"] else None,
-            "missed": missed,
-            "load_average_1_5_15_after_each_round": round_loads,
-        },
-        "during_changes": changing.result,
+        "changes": changes,
+        "during_changes": during,
     }
+
+
+def acted_objects(seen: Workloads, n: int, want: int) -> list[int]:
+    """The objects whose Deployment is at `want` replicas now: those a tool that has not started all N acts on."""
+    return [i for i in range(n) if seen.now(seen.replicas, name(i)) == want]
+
+
+def change_rounds(
+    bench: Bench,
+    tool: Tool,
+    seen: Workloads,
+    objects: Sequence[int],
+    args: argparse.Namespace,
+    rng: random.Random,
+    t0: float,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`--rounds` rounds of queue changes (down to 1 replica, up to 2, ...) on `objects`, each waited for up to
+    `--round-timeout`: the reaction figures (medians, p95) and the window's costs."""
+    ups: dict[str, list[float]] = {"written": [], "running": []}
+    downs: dict[str, list[float]] = {"written": [], "running": []}
+    missed, round_loads, timed_out = 0, [], 0
+    with Window(bench, tool, t0) as changing:
+        for r in range(args.rounds):
+            want = 1 if r % 2 == 0 else 2
+            moved = change_round(bench, objects, want * TARGET_PER_REPLICA, args.spread, rng)
+            try:
+                wait_for(all_at(seen, objects, want), args.round_timeout, f"round {r}: every workload at {want}")
+            except TimeoutError:
+                timed_out += 1
+            written, running, m = latencies(seen, moved, want)
+            missed += m
+            round_loads.append(load())
+            into = downs if want == 1 else ups
+            into["written"] += written
+            into["running"] += running
+            print(
+                f"[versus-keda] {tool.name} N={len(objects)} round {r}: to {want}, median written "
+                f"{summarize(written)['median'] if written else None} s, missed {m}, load {load()}",
+                file=sys.stderr,
+            )
+    changes = {
+        "rounds": args.rounds,
+        "objects_changed": len(objects),
+        "spread_seconds": args.spread,
+        "round_timeout_seconds": args.round_timeout,
+        "rounds_timed_out": timed_out,
+        "up_desired_written_seconds": summarize(ups["written"]) if ups["written"] else None,
+        "up_running_seconds": summarize(ups["running"]) if ups["running"] else None,
+        "down_desired_written_seconds": summarize(downs["written"]) if downs["written"] else None,
+        "down_running_seconds": summarize(downs["running"]) if downs["running"] else None,
+        "missed": missed,
+        "load_average_1_5_15_after_each_round": round_loads,
+    }
+    return changes, changing.result
 
 
 def full_pool(tool: Tool) -> str:
@@ -661,13 +732,13 @@ def full_run(
     want, hold = 3, args.full_hold
     bench.create_workloads(ns, n, pool=full_pool(tool))
     with Workloads(bench.primary, ns, SELECTOR) as seen, Workloads(bench.secondary, ns, SELECTOR, False) as far:
-        wait_for(all_at(seen, n, 1), timeout, "every full-scenario workload at 1 Running")
+        wait_for(all_at(seen, range(n), 1), timeout, "every full-scenario workload at 1 Running")
         tool.before_start(ns)
         tool.create(ns, n, setting)
         started = time.monotonic()
         tool.start(setting)
         time.sleep(args.settle)
-        moved = change_round(bench, n, want * TARGET_PER_REPLICA, args.spread, random.Random(args.seed))
+        moved = change_round(bench, range(n), want * TARGET_PER_REPLICA, args.spread, random.Random(args.seed))
         t0 = time.monotonic()
 
         def serving(i: int) -> int:
@@ -700,6 +771,7 @@ def full_run(
             "setting": setting,
             "process_start_to_queue_change_seconds": round(t0 - started, 1),
             "all_acted_seconds": round(written_all, 1),
+            "objects_acted": sum(1 for i in range(n) if acted(i)),
             "wanted_replicas": want * n,
             "primary_running": seen.total(seen.running),
             "primary_pending": seen.total(seen.pending),
@@ -738,7 +810,7 @@ def baseline(bench: Bench, seen: Workloads, n: int, args: argparse.Namespace, ti
     """The lab with N idle workloads and no tool: what the cluster's own controllers and KWOK cost. Measured like a
     tool's steady window: after every pod is Ready and the workloads went quiet."""
     settling = settled(seen, n, 1, quiet_seconds(args.settle_polls, EQUAL_POLL), timeout, time.monotonic())
-    with Window(bench, []) as w:
+    with Window(bench, None) as w:
         time.sleep(args.steady)
     return {"objects": n, "settling": settling, **{k: v for k, v in w.result.items() if k != "tool"}}
 
@@ -781,7 +853,7 @@ def run_scaling(
     ns = f"vk-{tool.name}"
     bench.create_workloads(ns, n, pool="roomy")
     with Workloads(bench.primary, ns, SELECTOR) as seen:
-        wait_for(all_at(seen, n, 1), 2 * budget.timeout(), "every workload at 1 Running replica")
+        wait_for(all_at(seen, range(n), 1), 2 * budget.timeout(), "every workload at 1 Running replica")
         bench.wait_deleted(budget.timeout())  # the previous tool's namespaces: not in this tool's baseline
         base = baseline(bench, seen, n, args, budget.timeout())  # before the tool is even installed
     tool.install()
@@ -804,6 +876,7 @@ def run_scaling(
                 continue
             what = {"tool": tool.name, "objects": n, "scenario": "scaling", "setting": setting}
             args.phase_timeout = budget.timeout()
+            args.round_timeout = min(args.round_limit, args.phase_timeout)
 
             def measure(setting: str = setting) -> dict[str, Any]:
                 return {**scaling_run(bench, tool, ns, n, setting, args), "baseline": base}
@@ -904,6 +977,12 @@ def main() -> None:
         help="seconds each phase may take (start, each round, clean-up) before it is recorded as not reached "
         "and the run goes on (default: max(300, 0.6 N))",
     )
+    ap.add_argument(
+        "--round-timeout",
+        type=float,
+        help="seconds each change round may take before its missing changes are counted as missed (default: the "
+        "phase limit)",
+    )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--name", default="versus_keda", help="results file name (a smoke run: anything else)")
     ap.add_argument("--table", action="store_true", help="print the Markdown table from the results and exit")
@@ -918,6 +997,8 @@ def main() -> None:
     if args.phase_timeout is None:
         args.phase_timeout = max(300.0, args.objects * 0.6)
     args.scenarios = args.scenarios.split(",")
+    args.round_limit = args.round_timeout or args.phase_timeout
+    args.round_timeout = args.round_limit
     bench = Bench(Lab())
     n = args.objects
     roomy = math.ceil(2.5 * n / 1000) + 1
@@ -945,7 +1026,22 @@ def main() -> None:
                 if budget.spent():
                     print(f"[versus-keda] {tool.name} {scenario}: skipped, the budget is spent", file=sys.stderr)
                     continue
-                run(bench, tool, n, args, save, budget)
+                try:
+                    run(bench, tool, n, args, save, budget)
+                except (Exception, SystemExit) as e:  # e.g. the lab too slow to start the workloads: a result,
+                    # and the next tool/scenario may still be measured
+                    print(f"[versus-keda] {tool.name} {scenario}: failed: {e!r}", file=sys.stderr)
+                    m = n if scenario == "scaling" else min(n, args.full_objects)
+                    for setting in args.settings if scenario == "scaling" else [args.full_setting]:
+                        what = {"tool": tool.name, "objects": m, "scenario": scenario, "setting": setting}
+                        save(
+                            {
+                                **what,
+                                "error": f"{type(e).__name__}: {e}",
+                                "started_utc": utc(),
+                                "load_average_1_5_15": load(),
+                            }
+                        )
     finally:
         bench.remove_nodes()
 

@@ -18,14 +18,15 @@ def _get(run: Run, *path: str) -> float | None:
 
 
 def _api(kind: str) -> Callable[[Run], float | None]:
-    """Requests per second to the primary's API server above the same lab's rate with no tool (the baseline)."""
+    """Requests per second to the primary's API server above the same lab's rate with no tool (the baseline): the
+    median of the windows' 10 s slices where both windows have them, else the windows' means."""
 
     def figure(run: Run) -> float | None:
-        total, base = (
-            _get(run, kind, "primary_api", "requests_per_second"),
-            _get(run, "baseline", "primary_api", "requests_per_second"),
-        )
-        return None if total is None or base is None else max(0.0, total - base)
+        for key in ("requests_per_second_median", "requests_per_second"):
+            total, base = _get(run, kind, "primary_api", key), _get(run, "baseline", "primary_api", key)
+            if total is not None and base is not None:
+                return max(0.0, total - base)
+        return None
 
     return figure
 
@@ -56,7 +57,7 @@ FIGURES: list[tuple[str, str, Callable[[Run], float | None]]] = [
     ("API requests/s above baseline, during changes", "/s", _api("during_changes")),
     ("RSS, steady (median)", "MiB", lambda r: _get(r, "steady", "tool", "rss_mib_median")),
     ("RSS, during changes (max)", "MiB", lambda r: _get(r, "during_changes", "tool", "rss_mib_max")),
-    ("CPU, steady", "% core", lambda r: _get(r, "steady", "tool", "cpu_percent_of_one_core")),
+    ("CPU, steady", "% core", lambda r: _cpu(r, "steady")),
     ("CPU, during changes", "% core", lambda r: _get(r, "during_changes", "tool", "cpu_percent_of_one_core")),
     (
         "primary API server + controller-manager CPU, steady",
@@ -64,6 +65,36 @@ FIGURES: list[tuple[str, str, Callable[[Run], float | None]]] = [
         lambda r: _get(r, "steady", "primary_control_plane", "cpu_percent_of_one_core"),
     ),
 ]
+
+
+def _cpu(run: Run, kind: str) -> float | None:
+    """The median of the window's 10 s slices where it has them, else its whole length's share of a core."""
+    median = _get(run, kind, "tool", "cpu_percent_median_of_slices")
+    return median if median is not None else _get(run, kind, "tool", "cpu_percent_of_one_core")
+
+
+PARTIAL = " *"
+
+
+def view(run: Run) -> tuple[Run, bool]:
+    """`run` as the table reads it, and whether its figures are partial: a tool that never acted on all N within
+    the limit has its window while still starting in place of a steady one, and reaction figures over the objects
+    it had acted on. Shown marked, with a note saying so, never as blanks (a blank hides the finding)."""
+    if run.get("steady") is not None or run.get("still_starting") is None:
+        return run, bool(run.get("partial"))
+    return {**run, "steady": run["still_starting"]}, True
+
+
+def note(run: Run) -> str:
+    """The footnote of a partial run: how far it got, and what its figures cover."""
+    changes = (run.get("changes") or {}).get("partial")
+    window = _get(run, "still_starting", "window", "end_after_tool_start_seconds")
+    at = f" ({window:.0f} s after its start)" if window is not None else ""
+    text = (
+        f"{PARTIAL.strip()} {run['tool']}, N = {run['objects']}, {run['setting']}: {run.get('not_steady', 'partial')}; "
+        f"its steady figures are from a window while it was still starting{at}"
+    )
+    return text + (f", its reaction figures {changes}." if changes else "; no reaction figures.")
 
 
 def _fmt(value: float | None, unit: str) -> str:
@@ -118,27 +149,37 @@ def table(results: dict[str, Any]) -> str:
         "| N | setting | figure | Overspill | KEDA | Overspill / KEDA |",
         "|---|---|---|---|---|---|",
     ]
-    for n, setting, ours, theirs in pairs(results, "scaling"):
+    notes: list[str] = []
+    for n, setting, our_run, their_run in pairs(results, "scaling"):
+        (ours, our_part), (theirs, their_part) = view(our_run), view(their_run)
+        notes += [note(r) for r, part in ((our_run, our_part), (their_run, their_part)) if part]
         for label, unit, read in FIGURES:
             a, b = read(ours), read(theirs)
-            cells = [_fmt(a, unit), _fmt(b, unit), ratio(a, b)]
+            marks = [PARTIAL if part and v is not None else "" for part, v in ((our_part, a), (their_part, b))]
+            cells = [_fmt(a, unit) + marks[0], _fmt(b, unit) + marks[1], ratio(a, b)]
+            cells[2] += PARTIAL if cells[2] != "—" and any(marks) else ""
             if label == START:  # a tool that never got there within the phase limit: a bound, not a blank
                 cells = [_started(ours, n, a), _started(theirs, n, b), _bound(a, b, ours, theirs)]
             lines.append(f"| {n} | {setting} | {label} | {' | '.join(cells)} |")
+    if notes:
+        lines += ["", *notes]
     full = pairs(results, "full")
     if full:
         lines += [
             "",
-            "| N | primary full: replicas wanted | serving (Overspill) | serving (KEDA) | Pending (Overspill) "
-            "| Pending (KEDA) | all serving, median (Overspill) |",
-            "|---|---|---|---|---|---|---|",
+            "| N | setting | primary full: replicas wanted | objects acted (Overspill / KEDA) | serving (Overspill) "
+            "| serving (KEDA) | Pending (Overspill) | Pending (KEDA) | all serving, median (Overspill) |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
-        for n, _, ours, theirs in full:
+        for n, setting, ours, theirs in full:
+            if "error" in ours or "error" in theirs:
+                continue
             serving = [int(r["primary_running"]) + int(r["secondary_running"]) for r in (ours, theirs)]
+            acted = " / ".join(str(r.get("objects_acted", "?")) for r in (ours, theirs))
             median = _get(ours, "all_serving_seconds", "median")
             lines.append(
-                f"| {n} | {ours['wanted_replicas']} | {serving[0]} | {serving[1]} | {ours['primary_pending']} "
-                f"| {theirs['primary_pending']} | {_fmt(median, 's')} |"
+                f"| {n} | {setting} | {ours['wanted_replicas']} | {acted} | {serving[0]} | {serving[1]} "
+                f"| {ours['primary_pending']} | {theirs['primary_pending']} | {_fmt(median, 's')} |"
             )
     return "\n".join(lines)
 

@@ -1,0 +1,137 @@
+"""versus_keda when a tool never finishes starting at N = 1,000 (KEDA did not, twice): its figures are reported
+partial and marked, never dropped; and the window figures are medians of slices, not one burst-prone mean."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections import Counter
+from typing import Any
+
+from benchmarks import apiserver_metrics
+from benchmarks.procstat import Sampler, slice_cpu_percent
+from benchmarks.versus_keda_table import table
+from benchmarks.watching import Workloads
+
+
+def snap(at: float, gets: int) -> apiserver_metrics.Snapshot:
+    return apiserver_metrics.Snapshot(at=at, counts=Counter({("GET", "apps", "deployments"): gets}))
+
+
+def test_a_window_reports_the_median_of_its_slices_beside_its_mean() -> None:
+    # 10 s slices at 1/s, 1/s and one relist burst of 100/s: the mean says 34/s, the window mostly was 1/s
+    snaps = [snap(0, 0), snap(10, 10), snap(20, 20), snap(30, 1020)]
+    out = apiserver_metrics.sliced(snaps)
+    assert out["requests_per_second_slices"] == [1.0, 1.0, 100.0]
+    assert out["requests_per_second_median"] == 1.0
+    assert apiserver_metrics.rates(snaps[0], snaps[-1]).requests_per_second == 34.0
+    assert apiserver_metrics.sliced(snaps[:1]) == {}
+
+
+def test_cpu_per_slice_is_a_share_of_one_core() -> None:
+    samples = [(0.0, 0.0), (1.0, 0.5), (2.0, 1.0), (3.0, 1.1), (4.0, 1.2)]
+    assert slice_cpu_percent(samples, 2) == [50.0, 10.0]
+    assert slice_cpu_percent(samples[:2], 2) == []
+
+
+def test_the_sampler_names_each_process_beside_the_sum() -> None:
+    pids = [os.getpid(), os.getppid()]
+    with Sampler(pids, interval=0.01, names=["operator", "adapter"], slice_samples=2) as s:
+        while len(s.samples) < 5:
+            time.sleep(0.01)
+    each = s.result["processes"]
+    assert set(each) == {"operator", "adapter"}
+    assert each["operator"]["rss_mib_median"] > 0 and each["adapter"]["rss_mib_median"] > 0
+    assert abs(s.result["rss_mib_median"] - each["operator"]["rss_mib_median"] - each["adapter"]["rss_mib_median"]) < 5
+    assert "cpu_percent_median_of_slices" in s.result
+
+
+class FakeLab:
+    def __init__(self) -> None:
+        self.set: dict[str, float] = {}
+
+    def set_queue(self, queue: str, value: float) -> None:
+        self.set[queue] = value
+
+
+def test_a_change_round_moves_only_the_objects_it_is_given() -> None:
+    from benchmarks.versus_keda import change_round, queue
+
+    bench: Any = type("B", (), {"lab": FakeLab()})()
+    moved = change_round(bench, [3, 5], 10, 0.0, random.Random(1))
+    assert set(moved) == {3, 5}
+    assert bench.lab.set == {queue(3): 10, queue(5): 10}
+
+
+def test_the_acted_objects_are_those_at_the_wanted_replicas_now() -> None:
+    from benchmarks.versus_keda import acted_objects, name
+
+    seen = Workloads(None, "ns", "x=y")
+    for i, replicas in enumerate([2, 1, 2, 3]):
+        seen._on_deployment("ADDED", {"metadata": {"name": name(i)}, "spec": {"replicas": replicas}})
+    assert acted_objects(seen, 5, 2) == [0, 2]
+
+
+def overspill() -> dict[str, Any]:
+    return {
+        "tool": "overspill",
+        "objects": 1000,
+        "scenario": "scaling",
+        "setting": "defaults",
+        "first_act_all_seconds": 60.0,
+        "steady_state": True,
+        "changes": {"up_desired_written_seconds": {"median": 10.0, "p95": 20.0}},
+        "steady": {
+            "primary_api": {"requests_per_second": 9.0, "requests_per_second_median": 4.0},
+            "tool": {"rss_mib_median": 240.0, "cpu_percent_of_one_core": 40.0, "cpu_percent_median_of_slices": 30.0},
+        },
+        "baseline": {"primary_api": {"requests_per_second": 1.0, "requests_per_second_median": 1.0}},
+    }
+
+
+def keda_stuck() -> dict[str, Any]:
+    return {
+        "tool": "keda",
+        "objects": 1000,
+        "scenario": "scaling",
+        "setting": "defaults",
+        "first_act_all_seconds": None,
+        "first_act_objects": 400,
+        "steady_state": False,
+        "partial": True,
+        "not_steady": "400 of 1000 objects acted within the phase limit of 600 s",
+        "still_starting": {
+            "window": {"end_after_tool_start_seconds": 640.0},
+            "primary_api": {"requests_per_second": 60.0, "requests_per_second_median": 51.0},
+            "tool": {"rss_mib_median": 300.0, "cpu_percent_of_one_core": 20.0},
+        },
+        "changes": {
+            "up_desired_written_seconds": {"median": 40.0, "p95": 90.0},
+            "partial": "over the 400 of 1000 objects at 2 replicas when the start's limit passed",
+        },
+        "baseline": {"primary_api": {"requests_per_second": 1.0, "requests_per_second_median": 1.0}},
+    }
+
+
+def test_a_tool_still_starting_has_its_figures_marked_partial_not_blank() -> None:
+    text = table({"runs": [overspill(), keda_stuck()]})
+    rows = {line.split(" | ")[2]: line for line in text.splitlines() if line.startswith("| 1000 |")}
+    # medians of slices on both sides: 4 - 1 = 3 vs 51 - 1 = 50
+    assert rows["API requests/s above baseline, steady"].endswith("| 3.00 /s | 50.0 /s * | 0.06 * |")
+    assert rows["queue up → desired replicas written, median"].endswith("| 10.0 s | 40.0 s * | 0.25 * |")
+    assert rows["RSS, steady (median)"].endswith("| 240 MiB | 300 MiB * | 0.80 * |")
+    assert rows["CPU, steady"].endswith("| 30.0 % core | 20.0 % core * | 1.50 * |")  # median of slices if any
+    assert rows["start → all N objects acted"].endswith("| 60.0 s | > 600 s (400 of 1000 acted) | < 0.10 |")
+    assert (
+        "* keda, N = 1000, defaults: 400 of 1000 objects acted within the phase limit of 600 s; its steady figures "
+        "are from a window while it was still starting (640 s after its start), its reaction figures over the 400 "
+        "of 1000 objects at 2 replicas when the start's limit passed." in text
+    )
+
+
+def test_a_complete_run_has_no_mark_and_no_note() -> None:
+    ours = overspill()
+    theirs = {**overspill(), "tool": "keda"}
+    text = table({"runs": [ours, theirs]})
+    assert "*" not in text
