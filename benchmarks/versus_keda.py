@@ -57,7 +57,7 @@ from benchmarks.common import RESULTS, ROOT, summarize, write
 from benchmarks.lab_setup import GROUP, VERSION, Lab
 from benchmarks.procstat import Sampler
 from benchmarks.settling import Settle, quiet_seconds, unsettled
-from benchmarks.watching import Workloads, first_reach, first_sum_reach
+from benchmarks.watching import Workloads, first_reach, first_sum_reach, value_at
 
 SELECTOR = "overspill.dev/bench=versus-keda"
 POOL = "overspill.dev/bench-pool"
@@ -540,18 +540,27 @@ def change_round(
     return moved
 
 
-def latencies(seen: Workloads, moved: dict[int, float], want: int) -> tuple[list[float], list[float], int]:
-    written, running, missed = [], [], 0
+def latencies(seen: Workloads, moved: dict[int, float], want: int) -> tuple[list[float], list[float], int, int]:
+    """Per changed object: queue change -> `want` replicas written, and -> `want` pods Running; how many never got
+    there, and how many figures were left out because `want` already held when the queue moved (the lab had not
+    finished the round before: no reaction to time, not one of 0 s)."""
+    written, running, missed, held = [], [], 0, 0
     for i, t in moved.items():
-        w = first_reach(seen.snapshot(seen.replicas, name(i)), t, want)
-        r = first_reach(seen.snapshot(seen.running, name(i)), t, want)
-        if w is None or r is None:
-            missed += 1
-        if w is not None:
-            written.append(w - t)
-        if r is not None:
-            running.append(r - t)
-    return written, running, missed
+        got = True
+        for timeline, into in (
+            (seen.snapshot(seen.replicas, name(i)), written),
+            (seen.snapshot(seen.running, name(i)), running),
+        ):
+            if value_at(timeline, t) == want:
+                held += 1
+                continue
+            reached = first_reach(timeline, t, want)
+            if reached is None:
+                got = False
+            else:
+                into.append(reached - t)
+        missed += not got
+    return written, running, missed, held
 
 
 def all_at(seen: Workloads, objects: Sequence[int], want: int, running: bool = True) -> Callable[[], bool]:
@@ -683,7 +692,7 @@ def change_rounds(
     `--round-timeout`: the reaction figures (medians, p95) and the window's costs."""
     ups: dict[str, list[float]] = {"written": [], "running": []}
     downs: dict[str, list[float]] = {"written": [], "running": []}
-    missed, round_loads, timed_out = 0, [], 0
+    missed, held, round_loads, timed_out = 0, 0, [], 0
     with Window(bench, tool, t0) as changing:
         for r in range(args.rounds):
             want = 1 if r % 2 == 0 else 2
@@ -692,8 +701,8 @@ def change_rounds(
                 wait_for(all_at(seen, objects, want), args.round_timeout, f"round {r}: every workload at {want}")
             except TimeoutError:
                 timed_out += 1
-            written, running, m = latencies(seen, moved, want)
-            missed += m
+            written, running, m, h = latencies(seen, moved, want)
+            missed, held = missed + m, held + h
             round_loads.append(load())
             into = downs if want == 1 else ups
             into["written"] += written
@@ -714,6 +723,7 @@ def change_rounds(
         "down_desired_written_seconds": summarize(downs["written"]) if downs["written"] else None,
         "down_running_seconds": summarize(downs["running"]) if downs["running"] else None,
         "missed": missed,
+        "held_at_change": held,
         "load_average_1_5_15_after_each_round": round_loads,
     }
     return changes, changing.result

@@ -79,20 +79,29 @@ PARTIAL = " *"
 def view(run: Run) -> tuple[Run, bool]:
     """`run` as the table reads it, and whether its figures are partial: a tool that never acted on all N within
     the limit has its window while still starting in place of a steady one, and reaction figures over the objects
-    it had acted on. Shown marked, with a note saying so, never as blanks (a blank hides the finding)."""
+    it had acted on; a steady window that opened before the lab settled (its limit passed) holds the lab's own
+    start. Shown marked, with a note saying so, never as blanks (a blank hides the finding)."""
+    unsettled = (run.get("settling") or {}).get("settled") is False
     if run.get("steady") is not None or run.get("still_starting") is None:
-        return run, bool(run.get("partial"))
+        return run, bool(run.get("partial")) or unsettled
     return {**run, "steady": run["still_starting"]}, True
 
 
 def note(run: Run) -> str:
     """The footnote of a partial run: how far it got, and what its figures cover."""
+    head = f"{PARTIAL.strip()} {run['tool']}, N = {run['objects']}, {run['setting']}: "
+    if run.get("steady") is not None:  # it acted on all N; its steady window did not wait for the lab to settle
+        settling = run.get("settling") or {}
+        return head + (
+            f"its steady window opened when the settling limit ({settling.get('waited_seconds', '?')} s) passed with "
+            f"{settling.get('not_settled', 'the lab not settled')}: the lab's own start is in its steady figures."
+        )
     changes = (run.get("changes") or {}).get("partial")
     window = _get(run, "still_starting", "window", "end_after_tool_start_seconds")
     at = f" ({window:.0f} s after its start)" if window is not None else ""
     text = (
-        f"{PARTIAL.strip()} {run['tool']}, N = {run['objects']}, {run['setting']}: {run.get('not_steady', 'partial')}; "
-        f"its steady figures are from a window while it was still starting{at}"
+        f"{head}{run.get('not_steady', 'partial')}; its steady figures are from a window while it was still "
+        f"starting{at}"
     )
     return text + (f", its reaction figures {changes}." if changes else "; no reaction figures.")
 

@@ -135,3 +135,37 @@ def test_a_complete_run_has_no_mark_and_no_note() -> None:
     theirs = {**overspill(), "tool": "keda"}
     text = table({"runs": [ours, theirs]})
     assert "*" not in text
+
+
+def test_a_change_whose_target_already_held_is_not_a_zero_second_reaction() -> None:
+    # round 1 asks for 2 pods Running; the lab never got the workload down to 1 in round 0, so 2 were still Running
+    # when the queue moved: that is no reaction at all, not one of 0 s (at N = 1,000 on a busy lab: median "0.00 s")
+    from benchmarks.versus_keda import latencies, name
+
+    seen = Workloads(None, "ns", "x=y")
+    seen.replicas[name(0)] = [(0.0, 2), (5.0, 1), (20.0, 2)]  # written 1 in round 0, then 2 in round 1
+    seen.running[name(0)] = [(0.0, 2)]  # the pod never went
+    seen.replicas[name(1)] = [(0.0, 2), (5.0, 1), (22.0, 2)]
+    seen.running[name(1)] = [(0.0, 2), (8.0, 1), (25.0, 2)]
+    written, running, missed, held = latencies(seen, {0: 10.0, 1: 10.0}, 2)
+    assert written == [10.0, 12.0]
+    assert running == [15.0]  # only the workload that was at 1 when its queue moved
+    assert held == 1 and missed == 0
+
+
+def test_a_steady_window_that_opened_before_the_lab_settled_is_marked() -> None:
+    ours = {
+        **overspill(),
+        "settling": {
+            "settled": False,
+            "not_settled": "238 of 1000 workloads not at 2 Ready pods",
+            "waited_seconds": 540,
+        },
+    }
+    text = table({"runs": [ours, {**overspill(), "tool": "keda"}]})
+    rows = {line.split(" | ")[2]: line for line in text.splitlines() if line.startswith("| 1000 |")}
+    assert rows["API requests/s above baseline, steady"].endswith("| 3.00 /s * | 3.00 /s | 1.00 * |")
+    assert (
+        "* overspill, N = 1000, defaults: its steady window opened when the settling limit (540 s) passed with 238 "
+        "of 1000 workloads not at 2 Ready pods" in text
+    )
