@@ -112,6 +112,27 @@ def _levels(
     return {p.name: busy_rules.level(namespace, p.name, p.annotations, p.labels, spec.busy, per_pod) for p in pods}
 
 
+def _keeps(
+    spec: BurstPolicySpec,
+    pods: tuple[PodInfo, ...],
+    levels: Levels,
+    order: busy_rules.RemovalOrder = busy_rules.RemovalOrder.REPLICA_SET,
+    owner: str = "",
+    start: int = 0,
+) -> tuple[int, int]:
+    """(busy_keep, unknown_keep) of ClusterState: the fewest replicas whose scale-in, in the order the workload's
+    controller removes pods, keeps every busy-or-unknown pod, and every unknown one."""
+    if spec.busy is None:
+        return 0, 0
+    active = [p for p in pods if not p.deleting and not p.finished]
+    by_ordinal = order == busy_rules.RemovalOrder.ORDINAL
+    pods_ranked = [p.candidate(busy_rules.ordinal(p.name, owner, start) if by_ordinal else None) for p in active]
+    return (
+        busy_rules.keep_floor(pods_ranked, levels, spec.workload_class, protect_busy=True, order=order),
+        busy_rules.keep_floor(pods_ranked, levels, spec.workload_class, protect_busy=False, order=order),
+    )
+
+
 @dataclass
 class _Serve:
     """What the act step found for dependencies and traffic, for the report."""
@@ -141,6 +162,7 @@ def _state(
     ready: int | None = None,
     room: int | None = None,
     stuck_after: float | None = None,
+    keeps: tuple[int, int] = (0, 0),
 ) -> ClusterState:
     live = [p for p in pods if not p.deleting]
 
@@ -156,7 +178,15 @@ def _state(
         scheduled=sum(1 for p in live if p.scheduled),
         room=room,
         stuck=0 if stuck_after is None else sum(1 for p in live if pending_for(p) >= stuck_after),
+        busy_keep=keeps[0],
+        unknown_keep=keeps[1],
     )
+
+
+def _start_ordinal(obj: dict[str, Any] | None) -> int:
+    """A StatefulSet's first ordinal (spec.ordinals.start); 0 for other kinds and by default."""
+    start = (((obj or {}).get("spec") or {}).get("ordinals") or {}).get("start")
+    return start if isinstance(start, int) and start >= 0 else 0
 
 
 @dataclass(frozen=True)
@@ -336,6 +366,7 @@ class Reconciler:
                         ready=obs.ready,
                         room=room,
                         stuck_after=float(handle.spec.provisioning_timeout_seconds),
+                        keeps=_keeps(spec, obs.pods, levels),  # a mirror is a Deployment
                     )
                     mc = MirrorClient(handle.cluster)
                     draining = sum(
@@ -690,6 +721,14 @@ class Reconciler:
             spec.primary.pending_grace_period_seconds,
             now,
             room=workload.room,
+            keeps=_keeps(
+                spec,
+                workload.pods,
+                levels,
+                busy_rules.removal_order(spec.workload_ref.api_version, spec.workload_ref.kind),
+                spec.workload_ref.name,
+                _start_ordinal(workload.template),
+            ),
         )
         views = []
         for pt in spec.targets:
@@ -817,7 +856,9 @@ class Reconciler:
                     self._deletion_costs(spec, namespace, infos, levels, handle.cluster.set_deletion_cost)
                 except Exception:  # a cost not set (403, a webhook, a timeout): hold every pod this poll
                     return len([p for p in infos if not p.deleting])
-            return sum(1 for v in levels.values() if v is None or (protect and v > 0))
+            count = sum(1 for v in levels.values() if v is None or (protect and v > 0))
+            busy_keep, unknown_keep = _keeps(spec, infos, levels)  # a mirror is a Deployment
+            return max(count, busy_keep if protect else unknown_keep)
 
         serving = Serving(self.primary, self.origin_cluster)
         result = sweep(

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client, config
 from kubernetes.client import ApiClient
+
+from overspill.decide.busy import Candidate
 
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 TIMEOUT = (3, 10)  # connect, read: an unreachable server must not stall the loop
@@ -36,6 +39,28 @@ class PodInfo:
     labels: dict[str, str]
     deleting: bool
     scheduled: bool = False  # bound to a node
+    phase: str = ""
+    ready_condition: bool = False  # its Ready condition alone, as the ReplicaSet ranks it (`ready` needs Running)
+    finished: bool = False  # Succeeded or Failed: no controller counts it
+
+    def candidate(self, ordinal: int | None = None) -> Candidate:
+        """The pod as its controller ranks it for removal."""
+        return Candidate(
+            name=self.name,
+            assigned=self.scheduled,
+            phase=self.phase,
+            ready=self.ready_condition,
+            cost=_cost(self.annotations.get(DELETION_COST)),
+            ordinal=ordinal,
+        )
+
+
+def _cost(value: str | None) -> int:
+    """pod-deletion-cost as the controller reads it: a base-10 int32, anything else 0."""
+    if value is None or not re.fullmatch(r"[+-]?[0-9]+", value):
+        return 0
+    cost = int(value)
+    return cost if -(2**31) <= cost < 2**31 else 0
 
 
 _PLURALS = {
@@ -73,6 +98,9 @@ def pod_info(pod: dict[str, Any]) -> PodInfo:
         labels=dict(meta.get("labels") or {}),
         deleting=meta.get("deletionTimestamp") is not None,
         scheduled=bool(spec.get("nodeName")) and phase not in ("Succeeded", "Failed"),
+        phase=str(phase or ""),
+        ready_condition=any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds),
+        finished=phase in ("Succeeded", "Failed"),
     )
 
 

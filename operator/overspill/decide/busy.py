@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 
 from overspill.api.policy import Busy, WorkloadClass
 
@@ -109,3 +110,89 @@ def deletion_costs(levels: Mapping[str, float | None], workload_class: WorkloadC
         name: BUSY_COST if value is None and known else deletion_cost(value, workload_class)
         for name, value in levels.items()
     }
+
+
+class RemovalOrder(Enum):
+    """How the workload's controller picks the pods a scale-in removes."""
+
+    # Deployments, ReplicaSets (and every mirror): k8s pkg/controller ActivePodsWithRanks.Less, first keys: not on
+    # a node < on one, Pending < Unknown < Running, not Ready < Ready, THEN lower pod-deletion-cost; the keys after
+    # (pods doubled up on a node, time Ready, restarts, age) cannot be known ahead, so a tie is not safe
+    REPLICA_SET = "ReplicaSet"
+    # StatefulSets: the highest ordinals go (every ordinal at or above the new replicas); deletion cost is ignored
+    ORDINAL = "Ordinal"
+    # other kinds (custom controllers): their order is not known, only how many pods must stay
+    UNKNOWN = "Unknown"
+
+
+def removal_order(api_version: str, kind: str) -> RemovalOrder:
+    """The order in which the controller of a workload of this kind removes pods on scale-in."""
+    if api_version == "apps/v1" and kind in ("Deployment", "ReplicaSet"):
+        return RemovalOrder.REPLICA_SET
+    if api_version == "apps/v1" and kind == "StatefulSet":
+        return RemovalOrder.ORDINAL
+    return RemovalOrder.UNKNOWN
+
+
+_PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}  # other phases: 0, as the controller's map gives
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A live pod (not deleting, not finished) as its controller ranks it for removal."""
+
+    name: str
+    assigned: bool  # bound to a node
+    phase: str
+    ready: bool  # its Ready condition, whatever the phase (podutil.IsPodReady)
+    cost: int = 0  # its pod-deletion-cost annotation now; absent or unreadable: 0, as the controller reads it
+    ordinal: int | None = None  # StatefulSet pods: ordinal minus the set's start ordinal; None: not known
+
+
+def _protected(c: Candidate, value: float | None, protect_busy: bool) -> bool:
+    """A pod the busy rules keep: unknown level (any class) or busy (CI runners). A pod on no node runs nothing,
+    so removing it kills no work: the controller removes those first, and they must not hold back the others."""
+    return c.assigned and (value is None or (protect_busy and value > 0))
+
+
+def keep_floor(
+    pods: Sequence[Candidate],
+    levels: Mapping[str, float | None],
+    workload_class: WorkloadClass,
+    *,
+    protect_busy: bool,
+    order: RemovalOrder,
+) -> int:
+    """The fewest replicas the workload may be scaled to so that its controller removes no protected pod.
+
+    The busy count alone protects a number of pods, not the pods: a busy runner that fails its readiness probe
+    ranks before idle Ready ones whatever its deletion cost, and a StatefulSet removes its highest ordinal even when
+    that one is busy. Ranking uses the costs Overspill writes before it scales (`deletion_costs` of `levels`);
+    where it leaves a cost as it is, the pod's own. `levels` is keyed by pod name; a pod not in it is idle."""
+    values = {c.name: levels.get(c.name, 0.0) for c in pods}
+    guarded = [c for c in pods if _protected(c, values[c.name], protect_busy)]
+    if not guarded:
+        return 0
+    if order == RemovalOrder.UNKNOWN:
+        return len(guarded)
+    if order == RemovalOrder.ORDINAL:
+        if any(c.ordinal is None for c in guarded):
+            return len(pods)  # a pod whose ordinal cannot be read: nothing is known to go before it
+        return max(c.ordinal or 0 for c in guarded) + 1
+    planned = deletion_costs(values, workload_class)
+
+    def rank(c: Candidate) -> tuple[bool, int, bool, int]:
+        cost = planned[c.name]
+        return (c.assigned, _PHASE_RANK.get(c.phase, 0), c.ready, c.cost if cost is None else cost)
+
+    first = min(rank(c) for c in guarded)
+    return len(pods) - sum(1 for c in pods if rank(c) < first)
+
+
+def ordinal(pod: str, owner: str, start: int = 0) -> int | None:
+    """A StatefulSet pod's place from its name (`<set>-<ordinal>`), counted from the set's start ordinal."""
+    prefix = f"{owner}-"
+    tail = pod[len(prefix) :] if pod.startswith(prefix) else ""
+    if not (tail.isascii() and tail.isdigit()) or (len(tail) > 1 and tail[0] == "0"):
+        return None
+    return int(tail) - start if int(tail) >= start else None

@@ -70,8 +70,10 @@ def ideal(desired: int, primary_cap: int | None, targets: tuple[TargetState, ...
 
 
 def _busy_floor(state: ClusterState, new: int, protect_busy: bool, held: Reason | None) -> tuple[int, Reason | None]:
-    """Never below the busy pods (CI runners) nor below pods whose busy level is unknown (any class)."""
-    floor = min(state.replicas, (state.busy if protect_busy else 0) + state.busy_unknown)
+    """Never below the busy pods (CI runners) nor below pods whose busy level is unknown (any class), nor so low
+    that the workload's controller, removing pods in its own order, reaches one of them."""
+    count = (state.busy if protect_busy else 0) + state.busy_unknown
+    floor = min(state.replicas, max(count, state.busy_keep if protect_busy else state.unknown_keep))
     if new >= floor:
         return new, held
     return floor, held or (Reason.BUSY_UNKNOWN_HOLD if state.busy_unknown else Reason.BUSY_REPLICAS_HOLD)

@@ -30,6 +30,11 @@ class ClusterState:
     room: int | None = None
     # target mirrors only: pods Unschedulable for longer than the target's provisioning timeout (a stockout)
     stuck: int = 0
+    # the fewest replicas whose scale-in keeps every busy-or-unknown pod (busy_keep) and every unknown one
+    # (unknown_keep), in the order the workload's controller removes pods (busy.keep_floor): a count of busy pods
+    # protects a number, not the pods, when a busy one ranks first (not Ready, a StatefulSet's highest ordinal)
+    busy_keep: int = 0
+    unknown_keep: int = 0
 
     @property
     def capacity_estimate(self) -> int | None:

@@ -1,0 +1,128 @@
+"""Issue 10 review 10d (adversarial): safety promises that still break on main. Each test failed on main when
+written (branch rev10d); the report names the likely fix location."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from overspill.adapters.kube import Cluster
+from tests.integration.conftest import FakeMetrics, deployment, pod
+from tests.integration.safety_setup import CI, COST, MANAGED, make, replicas, tick
+from tests.integration.test_reconcile_kmock import _close_views, spec
+
+pytestmark = pytest.mark.integration
+__all__ = ["_close_views"]
+
+_PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
+
+
+def _rank(p: dict[str, Any]) -> tuple[int, int, int, int]:
+    """A pod's place in the ReplicaSet controller's deletion order (k8s.io/kubernetes pkg/controller
+    ActivePodsWithRanks.Less, 1.34), first keys only: unassigned before assigned, Pending < Unknown < Running, not
+    Ready before Ready, THEN lower controller.kubernetes.io/pod-deletion-cost before higher. Readiness ranks before
+    the deletion cost: a cost cannot protect a pod that is not Ready from idle Ready ones."""
+    status, meta = p.get("status") or {}, p.get("metadata") or {}
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+    cost = int((meta.get("annotations") or {}).get(COST, "0"))
+    return (
+        1 if (p.get("spec") or {}).get("nodeName") else 0,
+        _PHASE_RANK.get(str(status.get("phase")), 1),
+        1 if ready else 0,
+        cost,
+    )
+
+
+def replicaset_victims(emulator: Any, namespace: str, names: list[str], scaled_to: int) -> list[str]:
+    """The pods the ReplicaSet removes when the workload goes from len(names) pods to `scaled_to`."""
+    pods = sorted(names, key=lambda n: _rank(emulator.objects["v1/pods", namespace, n]))
+    return pods[: max(0, len(names) - scaled_to)]
+
+
+def running_pod(name: str, ns: str, *, ready: bool, **kw: Any) -> dict[str, Any]:
+    """A pod bound to a node and Running; `ready` False: its readiness probe fails (a runner saturated by its job,
+    a server whose health endpoint times out under load)."""
+    p = pod(name, ns, **kw)
+    p["spec"]["nodeName"] = "node-1"
+    p["status"]["conditions"] = [{"type": "Ready", "status": "True" if ready else "False"}]
+    return p
+
+
+# ---- 1. a busy runner is never killed: the deletion cost does not outrank readiness -----------------------------
+
+
+async def test_a_busy_runner_that_is_not_ready_is_not_the_one_the_replicaset_removes(
+    emulator: Any, cluster: Cluster
+) -> None:
+    """Three runners, one busy (annotation) but failing its readiness probe, two idle and Ready; the queue is empty.
+    The operator costs the busy one 1,000,000 and scales to the busy floor, 1. The ReplicaSet ranks not-Ready pods
+    before Ready ones whatever their deletion cost, so it removes the busy runner (and one idle one) and keeps an
+    idle runner: the busy floor protected a count, not the pod."""
+    emulator.objects["apps/v1/deployments", "ml", "vllm"] = deployment("vllm", "ml", 3)
+    emulator.objects["v1/pods", "ml", "r-busy"] = running_pod("r-busy", "ml", ready=False, annotations={"b": "true"})
+    emulator.objects["v1/pods", "ml", "r-1"] = running_pod("r-1", "ml", ready=True)
+    emulator.objects["v1/pods", "ml", "r-2"] = running_pod("r-2", "ml", ready=True)
+    s = spec(**CI, busy={"podAnnotation": "b"}, targets=[])
+    await tick(await make(cluster, FakeMetrics(0)), s)
+    now = replicas(emulator, "ml")
+    assert now is not None
+    victims = replicaset_victims(emulator, "ml", ["r-busy", "r-1", "r-2"], now)
+    assert "r-busy" not in victims, f"scaled to {now}: the ReplicaSet removes {victims}, the busy runner first"
+
+
+async def test_a_mirror_runner_of_unknown_level_that_is_not_ready_is_not_the_one_removed(
+    emulator: Any, cluster: Cluster
+) -> None:
+    """The target's Prometheus scrapes through the Service's endpoints, which drop a pod that is not Ready: the
+    busy query answers for the two idle Ready runners and not for m-x. Unknown counts as busy (floor 1, cost
+    1,000,000), but the ReplicaSet removes the not-Ready pod first: the runner whose level is unknown goes."""
+    emulator.objects["apps/v1/deployments", "ml", "vllm"] = deployment("vllm", "ml", 0)
+    emulator.objects["apps/v1/deployments", "mirror", "vllm"] = deployment("vllm", "mirror", 3, labels=MANAGED)
+    emulator.objects["v1/pods", "mirror", "m-x"] = running_pod("m-x", "mirror", ready=False, labels=MANAGED)
+    for name in ("m-1", "m-2"):
+        emulator.objects["v1/pods", "mirror", name] = running_pod(name, "mirror", ready=True, labels=MANAGED)
+    metrics = FakeMetrics(0)
+    metrics.per_pod_by_url = {"http://prom:9090": {}, "http://aws-prom:9090": {"mirror/m-1": 0.0, "mirror/m-2": 0.0}}
+    s = spec(**CI, busy={"query": "max by (namespace, pod) (busy)"})
+    await tick(await make(cluster, metrics, target={"prometheus": {"url": "http://aws-prom:9090"}}), s)
+    now = replicas(emulator, "mirror")
+    assert now is not None
+    victims = replicaset_victims(emulator, "mirror", ["m-x", "m-1", "m-2"], now)
+    assert "m-x" not in victims, f"scaled to {now}: the ReplicaSet removes {victims}, the unknown runner first"
+
+
+# ---- 1b. a busy runner is never killed: a StatefulSet ignores deletion costs -------------------------------------
+
+
+async def test_a_busy_runner_of_a_statefulset_is_not_removed_by_scale_in(emulator: Any, cluster: Cluster) -> None:
+    """workloadRef may name a StatefulSet (a well-known kind: views, RBAC, /scale). Runners as a StatefulSet (ARC's
+    RunnerSet, Jenkins and Buildkite agents) are removed highest ordinal first: the StatefulSet controller never
+    reads pod-deletion-cost. runner-2 is busy, runner-0 and runner-1 idle, the queue is empty: the busy floor is 1,
+    the operator scales to 1, and the controller removes runner-2 (then runner-1). Only replicas >= 3 (every ordinal
+    up to the busiest) keep the busy runner."""
+    emulator.resources["apps/v1/statefulsets"] = {
+        "kind": "StatefulSet",
+        "namespaced": True,
+        "subresources": ["scale"],
+        "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+    }
+    sts = deployment("runner", "ml", 3)
+    sts["kind"] = "StatefulSet"
+    sts["spec"]["selector"] = {"matchLabels": {"app": "vllm"}}
+    emulator.objects["apps/v1/statefulsets", "ml", "runner"] = sts
+    for i in range(3):
+        annotations = {"b": "true"} if i == 2 else {}
+        emulator.objects["v1/pods", "ml", f"runner-{i}"] = running_pod(
+            f"runner-{i}", "ml", ready=True, annotations=annotations
+        )
+    s = spec(
+        **CI,
+        workloadRef={"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "runner"},
+        busy={"podAnnotation": "b"},
+        targets=[],
+    )
+    await tick(await make(cluster, FakeMetrics(0)), s)
+    now = int(emulator.objects["apps/v1/statefulsets", "ml", "runner"]["spec"]["replicas"])
+    removed = [f"runner-{i}" for i in range(now, 3)]  # the StatefulSet controller: highest ordinal first
+    assert "runner-2" not in removed, f"scaled to {now}: the StatefulSet removes {removed}, the busy runner first"
