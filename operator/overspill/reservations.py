@@ -161,15 +161,22 @@ class _Account:
     def others(self, uid: str, now: float) -> int:
         return sum(self.charge(u, now) for u in self.reserved.keys() | self.observed.keys() if u != uid)
 
-    def room(self, uid: str, now: float) -> int:
+    def running(self, uid: str, current: int) -> int:
+        """What the policy runs here as far as both the last rebuild and its caller's view now agree: `observed`
+        is up to a rebuild old (its mirror scaled down by hand meanwhile gave room that another process may
+        have reserved since), `current` is what its view shows now."""
+        return min(self.observed.get(uid, 0), current)
+
+    def room(self, uid: str, now: float, current: int) -> int:
         assert self.cap is not None
         others = self.others(uid, now)
         room = max(0, self.cap - others)
-        mine = self.charge(uid, now)
+        running = self.running(uid, current)
+        mine = max(self.live(uid, now), running)
         if others + mine > self.cap:
             # over the cap (it was lowered): each policy sheds its share of the excess, never more than what it
             # runs, instead of every policy shedding all of it at once (which drained far below the cap)
-            room = max(room, min(self.cap * mine // (others + mine), self.observed.get(uid, 0)))
+            room = max(room, min(self.cap * mine // (others + mine), running))
         return room
 
 
@@ -260,8 +267,8 @@ class CapLedger:
             if not acct.known:
                 return current
             if acct.held(now):  # no growth; a lowered cap is still shed by what is seen running
-                return min(acct.room(uid, now), max(current, acct.own_live(uid, now)))
-            return acct.room(uid, now)
+                return min(acct.room(uid, now, current), max(current, acct.own_live(uid, now)))
+            return acct.room(uid, now, current)
 
     def reserve(self, target: str, uid: str, want: int, current: int) -> int:
         """Reserve up to `want` replicas; returns what was granted. Never less than min(want, current): a
@@ -274,11 +281,11 @@ class CapLedger:
             if acct.cap is None:
                 return None, want
             held = acct.held(now)
-            room = acct.room(uid, now) if acct.known and not held else 0
+            room = acct.room(uid, now, current) if acct.known and not held else 0
             # while the shared reservations are lost, what this process itself reserved still holds
             granted = min(want, max(room, current, acct.own_live(uid, now) if held else 0))
             mine = acct.live(uid, now)
-            if mine <= granted <= max(mine, acct.observed.get(uid, 0)) and not acct.needs_write(now):
+            if mine <= granted <= max(mine, acct.running(uid, current)) and not acct.needs_write(now):
                 return None, granted  # already charged that much (reserved, or running): nothing to write
             entries = acct.entries(now, without=uid)
             if granted > 0:
