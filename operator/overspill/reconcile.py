@@ -44,7 +44,7 @@ from overspill.decide.capacity import admitted_shape
 from overspill.decide.conflicts import autoscaler_conflict
 from overspill.decide.drift import DriftStreak, corrected, decode_streak, encode_streak
 from overspill.decide.reasons import Reason
-from overspill.decide.tenancy import placement_refusal, pod_security_labels
+from overspill.decide.tenancy import named_target_namespaces, placement_refusal, pod_security_labels
 from overspill.report import DependencyReport, SafetyReport, TargetReport, TrafficReport
 from overspill.serving import Misses, Serving, Side, import_names, route_names, target_copies, target_lookup
 from overspill.sweep import SweepResult, sweep
@@ -836,7 +836,9 @@ class Reconciler:
         """Drain and delete the policy's mirrors (found by label in every known target) that `keep` does not
         hold; everything when `keep` is None (a deleted policy or workload). Busy runners stay until idle.
         `spec` None: the stored spec no longer parses, so its busy rules are unknown and every pod counts as busy
-        (unknown = busy), unless `busy_rules` is False (the stored spec has none to read)."""
+        (unknown = busy), unless `busy_rules` is False (the stored spec has none to read). `places` (given by the
+        finalizer: the policy is deleted): where its last spec put mirrors; its copies are then also looked for in
+        every namespace its targets allow it by name."""
         wanted = {(v.spec.name, v.ref.namespace, v.ref.name) for v in keep or [] if v.refused is None}
 
         def hold_for(target: str, namespace: str, pods: list[dict[str, Any]]) -> int:
@@ -870,10 +872,22 @@ class Reconciler:
             remove_copies=serving.remove,
             also_vacate=(places or set()) | self._unvacated.pop(ref.uid, set()),
             frozen=frozen or set(),
+            # the policy goes: copies an earlier process could not remove (a Secret is watched nowhere) are looked
+            # for wherever its targets allow it by name
+            search=self._allowed_places(ref.namespace) if places is not None else set(),
         )
         if result.unvacated:
             self._unvacated[ref.uid] = result.unvacated
         return result
+
+    def _allowed_places(self, namespace: str) -> set[tuple[str, str]]:
+        """(target, namespace) for every namespace a known target allows policies of `namespace` by name."""
+        found = set()
+        for name in self.targets.names():
+            handle = self.targets.get(name)
+            if handle is not None:
+                found |= {(name, ns) for ns in named_target_namespaces(handle.spec, namespace)}
+        return found
 
     def _unreserve_dropped(self, ref: PolicyRef, spec: BurstPolicySpec, now: float) -> None:
         """Targets the spec no longer names keep, in their shared cap, only what still drains there."""

@@ -23,8 +23,11 @@ from overspill.views import MANAGED_SELECTOR, ClusterView
 from overspill.views.resource import CONFIGMAPS, DEPLOYMENTS, PODS, SERVICEACCOUNTS, SERVICES
 
 # copies and burst Services the target's view watches (handlers start them with the view): a namespace still
-# holding one of the policy's, without a mirror the spec wants there, is vacated again (Secrets are not watched:
-# a namespace left with only a Secret copy is retried from SweepResult.unvacated)
+# holding one of the policy's, without a mirror the spec wants there, is vacated again. Secrets are not watched
+# cluster-wide (a target grants them only in the namespaces mirrors land in): a mirror is deleted only once its
+# namespace's copies are gone, so the mirror (watched, found by label by any process) is the record that brings a
+# failed removal back; copies left by older versions are searched for in the namespaces the BurstTarget allows the
+# policy by name when the policy goes (`search`)
 _WATCHED_COPIES = (CONFIGMAPS, SERVICEACCOUNTS, SERVICES)
 
 # pods of a mirror that must not go now (busy, or busy level unknown): (target, namespace, its pods) -> count
@@ -139,12 +142,15 @@ def sweep(
     remove_copies: RemoveCopies,
     also_vacate: Iterable[tuple[str, str]] = (),
     frozen: Collection[str] = (),
+    search: Iterable[tuple[str, str]] = (),
 ) -> SweepResult:
     """Drain and delete the mirrors `wanted` ((target, namespace, name)) does not hold, in every known target;
     then remove what they carried from each namespace left without a mirror of the policy (and from
-    `also_vacate`: (target, namespace) places the policy used, for its deletion)."""
+    `also_vacate`: (target, namespace) places the policy used, for its deletion). `search`: places the policy may
+    have used (the namespaces its targets allow it); one where the operator may not list is passed over."""
     result = SweepResult()
     extra = set(also_vacate)
+    maybe = set(search) - extra
     for target in registry.names():
         handle = registry.get(target)
         if handle is None:
@@ -167,10 +173,20 @@ def sweep(
             result.unvacated |= retry
             continue
         deleted = {s.owned for s in steps if s.delete}
+        left = {m.namespace for m in found if m not in deleted}
+        # any target's namespaces, not only this one's: two BurstTargets may name one cluster, and the copies one
+        # serves in its namespace are never removed through the other
+        wanted_here = {ns for _, ns, _ in wanted}
+        emptied: set[str] = set()  # namespaces whose copies went before their last mirror
         try:
             for step in steps:
-                ref = MirrorRef(step.owned.namespace, step.owned.name, uid)
+                ns = step.owned.namespace
+                ref = MirrorRef(ns, step.owned.name, uid)
                 if step.delete:
+                    if ns not in left | wanted_here | emptied:
+                        # what it carried goes first: if that fails, the mirror stays as the record to retry from
+                        result.writes += _remove_where_allowed(remove_copies, cluster, ns, uid)
+                        emptied.add(ns)
                     MirrorClient(cluster).delete(ref)
                 else:
                     MirrorClient(cluster).scale(ref, step.replicas)
@@ -179,16 +195,19 @@ def sweep(
             result.pending[target] = f"{target}: cleanup failed ({_why(err)})"
             result.unvacated |= retry
             continue
-        left = {m.namespace for m in found if m not in deleted}
-        # any target's namespaces, not only this one's: two BurstTargets may name one cluster, and the copies one
-        # serves in its namespace are never removed through the other
-        wanted_here = {ns for _, ns, _ in wanted}
-        # a namespace is vacated when its mirror goes, and stays so until its copies are gone: found again by
-        # label in the view, or remembered by the caller when the removal failed
-        vacated = {m.namespace for m in deleted} | {ns for _, ns in retry} | copies_at(view, uid, thorough=not wanted)
-        for ns in sorted(vacated - left - wanted_here):
+        # a namespace stays vacated until its copies are gone: found again by label in the view, or remembered by
+        # the caller when the removal failed
+        vacated = {ns for _, ns in retry} | copies_at(view, uid, thorough=not wanted)
+        for ns in sorted(vacated - left - wanted_here - emptied):
             try:
                 result.writes += remove_copies(cluster, ns, uid)
+            except Exception as err:
+                result.pending[target] = f"{target}: removing copies in {ns} failed ({_why(err)})"
+                result.unvacated.add((target, ns))
+        searched = {ns for t, ns in maybe if t == target} - vacated - left - wanted_here - emptied
+        for ns in sorted(searched):
+            try:
+                result.writes += _remove_where_allowed(remove_copies, cluster, ns, uid)
             except Exception as err:
                 result.pending[target] = f"{target}: removing copies in {ns} failed ({_why(err)})"
                 result.unvacated.add((target, ns))
@@ -199,6 +218,17 @@ def sweep(
                 f"{target}: mirror {m.namespace}/{m.name} drains ({m.hold} replicas busy or not yet replaced)"
             )
     return result
+
+
+def _remove_where_allowed(remove_copies: RemoveCopies, cluster: Cluster, namespace: str, uid: str) -> int:
+    """Remove the policy's copies in the namespace; one where the operator may not list them (403), or a kind the
+    target does not serve (404, 405), holds nothing the operator could have put there: nothing to wait for."""
+    try:
+        return remove_copies(cluster, namespace, uid)
+    except ApiException as err:
+        if err.status in (403, 404, 405):
+            return 0
+        raise
 
 
 def _why(err: Exception) -> str:

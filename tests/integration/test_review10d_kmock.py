@@ -3,13 +3,14 @@ written (branch rev10d); the report names the likely fix location."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from overspill.adapters.kube import Cluster
 from tests.integration.conftest import FakeMetrics, deployment, pod
-from tests.integration.safety_setup import CI, COST, MANAGED, make, replicas, tick
+from tests.integration.safety_setup import CI, COST, MANAGED, REF, make, replicas, tick
 from tests.integration.test_reconcile_kmock import _close_views, spec
 
 pytestmark = pytest.mark.integration
@@ -126,3 +127,64 @@ async def test_a_busy_runner_of_a_statefulset_is_not_removed_by_scale_in(emulato
     now = int(emulator.objects["apps/v1/statefulsets", "ml", "runner"]["spec"]["replicas"])
     removed = [f"runner-{i}" for i in range(now, 3)]  # the StatefulSet controller: highest ordinal first
     assert "runner-2" not in removed, f"scaled to {now}: the StatefulSet removes {removed}, the busy runner first"
+
+
+# ---- 3. nothing orphaned: a Secret copy in a namespace the spec left ----------------------------------------------
+
+
+async def test_a_secret_copy_left_in_a_namespace_the_spec_no_longer_names_is_removed_after_a_restart(
+    emulator: Any, cluster: Cluster
+) -> None:
+    """The policy's pods read only a Secret (propagation.secrets: true). Its overrides.namespace moved from `old` to
+    `mirror`; the sweep deleted the mirror in `old`, then removing the Secret copy there failed (the target's API
+    server blinked) and the operator restarted before the next poll (SIGKILL, a shard handover). What the sweep
+    should retry lived in memory only (Reconciler._unvacated), Secrets are not watched (sweep._WATCHED_COPIES), and
+    the finalizer looks only where the current spec places mirrors (handlers._places): the credentials stay in
+    the other cloud for good, through the policy's deletion."""
+    for plural, kind in (
+        ("secrets", "Secret"),
+        ("configmaps", "ConfigMap"),
+        ("serviceaccounts", "ServiceAccount"),
+        ("services", "Service"),
+    ):
+        emulator.resources[f"v1/{plural}"] = {
+            "kind": kind,
+            "namespaced": True,
+            "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+        }
+    workload = deployment("vllm", "ml", 8)
+    workload["spec"]["template"] = {
+        "metadata": {"labels": {"app": "vllm"}},
+        "spec": {"containers": [{"name": "s", "image": "x", "envFrom": [{"secretRef": {"name": "hf"}}]}]},
+    }
+    emulator.objects["apps/v1/deployments", "ml", "vllm"] = workload
+    emulator.objects["v1/secrets", "ml", "hf"] = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "hf", "namespace": "ml"},
+        "data": {"token": "c2VjcmV0"},
+    }
+    # the copy the earlier process made in the namespace the spec named before
+    emulator.objects["v1/secrets", "old", "hf"] = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": "hf",
+            "namespace": "old",
+            "uid": "copy-uid",
+            "labels": dict(MANAGED),
+            "annotations": {"overspill.dev/owners": REF.uid},
+        },
+        "data": {"token": "c2VjcmV0"},
+    }
+    s = spec(
+        propagation={"secrets": True},
+        targets=[{"name": "aws", "overrides": {"namespace": "mirror"}}],
+    )
+    r = await make(cluster, FakeMetrics(0), target={"allowedTargetNamespaces": ["mirror", "old", "ml"]})
+    await tick(r, s)  # the restarted operator's polls
+    await tick(r, s)
+    # the policy is deleted: what its finalizer does (handlers.burstpolicy_delete)
+    await asyncio.to_thread(r.release, REF, s, places={("aws", "mirror")})
+    deleted = [r for r in emulator if r.method.value == "DELETE" and r.url.path == "/api/v1/namespaces/old/secrets/hf"]
+    assert deleted, "the policy's Secret copy in namespace old stays in the target after the policy's deletion"

@@ -38,6 +38,13 @@ def allowed_target_namespaces(spec: BurstTargetSpec, policy_namespace: str) -> l
     return entries + list((spec.allowed_target_namespaces_by_source or {}).get(policy_namespace, []))
 
 
+def named_target_namespaces(spec: BurstTargetSpec, policy_namespace: str) -> set[str]:
+    """The target's namespaces the lists give policies of `policy_namespace` by name (wildcard entries, which
+    name no namespace in particular, are left out): where such a policy may have put objects."""
+    entries = (e.replace("{namespace}", policy_namespace) for e in allowed_target_namespaces(spec, policy_namespace))
+    return {e for e in entries if "*" not in e and _LABEL.fullmatch(e)}
+
+
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
