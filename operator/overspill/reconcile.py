@@ -25,6 +25,8 @@ from overspill.adapters.mirror import (
     build_mirror,
     covers,
     observe,
+    paused_while_busy,
+    rolling,
     rollout_covers,
     template_fingerprint,
 )
@@ -499,6 +501,12 @@ class Reconciler:
             if stored is not None:
                 self._applied[key] = template_fingerprint(stored)
             return 1
+        held = self._hold_rollout(spec, view, key, notes) if view.live is not None else None
+        if held is not None:  # the rollout is paused (or just resumed): the template waits for a poll
+            if obs.replicas != want:
+                view.client.scale(view.ref, want)
+                held += 1
+            return held
         if body is not None and view.live is not None:
             changed = body["metadata"]["annotations"][TEMPLATE_HASH] != obs.template_hash
             drifted = self._drifted(key, body, view.live, view.client)
@@ -601,6 +609,31 @@ class Reconciler:
             self._applied[key] = desired
             return False
         return template_fingerprint(live) != applied
+
+    def _hold_rollout(
+        self, spec: BurstPolicySpec, view: _TargetView, key: tuple[str, str, str], notes: _Notes
+    ) -> int | None:
+        """A template change goes out only while every runner is idle, but runners pick up jobs while the Deployment
+        controller replaces them one by one: while a rollout is under way and any runner is busy (or unknown), the
+        mirror is paused (spec.paused, marked as Overspill's), and resumed once all are idle. Returns the writes
+        made while it holds the rollout (or as it resumes it); None: nothing held, the template may be written."""
+        assert view.client is not None and view.live is not None
+        live = view.live
+        ours = paused_while_busy(live)
+        if not self._waits_for_idle(spec, view) or not rolling(live):
+            if not ours:
+                return None
+            self._applied[key] = template_fingerprint(view.client.pause(view.ref, False))
+            return 1
+        busy = sum(1 for v in view.levels.values() if v is None or v > 0)
+        notes.pending[view.spec.name] = (
+            f"the rollout of mirror {view.ref.namespace}/{view.ref.name} in {view.spec.name} is paused while {busy} "
+            "runners are busy (busy.templateUpdate: WaitForIdle)"
+        )
+        if ours:
+            return 0
+        self._applied[key] = template_fingerprint(view.client.pause(view.ref, True))
+        return 1
 
     @staticmethod
     def _waits_for_idle(spec: BurstPolicySpec, view: _TargetView) -> bool:

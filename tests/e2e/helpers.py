@@ -46,6 +46,26 @@ def burst(lab: Lab, ns: str, **spec: Any) -> None:
     wait_placement(lab, ns, "vllm", (8, 7), timeout=90)
 
 
+def ci_runners_burst(lab: Lab, ns: str, busy_annotation: str) -> None:
+    """CI runners marked busy by a pod annotation, one per pending job: 15 jobs, 8 runners in the primary and 7
+    in the secondary."""
+    deploy_with_policy(
+        lab,
+        ns,
+        "vllm",
+        ns,
+        workloadClass="CIRunner",
+        minReplicas=0,
+        busy={"podAnnotation": busy_annotation},
+        metric={
+            "prometheus": {"query": f'sum(overspill_lab_queue_depth{{queue="{ns}"}})'},
+            "targetPerReplica": 1,
+        },
+    )
+    lab.set_queue(ns, 15)
+    wait_placement(lab, ns, "vllm", (8, 7))
+
+
 def running(api: client.ApiClient, ns: str, app: str) -> int:
     pods = client.CoreV1Api(api).list_namespaced_pod(ns, label_selector=f"app={app}").items
     return sum(1 for p in pods if p.status.phase == "Running" and p.metadata.deletion_timestamp is None)

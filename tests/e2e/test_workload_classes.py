@@ -5,7 +5,7 @@ from __future__ import annotations
 from kubernetes import client
 
 from tests.e2e.conftest import Lab, OperatorProcess, eventually
-from tests.e2e.helpers import burst, deploy_with_policy, spec_replicas, wait_placement
+from tests.e2e.helpers import burst, ci_runners_burst, spec_replicas, wait_placement
 
 BUSY = "overspill.dev/in-flight"
 COST = "controller.kubernetes.io/pod-deletion-cost"
@@ -48,21 +48,7 @@ def test_inference_scale_in_keeps_busy_replicas(lab: Lab, operator: OperatorProc
 
 
 def test_ci_runners_never_lose_a_busy_runner(lab: Lab, operator: OperatorProcess, namespace: str) -> None:
-    deploy_with_policy(
-        lab,
-        namespace,
-        "vllm",
-        namespace,
-        workloadClass="CIRunner",
-        minReplicas=0,
-        busy={"podAnnotation": BUSY},
-        metric={
-            "prometheus": {"query": f'sum(overspill_lab_queue_depth{{queue="{namespace}"}})'},
-            "targetPerReplica": 1,
-        },
-    )
-    lab.set_queue(namespace, 15)  # 15 pending jobs: one runner each
-    wait_placement(lab, namespace, "vllm", (8, 7))
+    ci_runners_burst(lab, namespace, BUSY)
     busy_secondary = [p.metadata.name for p in pods(lab.secondary, namespace)][1:4]
     busy_primary = [p.metadata.name for p in pods(lab.primary, namespace)][:2]
     mark_busy(lab.secondary, namespace, busy_secondary, "true")

@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 
 from overspill.adapters.kube import Cluster
+from overspill.views import MANAGED_SELECTOR
+from overspill.views.resource import DEPLOYMENTS, PODS
 from tests.integration.conftest import FakeMetrics, deployment, pod
-from tests.integration.safety_setup import CI, COST, MANAGED, REF, make, replicas, tick
+from tests.integration.safety_setup import CI, COST, MANAGED, REF, kinds, make, replicas, tick, until
 from tests.integration.test_reconcile_kmock import _close_views, spec
 
 pytestmark = pytest.mark.integration
@@ -188,3 +190,40 @@ async def test_a_secret_copy_left_in_a_namespace_the_spec_no_longer_names_is_rem
     await asyncio.to_thread(r.release, REF, s, places={("aws", "mirror")})
     deleted = [r for r in emulator if r.method.value == "DELETE" and r.url.path == "/api/v1/namespaces/old/secrets/hf"]
     assert deleted, "the policy's Secret copy in namespace old stays in the target after the policy's deletion"
+
+
+# ---- 1c. a busy runner is never killed: a rollout under way pauses while runners are busy ----------------------
+
+
+async def test_a_mirror_rollout_under_way_is_paused_while_a_runner_is_busy_and_resumed_when_idle(
+    emulator: Any, cluster: Cluster
+) -> None:
+    """The template went out while every runner was idle; the Deployment controller replaces them one by one
+    (status: 1 of 2 updated) and m-1 has picked up a job meanwhile: the mirror is paused (the controller stops
+    replacing) and says so; once m-1 is idle again, it is resumed."""
+    emulator.objects["apps/v1/deployments", "ml", "vllm"] = deployment("vllm", "ml", 0)
+    mirror = deployment("vllm", "mirror", 2, labels=MANAGED)
+    mirror["status"] = {"replicas": 2, "updatedReplicas": 1, "readyReplicas": 2}
+    emulator.objects["apps/v1/deployments", "mirror", "vllm"] = mirror
+    emulator.objects["v1/pods", "mirror", "m-1"] = running_pod(
+        "m-1", "mirror", ready=True, labels=MANAGED, annotations={"b": "true"}
+    )
+    emulator.objects["v1/pods", "mirror", "m-2"] = running_pod("m-2", "mirror", ready=True, labels=MANAGED)
+    s = spec(**CI, busy={"podAnnotation": "b"}, metric={"prometheus": {"query": "q"}, "targetPerReplica": 1})
+    r = await make(cluster, FakeMetrics(2))
+    out = await tick(r, s)
+    paused = emulator.objects["apps/v1/deployments", "mirror", "vllm"]
+    assert paused["spec"].get("paused") is True, "the rollout goes on replacing the busy runner"
+    assert kinds(out)["MirrorsUpToDate"] == ("False", "TemplateUpdatePending")
+    idle = {"metadata": {"annotations": {"b": "false"}}}
+    await asyncio.to_thread(cluster.core.patch_namespaced_pod, "m-1", "mirror", idle)
+    handle = r.targets.get("aws")
+    assert handle is not None and handle.view is not None
+    pods, mirrors = handle.view.cache(PODS), handle.view.cache(DEPLOYMENTS, MANAGED_SELECTOR)
+    await until(lambda: ((mirrors.get("mirror", "vllm") or {}).get("spec") or {}).get("paused"))
+    await until(
+        lambda: ((pods.get("mirror", "m-1") or {}).get("metadata") or {}).get("annotations", {}).get("b") == "false"
+    )
+    await tick(r, s)
+    resumed = emulator.objects["apps/v1/deployments", "mirror", "vllm"]
+    assert not resumed["spec"].get("paused"), "the rollout stays paused with every runner idle"

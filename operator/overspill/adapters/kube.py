@@ -238,6 +238,12 @@ class Cluster:
         return dict(obj)
 
     def set_deletion_cost(self, namespace: str, pod: str, cost: int) -> None:
-        self.core.patch_namespaced_pod(
-            pod, namespace, {"metadata": {"annotations": {DELETION_COST: str(cost)}}}, _request_timeout=TIMEOUT
-        )
+        """A pod gone meanwhile (a rollout replaces pods between two polls) needs no cost: not an error, which
+        would stop the rest of the poll (the pause of that very rollout among it)."""
+        try:
+            self.core.patch_namespaced_pod(
+                pod, namespace, {"metadata": {"annotations": {DELETION_COST: str(cost)}}}, _request_timeout=TIMEOUT
+            )
+        except client.ApiException as err:
+            if err.status != 404:
+                raise

@@ -28,6 +28,8 @@ ORIGIN_POLICY = "overspill.dev/origin-policy"
 TEMPLATE_HASH = "overspill.dev/template-hash"
 DRIFT_STREAK = "overspill.dev/drift-backoff"  # the drift corrections' backoff (decide/drift.py), kept over restarts
 TARGET_NAME = "overspill.dev/target"  # the BurstTarget that placed the mirror (two targets may name one cluster)
+# set with spec.paused while Overspill holds the mirror's rollout because runners are busy: its own pause, not drift
+PAUSED_WHILE_BUSY = "overspill.dev/paused-while-busy"
 FIELD_MANAGER = "overspill"  # our writes in the mirror's managedFields: anyone else there is another writer
 # a Deployment's default rollout, written explicitly so that an edited strategy is drift and is put back
 DEFAULT_STRATEGY: dict[str, Any] = {
@@ -163,11 +165,28 @@ def covers(desired: Any, live: Any) -> bool:
 
 
 def rollout_covers(desired: dict[str, Any], live: dict[str, Any]) -> bool:
-    """The live mirror is not paused and keeps the desired rollout strategy (after a restart, as `covers`)."""
+    """The live mirror is not paused (but by Overspill, for busy runners) and keeps the desired rollout strategy
+    (after a restart, as `covers`)."""
     desired_spec, live_spec = desired.get("spec") or {}, live.get("spec") or {}
-    if live_spec.get("paused"):
+    if live_spec.get("paused") and not paused_while_busy(live):
         return False
     return covers(desired_spec.get("strategy") or {}, live_spec.get("strategy") or {})
+
+
+def paused_while_busy(live: dict[str, Any]) -> bool:
+    """The mirror is paused by Overspill itself, holding its rollout while runners are busy."""
+    annotations = (live.get("metadata") or {}).get("annotations") or {}
+    return bool((live.get("spec") or {}).get("paused")) and PAUSED_WHILE_BUSY in annotations
+
+
+def rolling(live: dict[str, Any]) -> bool:
+    """The Deployment controller has a rollout to finish: pods of an older template remain, or it has not yet
+    seen the latest spec. (Zero counts are omitted from status: absent is 0.)"""
+    meta, status = live.get("metadata") or {}, live.get("status") or {}
+    if int(status.get("updatedReplicas") or 0) < int(status.get("replicas") or 0):
+        return True
+    observed = status.get("observedGeneration")
+    return observed is not None and int(observed) < int(meta.get("generation") or 0)
 
 
 def drift_writer(deployment: dict[str, Any]) -> str | None:
@@ -310,6 +329,25 @@ class MirrorClient:
                 _preload_content=False,
                 _content_type="application/json-patch+json",
                 dry_run="All" if dry_run else None,
+                field_manager=FIELD_MANAGER,
+            )
+        )
+
+    def pause(self, ref: MirrorRef, paused: bool) -> dict[str, Any]:
+        """Pause the mirror's rollout (busy runners) or resume it; the annotation marks the pause as Overspill's.
+        Returns the mirror as stored."""
+        body = {
+            "spec": {"paused": paused},
+            "metadata": {"annotations": {PAUSED_WHILE_BUSY: "true" if paused else None}},
+        }
+        return _json(
+            self.cluster.apps.patch_namespaced_deployment(
+                ref.name,
+                ref.namespace,
+                body,
+                _request_timeout=TIMEOUT,
+                _preload_content=False,
+                _content_type="application/merge-patch+json",
                 field_manager=FIELD_MANAGER,
             )
         )
