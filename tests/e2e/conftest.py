@@ -176,7 +176,12 @@ class OperatorProcess:
             stderr=subprocess.STDOUT,
             cwd=ROOT,
         )
-        eventually(self._healthy, timeout, what="the operator's liveness endpoint")
+        try:
+            eventually(self._healthy, timeout, what="the operator's liveness endpoint")
+        except BaseException:
+            self.proc.kill()  # never left behind holding its ports for the next test (or the next run)
+            self.proc.wait(10)
+            raise
 
     def _healthy(self) -> bool:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[1]}/healthz", timeout=2) as r:
