@@ -308,7 +308,9 @@ class CapLedger:
         for name, acct in accounts:
 
             def plan(now: float, acct: _Account = acct) -> tuple[dict[str, Reservation] | None, int]:
-                if uid not in acct.reserved:
+                # a process that has not read the shared object yet (just started, no tick on the target) does not
+                # know whether it holds the policy's reservation: read it first (`_swap` does, then plans again)
+                if uid not in acct.reserved and (acct.fetched or self.store is None):
                     return None, 0
                 return acct.entries(now, without=uid), 0
 

@@ -160,6 +160,23 @@ def test_a_deleted_policy_gives_its_reservation_back() -> None:
     assert b.reserve(T, "p", 6, 0) == 6
 
 
+def test_a_policy_deleted_by_a_process_that_has_not_read_the_lease_yet_gives_its_reservation_back() -> None:
+    """CI's break: one operator reserved 14 of 16 and stopped; its policy was deleted while it was down. The next
+    operator ran the deletion before it had read the Lease (no tick had touched the target yet): the release saw no
+    reservation in its empty copy and wrote nothing, so the dead policy held 14 of the cap for the whole lease."""
+    store, clock = FakeCapStore(), Clock()
+    old = CapLedger(store, holder="old", clock=clock)
+    old.set_cap(T, 16, NS)
+    old.rebuild(T, {})
+    assert old.reserve(T, "deleted", 14, 0) == 14
+    new = CapLedger(store, holder="new", clock=clock)
+    new.set_cap(T, 16, NS)  # the BurstTarget is known; nothing has read its Lease in this process yet
+    new.release("deleted")
+    assert store.entries(T) == {}
+    new.rebuild(T, {})
+    assert new.reserve(T, "p", 16, 0) == 16
+
+
 def test_an_unreadable_store_stops_growth_and_shrinks_nothing() -> None:
     store, world = in_use(FakeCapStore()), World(10, running={"p": 3})
     a = operator(store, 10, world)
