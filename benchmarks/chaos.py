@@ -499,6 +499,21 @@ class Chaos:
             self.stop.wait(self.rng.uniform(3, 8))
 
     def run(self) -> dict[str, Any]:
+        try:
+            return self._run()
+        finally:  # never left acting beside whatever runs on the lab next (the next test module's operator)
+            self._stop_operator()
+
+    def _stop_operator(self) -> None:
+        if self.operator is not None and self.operator.poll() is None:
+            self.operator.terminate()
+            try:
+                self.operator.wait(20)
+            except subprocess.TimeoutExpired:
+                self.operator.kill()
+                self.operator.wait(10)
+
+    def _run(self) -> dict[str, Any]:
         self.setup()
         end = time.monotonic() + self.minutes * 60
         threads = [threading.Thread(target=self.monitor, daemon=True), threading.Thread(target=self.world, daemon=True)]
@@ -578,10 +593,7 @@ class Chaos:
         self._scan("the operator's log", self.operator_log.read_text(errors="replace"))
         with contextlib.suppress(Exception):
             api.delete_cluster_custom_object(GROUP, VERSION, "bursttargets", TARGET)
-        if self.operator is not None:
-            self.operator.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.operator.wait(20)
+        self._stop_operator()
         for p in self.policies:
             with contextlib.suppress(Exception):
                 self.lab.remove_namespace(p.ns, timeout=60)

@@ -31,11 +31,13 @@ def pair(installed: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[t
     # no --priority: each replica draws a random one, as the Deployment's replicas do
     first = OperatorProcess(installed, tmp / "first.log", standalone=False, ports=(19491, 19492))
     second = OperatorProcess(installed, tmp / "second.log", standalone=False, ports=(19493, 19494))
-    first.start()
-    second.start()
-    yield first, second
-    for op in (first, second):
-        op.stop()
+    try:
+        first.start()
+        second.start()
+        yield first, second
+    finally:  # a second replica that fails to start never leaves the first acting beside later modules' operators
+        for op in (first, second):
+            op.stop()
 
 
 def _active(op: OperatorProcess) -> bool:

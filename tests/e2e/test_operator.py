@@ -45,9 +45,9 @@ def test_burst_to_secondary_and_return_secondaries_first(lab: Lab, operator: Ope
         return p == (2, 0)
 
     eventually(settled, 60, interval=0.3, what="primary 2, secondary 0")
-    # the secondary reached 0 while the primary still had its 8: secondaries drain first
-    first_secondary_zero = next(i for i, (_, s) in enumerate(seen) if s == 0)
-    assert seen[first_secondary_zero][0] == 8, seen
+    # secondaries drain first: no sample has the primary below its 8 while the secondary still holds replicas
+    # (an invariant over every sample, not the sample right after the secondary's 0, which a slow poll can skip)
+    assert not any(p is not None and p < 8 and s for p, s in seen), seen
     wait_placement(lab, namespace, "vllm", (2, 0))
 
 
@@ -84,7 +84,7 @@ def test_secondary_down_never_scales_primary_down(lab: Lab, operator: OperatorPr
         assert policy(lab, namespace, "vllm")["status"]["desiredReplicas"] == 10
     finally:
         lab.control("start", "secondary-apiserver")
-    wait_condition(lab, namespace, "vllm", "TargetsAvailable", "True", 60)
+    wait_condition(lab, namespace, "vllm", "TargetsAvailable", "True", 120)
     # back: the secondary, frozen at 7 while down, now gives up what the queue no longer needs
     eventually(lambda: spec_replicas(lab.secondary, namespace, "vllm") == 2, 60, what="secondary at 2")
     wait_placement(lab, namespace, "vllm", (8, 2), timeout=90)
@@ -151,7 +151,9 @@ def test_deletion_waits_for_an_unreachable_target_then_cleans_up(
         assert policy(lab, namespace, "vllm")["metadata"]["finalizers"]  # held, not dropped: no orphan
     finally:
         lab.control("start", "secondary-apiserver")
-    eventually(lambda: spec_replicas(lab.secondary, namespace, "vllm") is None, 120, what="mirror removed")
+    # the finalizer retries with backoff (5, 10, 20, 40, 80 s) and the target's watches resume with theirs (up to
+    # 45 s): after a slow restart the removal can come at the attempt after next
+    eventually(lambda: spec_replicas(lab.secondary, namespace, "vllm") is None, 240, what="mirror removed")
 
 
 def test_second_policy_for_the_same_workload_is_refused(lab: Lab, operator: OperatorProcess, namespace: str) -> None:

@@ -144,11 +144,12 @@ def test_dependencies_follow_the_mirror(lab: Lab, operator: OperatorProcess, nam
     assert svc.spec.selector == {"app": "vllm", "overspill.dev/policy-uid": uid} and svc.spec.ports[0].port == 80
     assert export(lab, ns, BURST) is not None
 
-    # an edit of the source reaches the copy within one poll (2 s; 6 s leaves room for a slow tick)
+    # an edit of the source reaches the copy (within a poll, 2 s, on a quiet machine; the budget is for load, not
+    # a latency bound: that is measured by the benchmarks)
     client.CoreV1Api(lab.primary).patch_namespaced_config_map("vllm-config", ns, {"data": {"MODEL": "mistral"}})
     eventually(
         lambda: read(lab.secondary, "ConfigMap", ns, "vllm-config").data["MODEL"] == "mistral",
-        6,
+        20,
         interval=0.2,
         what="the copy updated",
     )
@@ -283,10 +284,14 @@ def test_route_weights_follow_ready_replicas_and_drain_first(
         90,
         what="Ready burst pods and their ServiceExport",
     )
-    time.sleep(4)  # two polls
-    assert route_weights(lab, ns)[1] == 0, route_weights(lab, ns)
+    eventually(
+        lambda: "no multi-cluster controller" in condition(lab, ns, "vllm", "TrafficReady").get("message", ""),
+        30,
+        what="TrafficReady saying no multi-cluster controller exported the Service",
+    )
     assert condition(lab, ns, "vllm", "TrafficReady")["status"] == "False"
-    assert "no multi-cluster controller" in condition(lab, ns, "vllm", "TrafficReady")["message"]
+    time.sleep(4)  # two more polls: still no weight
+    assert route_weights(lab, ns)[1] == 0, route_weights(lab, ns)
 
     # the export's conditions are read back (the test plays the MCS controller the lab does not run)
     client.CustomObjectsApi(lab.secondary).patch_namespaced_custom_object_status(
