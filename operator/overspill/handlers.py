@@ -236,6 +236,9 @@ async def bursttarget_probe(*, name: str, body: kopf.Body, stopped: kopf.DaemonS
             if healthy != last_state:
                 rtm.triggers.wake_all()  # policies using it re-plan now, not at their next poll
                 if healthy:
+                    handle = registry.get(name)
+                    if handle is not None and handle.view is not None:
+                        handle.view.retry_now()  # its watches resume now, not after a backoff of up to 45 s
                     kopf.info(body, reason="TargetReady", message=f"{name} is reachable ({version})")
                 else:
                     kopf.warn(

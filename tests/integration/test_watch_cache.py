@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from kubernetes import client
 
+from overspill.views import cache as cache_module
 from overspill.views.cache import WatchCache
 from overspill.views.resource import PODS
 
@@ -159,6 +160,27 @@ def test_after_a_failure_a_quiet_kind_is_in_sync_again_within_seconds(server: tu
         watches = [q for q in script.requests if q.get("watch")]
         assert watches[1]["resourceVersion"] == ["10"]  # resumed, not relisted
         assert cache.get("ml", "a") is not None
+    finally:
+        cache.stop()
+
+
+def test_told_the_cluster_is_back_a_watch_in_backoff_resumes_at_once(
+    server: tuple[Script, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a long outage a watch waits up to 45 s between tries: the target's probe said it was reachable
+    again, yet its view stayed out of sync (and its policies' deletions pending) until the backoff ended."""
+    monkeypatch.setattr(cache_module, "BACKOFF_FIRST", 60.0)  # the wait a long outage has grown to
+    script, url = server
+    script.lists = [("10", [pod("a", "5")])]
+    script.watches = [503, [{"type": "ADDED", "object": pod("d", "30")}]]
+    cache = WatchCache(api(url), PODS, cluster="target")
+    cache.start()
+    try:
+        wait(lambda: len([q for q in script.requests if q.get("watch")]) >= 1)
+        time.sleep(0.5)
+        assert not cache.synced  # waiting out its backoff
+        cache.retry_now()  # the probe: reachable again
+        wait(lambda: cache.synced and cache.get("ml", "d") is not None, timeout=10)
     finally:
         cache.stop()
 

@@ -33,6 +33,8 @@ READ_TIMEOUT = WATCH_SECONDS + 15
 # the first watch after a failure: a quiet kind gets no event to prove it in sync, so the server is asked to end
 # the stream soon (ended on time = nothing missed); at 50 s, a target that blinked stayed unusable for a minute
 RECOVERY_WATCH_SECONDS = 5
+# a failed watch waits this long before the next try, doubling up to the maximum (times 1-1.5, jitter)
+BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0
 BUILT_IN_GROUPS = ("", "apps", "autoscaling", "batch", "policy")
 DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 
@@ -91,6 +93,8 @@ class WatchCache:
         self._listeners: list[Listener] = []
         self._synced = threading.Event()
         self._stop = threading.Event()
+        # set by `retry_now` (or `stop`): ends a backoff wait at once
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._response: Any = None
         self.problem: str | None = "not listed yet"
@@ -115,8 +119,14 @@ class WatchCache:
                 self._thread.start()
         return self
 
+    def retry_now(self) -> None:
+        """The cluster answers again (its probe says so): a watch waiting out its backoff (up to 45 s after a
+        long outage) resumes now, with a fresh backoff, instead of leaving the view out of sync meanwhile."""
+        self._wake.set()
+
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         resp = self._response
         if resp is not None:
             # unblock a read in progress (urllib3 >= 2.3); if already closed, the read timeout ends it
@@ -317,7 +327,7 @@ class WatchCache:
         self._synced.set()
 
     def _run(self) -> None:
-        backoff = 0.5
+        backoff = BACKOFF_FIRST
         rv = ""
         recovering = False
         while not self._stop.is_set():
@@ -328,7 +338,7 @@ class WatchCache:
                     self.absent = self.forbidden = False
                     self._mark_synced()
                 rv = self._watch(rv, RECOVERY_WATCH_SECONDS if recovering else WATCH_SECONDS)
-                backoff, recovering = 0.5, False
+                backoff, recovering = BACKOFF_FIRST, False
             except Gone:
                 # relist; a store that was in sync stays readable meanwhile (it was current); one that was not
                 # stays out of sync until the list is done
@@ -349,8 +359,11 @@ class WatchCache:
                     self.problem = f"cannot watch {self.resource} in {self.cluster}: {type(err).__name__}"
                 log.debug("watch %s/%s failed: %s", self.cluster, self.resource, self.problem)
                 # jitter: a recovering API server is not hit by every watch at once
-                self._stop.wait(backoff * (1 + random.random() / 2))
-                backoff = min(backoff * 2, 30.0)
+                if self._wake.wait(backoff * (1 + random.random() / 2)):
+                    self._wake.clear()
+                    backoff = BACKOFF_FIRST  # told the cluster is back: the next failure waits from the start again
+                else:
+                    backoff = min(backoff * 2, BACKOFF_MAX)
                 if isinstance(err, WatchError) and err.status in (403, 404):
                     rv = ""  # permission or kind changed: start from a fresh list
         self._synced.clear()

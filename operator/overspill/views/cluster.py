@@ -188,6 +188,11 @@ class ClusterView:
     def requests(self) -> int:
         return sum(c.requests for c in self.caches())
 
+    def retry_now(self) -> None:
+        """The cluster is reachable again: watches waiting out a backoff resume now (`WatchCache.retry_now`)."""
+        for c in self.caches():
+            c.retry_now()
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
