@@ -8,7 +8,8 @@ Three families, each serialized with `repr` (every field, floats exactly) and ha
   predictive, stuck and full targets, unschedulable primary pods, busy and unknown-busy pods, unhealthy and
   disallowed targets, dwell, make-before-break at maxReplicas), each a run of decisions carrying memory, both with
   and without the message;
-- `replay`: `simulate.run` timelines and summaries on the repo's sample trace and the synthetic shapes;
+- `replay`: `simulate.run` timelines and summaries on the repo's sample trace and the synthetic shapes (the CI day
+  also with the load metric and with a slow secondary);
 - `shared`: the same on the Azure traces in ../shared/traces (checked by `benchmarks.simulator`, not by unit tests,
   which must not depend on files outside the repo).
 """
@@ -192,6 +193,15 @@ def _replays(shared: Path | None) -> dict[str, Callable[[], Iterator[str]]]:
         out["synthetic-day/predictive"] = lambda: _replay_lines(predictive, day, **inference, step=10.0)
         out["ci-day/ci-runner"] = lambda: _replay_lines(
             ci, ci_day, targets=ci_targets, primary_capacity=20, model=ci_model
+        )
+        # the load metric (benchmarks.quality's second tuned row) and start-ups per cluster, on a request log
+        load_model = simulate.ServiceModel(tokens_per_second=1.0, metric="load")
+        out["ci-day/load-metric"] = lambda: _replay_lines(
+            ci, ci_day, targets=ci_targets, primary_capacity=20, model=load_model
+        )
+        slow = simulate.ServiceModel(tokens_per_second=1.0, startup_seconds={"primary": 5, "gcp-europe-west4": 300})
+        out["ci-day/slow-secondary"] = lambda: _replay_lines(
+            ci, ci_day, targets=ci_targets, primary_capacity=12, model=slow, slo=simulate.Slo(120, 0.95)
         )
         return out
     slo = simulate.Slo(wait_seconds=30, target=0.98)
