@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -263,7 +263,8 @@ def run(
         raise ValueError(f"forecast_seconds must be >= 0 and needs the load metric, not {model.forecast_seconds:g}")
     arrived: deque[tuple[float, float]] = deque()  # (arrival, work) over the load metric's window
     ahead_i = 0  # the next request the load metric has not counted (it looks forecast_seconds ahead)
-    reasons: dict[Reason, int] = {}  # by member: `.value` of an enum is a slow property, read once at the end
+    # by member: `.value` of an enum is a slow property, read once at the end; in first-seen order, as reported
+    reasons: defaultdict[Reason, int] = defaultdict(int)
     while t <= end or (is_log and queue and t <= hard_end):
         if is_log:
             while req_i < len(requests) and requests[req_i].t <= t:
@@ -303,7 +304,8 @@ def run(
                     )
                     for (pt, cost, cap, startup), state in zip(static_targets, target_seen, strict=True)
                 )
-            snap = Snapshot(now=t, metric=metric, primary=primary.state(t, grace), targets=tstates, memory=memory)
+            # positional, in Snapshot's field order: keywords cost a third more, once per decision
+            snap = Snapshot(t, metric, primary.state(t, grace), tstates, memory)
             d = decide(spec, snap, explain=False)
             memory = d.memory
             placement = d.placement
@@ -321,7 +323,7 @@ def run(
                 for name, n in placement_targets.items():
                     secondaries[name].scale(t, n)
                 ready_changes_at = t  # placement changed: recount
-            reasons[d.reason] = reasons.get(d.reason, 0) + 1
+            reasons[d.reason] += 1
             decisions += 1
             if on_step is not None:
                 on_step(

@@ -66,6 +66,17 @@ _IN_ORDER: list[tuple[Recommendations, int | None]] = [((), None)]
 _VALUE = itemgetter(1)
 
 
+def _last_at_or_before(recs: Recommendations, horizon: float) -> int:
+    """The index of the last entry at or before `horizon` in a history in time order, 0 when there is none (the
+    first entry is kept either way). A poll adds at most one entry, so at most one usually leaves the window: two
+    comparisons settle that case, a bisection the rest."""
+    if len(recs) < 2 or recs[1][0] > horizon:
+        return 0
+    if len(recs) < 3 or recs[2][0] > horizon:
+        return 1
+    return bisect.bisect_right(recs, horizon, key=_TIME) - 1
+
+
 def record_and_stabilize(
     recs: Recommendations, now: float, value: int, current: int, up_window: float, down_window: float
 ) -> tuple[Recommendations, int]:
@@ -79,17 +90,21 @@ def record_and_stabilize(
     bound is the largest value pruning keeps (from the last entry at or before the window's start). That largest
     value is carried from the call before: a scan of the history only when pruning dropped an entry holding it."""
     known, highest = _IN_ORDER[0]
-    in_order = recs == known
+    # the same object in a replay or a live loop: no comparison of its entries
+    in_order = recs is known or recs == known
     if not recs or recs[-1][1] != value:
         if recs and recs[-1][0] > now:
             in_order = False
         if not recs or (highest is not None and value > highest):
             highest = value
-        recs = (*recs, (now, value))
+        # concatenation, not (*recs, entry): a third of the cost, on every poll whose recommendation moved
+        recs = recs + ((now, value),)  # noqa: RUF005
     if in_order and up_window == 0 and down_window >= 0 and recs[-1][0] <= now:
-        first = bisect.bisect_right(recs, now - down_window, key=_TIME) - 1
+        first = _last_at_or_before(recs, now - down_window)
         if first > 0:
-            if highest is not None and max(recs[:first], key=_VALUE)[1] >= highest:
+            # one entry pruned (most polls that prune any): read its value, no slice and no max() call
+            dropped = recs[0][1] if first == 1 else max(recs[:first], key=_VALUE)[1]
+            if highest is not None and dropped >= highest:
                 highest = None  # a pruned entry may have held the largest value
             recs = recs[first:]
         if highest is None:
