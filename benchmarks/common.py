@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,14 @@ def summarize(samples: list[float]) -> dict[str, float]:
         "max": round(ordered[-1], 4),
         "n": len(ordered),
     }
+
+
+def commit() -> str:
+    """The Overspill code measured: the checkout the operator runs from (a dirty tree says so)."""
+    git = ["git", "-C", str(ROOT)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True)
+    dirty = subprocess.run([*git, "status", "--porcelain", "--", "operator"], check=False, capture_output=True)
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def write(name: str, figures: dict[str, Any]) -> Path:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import golden
-from benchmarks.common import ROOT, summarize, write
+from benchmarks.common import ROOT, commit, summarize, write
 from overspill import simulate
 from overspill.api.policy import BurstPolicySpec, Predictive
 from overspill.decide import Snapshot, decide
@@ -130,6 +130,7 @@ def main() -> None:
         "simulator",
         {
             "command": f"python -m benchmarks.simulator --repeat {args.repeat}",
+            "commit": commit(),
             "decisions_unchanged": "every decision equals the record (benchmarks.golden, Azure traces included)",
             "load_average_before_1_5_15_minutes": load_before,
             "headline": {

@@ -53,7 +53,7 @@ from typing import Any
 from kubernetes import client, config
 
 from benchmarks import apiserver_metrics
-from benchmarks.common import RESULTS, ROOT, summarize, write
+from benchmarks.common import RESULTS, ROOT, commit, summarize, write
 from benchmarks.lab_setup import GROUP, VERSION, Lab
 from benchmarks.procstat import Sampler
 from benchmarks.settling import Settle, quiet_seconds, unsettled
@@ -911,14 +911,6 @@ def run_full(
     finally:
         clean_up(bench, tool, ns, m)
     return [ns]
-
-
-def commit() -> str:
-    """The Overspill code measured: the checkout the operator runs from (a dirty tree says so)."""
-    git = ["git", "-C", str(ROOT)]
-    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True)
-    dirty = subprocess.run([*git, "status", "--porcelain", "--", "operator"], check=False, capture_output=True)
-    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def merged(old: dict[str, Any], new_runs: list[dict[str, Any]], command: str, stamp: str) -> dict[str, Any]:
