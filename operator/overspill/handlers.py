@@ -204,7 +204,7 @@ async def bursttarget_probe(*, name: str, body: kopf.Body, stopped: kopf.DaemonS
     try:
         while not stopped:
             try:
-                spec = parse_target_spec(dict(body.get("spec") or {}))
+                spec = parse_target_spec(dict(body.get("spec") or {}), name=name)
             except SpecError as err:
                 registry.remove(name)  # closes its view: the next valid spec builds a new one
                 cache.clear()

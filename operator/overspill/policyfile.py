@@ -14,7 +14,7 @@ import yaml
 
 from overspill.api import GROUP, VERSION, SpecError, parse_policy_spec, parse_target_spec
 from overspill.api.policy import BurstPolicySpec
-from overspill.api.target import BurstTargetSpec
+from overspill.api.target import TARGET_NAME_RULE, BurstTargetSpec
 from overspill.inputerror import InputError
 
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -112,6 +112,11 @@ def load(path: str | Path) -> PolicyFile:
         name = meta.get("name") if isinstance(meta, dict) else None
         if not isinstance(name, str) or not name:
             raise InputError(path, f"{kind} has no metadata.name", line=line, fix="add metadata: {name: ...}")
+        if kind == "BurstTarget" and not TARGET_NAME_RULE.check(name):
+            # the API server refuses it too (CEL on the CRD's root)
+            raise InputError(
+                path, f"BurstTarget {name}: {TARGET_NAME_RULE.message}", line=_line(node, ["metadata", "name"])
+            )
         spec = doc.get("spec")
         if not isinstance(spec, dict):
             raise InputError(

@@ -64,7 +64,7 @@ class ServiceModel:
 
     def target_startup(self, name: str, target: BurstTargetSpec | None = None) -> float:
         """--startup NAME=S first, then the BurstTarget's replicaStartupSeconds, then the default. "primary" always
-        names the primary cluster: a BurstTarget of that name (a valid DNS label) takes its field or the default."""
+        names the primary cluster (no BurstTarget may take that name: api.target.PRIMARY_CLUSTER_NAME)."""
         if name != PRIMARY and name in self.startup_seconds:
             return self.startup_seconds[name]
         if target is not None and target.replica_startup_seconds is not None:
@@ -181,12 +181,6 @@ class Summary:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-def cluster_label(target: str) -> str:
-    """A target's key in `replica_seconds` and `cost`, where the primary is "primary": a BurstTarget named primary
-    is kept apart from it (merged, its replicas would count as the primary's, free of secondary replica-hours)."""
-    return f"{target} (target)" if target == PRIMARY else target
-
-
 def _pct(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
@@ -216,7 +210,7 @@ def run(
     secondaries = {t.name: _Cluster(model.target_startup(t.name, targets.get(t.name))) for t in spec.targets}
     clusters = [primary, *secondaries.values()]
     primary.scale(-1e9, spec.min_replicas)  # the workload exists and is warm when the replay starts
-    # by target name; the primary's apart (a target may be named "primary")
+    # by target name; the primary's apart (no target may be named "primary")
     costs = {t.name: (targets[t.name].cost_per_replica_hour or 0.0) if t.name in targets else 0.0 for t in spec.targets}
     summary = Summary()
     # replica-steps (whole numbers, exact), added up when a placement ends rather than every step: times `step`
@@ -370,9 +364,9 @@ def run(
     summary.decisions, summary.steps, summary.placement_changes = decisions, steps, changes
     summary.reasons = {r.value: n for r, n in reasons.items()}
     summary.duration_seconds = steps * step
-    summary.replica_seconds = {PRIMARY: primary_seconds} | {cluster_label(k): v for k, v in seconds.items()}
+    summary.replica_seconds = {PRIMARY: primary_seconds} | seconds
     summary.cost = {PRIMARY: round(primary_seconds / 3600 * primary_cost_per_hour, 4)} | {
-        cluster_label(k): round(v / 3600 * costs[k], 4) for k, v in seconds.items()
+        k: round(v / 3600 * costs[k], 4) for k, v in seconds.items()
     }
     summary.total_cost = round(sum(summary.cost.values()), 4)
     summary.secondary_replica_hours = round(sum(seconds.values()) / 3600, 4)

@@ -173,12 +173,5 @@ def test_slo_met_is_not_rounded_up() -> None:
     assert not s.slo_met, s.slo_attainment
 
 
-def test_a_target_named_primary_is_still_a_secondary() -> None:
-    """ "primary" is a valid BurstTarget name (a DNS label). The replay keys replica-seconds, cost and start-up by
-    cluster name with the primary as "primary": a target of that name is merged into the primary, so its replicas
-    count 0 secondary replica-hours (free to tune and to the oracle ratio) and take the primary's start-up."""
-    spec = policy(targets=[{"name": "primary"}], minReplicas=1, maxReplicas=20)
-    log = RequestLog(tuple(Request(float(i), 10.0) for i in range(100)))
-    s = run(spec, log, primary_capacity=1, model=ServiceModel(tokens_per_second=1.0), slo=Slo(30, 0.9))
-    assert s.placement_changes > 0  # it did burst
-    assert s.secondary_replica_hours > 0, s.replica_seconds
+# A target named "primary" was kept apart from the primary in the replay's keys; the name is now refused outright
+# (tests/unit/test_reserved_target_name.py), by the API server and by every parse of a policy or a target.

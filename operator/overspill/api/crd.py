@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from overspill.api.base import CrossFieldRule
 from overspill.api.policy import BurstPolicySpec, BurstPolicyStatus
-from overspill.api.target import BurstTargetSpec, BurstTargetStatus
+from overspill.api.target import TARGET_NAME_RULE, BurstTargetSpec, BurstTargetStatus
 
 GROUP = "overspill.dev"
 VERSION = "v1alpha1"
@@ -93,7 +93,23 @@ def _crd(
     status: dict[str, Any],
     columns: list[dict[str, Any]],
     description: str,
+    root_rules: tuple[CrossFieldRule, ...] = (),
 ) -> dict[str, Any]:
+    root: dict[str, Any] = {
+        "type": "object",
+        "description": description,
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": spec,
+            "status": status,
+        },
+    }
+    if root_rules:
+        # rules on the object's name: only the root's rules may read metadata (name and generateName)
+        root["x-kubernetes-validations"] = [r.to_validation() for r in root_rules]
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -116,20 +132,7 @@ def _crd(
                     "storage": True,
                     "subresources": {"status": {}},
                     "additionalPrinterColumns": columns,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "description": description,
-                            "required": ["spec"],
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": spec,
-                                "status": status,
-                            },
-                        }
-                    },
+                    "schema": {"openAPIV3Schema": root},
                 }
             ],
         },
@@ -190,6 +193,7 @@ def burst_target_crd() -> dict[str, Any]:
         status=_status_schema(BurstTargetStatus),
         columns=cols,
         description="BurstTarget is a secondary cluster that BurstPolicies may spill overflow replicas to.",
+        root_rules=(TARGET_NAME_RULE,),
     )
 
 

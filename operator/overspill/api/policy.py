@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from pydantic import Field, field_validator, model_validator
 
 from overspill.api.base import ApiModel, Condition, CrossFieldRule, StatusModel
-from overspill.api.target import DNS_LABEL
+from overspill.api.target import DNS_LABEL, PRIMARY_CLUSTER_NAME, RESERVED_NAME_FIX
 
 MAX_TARGETS = 16
 # joins several cross-field failures in one pydantic error; `format_errors` splits them back into messages
@@ -315,6 +315,12 @@ class BurstPolicySpec(ApiModel):
             message="spec.targets: each target may be listed only once",
             field_path=".targets",
             check=_targets_unique,
+        ),
+        CrossFieldRule(
+            cel=f"!has(self.targets) || self.targets.all(t, t.name != '{PRIMARY_CLUSTER_NAME}')",
+            message=f"spec.targets: {RESERVED_NAME_FIX}, and list it here by its new name",
+            field_path=".targets",
+            check=lambda s: all(t.name != PRIMARY_CLUSTER_NAME for t in s.targets),
         ),
         CrossFieldRule(
             cel="!has(self.fallback) || self.fallback.onMetricUnavailable != 'UseReplicas'"

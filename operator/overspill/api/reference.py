@@ -73,7 +73,8 @@ def render() -> str:
         for name, child in spec["properties"].items():
             _rows(child, f"spec.{name}", name in set(spec.get("required", [])), rows)
         lines += rows
-        rules = spec.get("x-kubernetes-validations") or []
+        # the root's rules (the object's name) first, then the spec's
+        rules = [*(schema.get("x-kubernetes-validations") or []), *(spec.get("x-kubernetes-validations") or [])]
         if rules:
             lines += ["", "Cross-field rules (checked by the API server with CEL, and again by the operator):", ""]
             lines += [f"- `{r['rule']}` — {r['message']}" for r in rules]

@@ -14,6 +14,23 @@ DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 NAMESPACE_PATTERN = r"^([-a-z0-9*]|\{namespace\})+$"
 NamespacePattern = Annotated[str, Field(min_length=1, max_length=63, pattern=NAMESPACE_PATTERN)]
 
+# The primary cluster's name beside the targets' in status, Events, the metric label
+# overspill_replicas{cluster="primary"} and the simulator's reports: a BurstTarget of that name would be counted as
+# the primary, so none may take it (refused by the API server's CEL and by the operator's own validation).
+PRIMARY_CLUSTER_NAME = "primary"
+RESERVED_NAME_FIX = (
+    f"the name {PRIMARY_CLUSTER_NAME} is reserved for the primary cluster (status, Events and the metric label "
+    f'overspill_replicas{{cluster="{PRIMARY_CLUSTER_NAME}"}} would count the two as one): rename the BurstTarget, '
+    "e.g. after its cloud and region (aws-us-east-1)"
+)
+# the BurstTarget's own name: a rule on the CRD's root, which alone may read metadata.name
+TARGET_NAME_RULE = CrossFieldRule(
+    cel=f"self.metadata.name != '{PRIMARY_CLUSTER_NAME}'",
+    message=f"metadata.name: {RESERVED_NAME_FIX}",
+    field_path=None,
+    check=lambda name: name != PRIMARY_CLUSTER_NAME,
+)
+
 
 class SecretRef(ApiModel):
     """A key of a Secret in the primary cluster."""

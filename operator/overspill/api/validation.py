@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from overspill.api.policy import RULES_SEPARATOR, BurstPolicySpec
-from overspill.api.target import BurstTargetSpec
+from overspill.api.target import TARGET_NAME_RULE, BurstTargetSpec
 
 
 class SpecError(ValueError):
@@ -47,7 +47,10 @@ def parse_policy_spec(spec: Mapping[str, Any], *, strict: bool = False) -> Burst
         raise SpecError(format_errors(err)) from None
 
 
-def parse_target_spec(spec: Mapping[str, Any], *, strict: bool = False) -> BurstTargetSpec:
+def parse_target_spec(spec: Mapping[str, Any], *, strict: bool = False, name: str | None = None) -> BurstTargetSpec:
+    """`name`, the BurstTarget's metadata.name, is checked too when given (the primary's name is reserved)."""
+    if name is not None and not TARGET_NAME_RULE.check(name):
+        raise SpecError([TARGET_NAME_RULE.message])
     try:
         if strict:
             return BurstTargetSpec.model_validate_json(json.dumps(dict(spec), default=str), strict=True)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from overspill.api.target import PRIMARY_CLUSTER_NAME
 from overspill.decide.frozen import quick_init
 from overspill.decide.reasons import Reason
 
-PRIMARY = "primary"
+PRIMARY = PRIMARY_CLUSTER_NAME  # reserved: no BurstTarget may take it
 
 
 @quick_init
