@@ -236,9 +236,6 @@ async def bursttarget_probe(*, name: str, body: kopf.Body, stopped: kopf.DaemonS
             if healthy != last_state:
                 rtm.triggers.wake_all()  # policies using it re-plan now, not at their next poll
                 if healthy:
-                    handle = registry.get(name)
-                    if handle is not None and handle.view is not None:
-                        handle.view.retry_now()  # its watches resume now, not after a backoff of up to 45 s
                     kopf.info(body, reason="TargetReady", message=f"{name} is reachable ({version})")
                 else:
                     kopf.warn(
@@ -247,6 +244,9 @@ async def bursttarget_probe(*, name: str, body: kopf.Body, stopped: kopf.DaemonS
                         message=f"{name} is unavailable: {message}; policies stop placing replicas on it",
                     )
                 last_state = healthy
+            woken = registry.get(name)
+            if ok and woken is not None and woken.view is not None and not woken.view.ready:
+                woken.view.retry_now()  # it answers: watches waiting out a backoff resume now (blip or outage)
             if ok and cache.get("cluster") is not None:
                 await levels.keep(body, cache["cluster"], spec)
             now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -104,6 +104,7 @@ class _Account:
     fetched: bool = False  # `reserved` and `version` are a copy of the shared object (else: read it first)
     problem: str | None = None  # why the shared reservations are unknown
     cas: threading.Lock = field(default_factory=threading.Lock)  # one compare-and-swap at a time per target
+    gone: set[str] = field(default_factory=set)  # the ledger's released policies: never counted, never written
 
     def fresh(self, uid: str, now: float) -> bool:
         return uid in self.reserved and now - self.seen.get(uid, now) < self.lease
@@ -124,7 +125,7 @@ class _Account:
     def entries(self, now: float, without: str) -> dict[str, Reservation]:
         """The reservations to write back: every fresh one but `without`'s, and while held, this process's own
         live ones that the shared object lost."""
-        out = {u: r for u, r in self.reserved.items() if u != without and self.fresh(u, now)}
+        out = {u: r for u, r in self.reserved.items() if u != without and u not in self.gone and self.fresh(u, now)}
         if self.held(now):
             out |= {u: r for u, (r, _) in self.own.items() if u != without and u not in out and self.own_live(u, now)}
         return out
@@ -159,7 +160,12 @@ class _Account:
         return (held and self.finder and not self.marked) or (self.marked and not held)
 
     def others(self, uid: str, now: float) -> int:
-        return sum(self.charge(u, now) for u in self.reserved.keys() | self.observed.keys() if u != uid)
+        return sum(self.charged(u, now) for u in self.reserved.keys() | self.observed.keys() if u != uid)
+
+    def charged(self, uid: str, now: float) -> int:
+        """`charge`, but a released (deleted) policy's reservation holds nothing, even one whose release could not be
+        written to the shared object; what still runs of it is counted until it is gone."""
+        return self.observed.get(uid, 0) if uid in self.gone else self.charge(uid, now)
 
     def running(self, uid: str, current: int) -> int:
         """What the policy runs here as far as both the last rebuild and its caller's view now agree: `observed`
@@ -207,7 +213,7 @@ class CapLedger:
         self._gone: set[str] = set()
 
     def _account(self, target: str) -> _Account:
-        return self._accounts.setdefault(target, _Account(lease=self.lease_seconds))
+        return self._accounts.setdefault(target, _Account(lease=self.lease_seconds, gone=self._gone))
 
     def set_cap(self, target: str, cap: int | None, scope: str | None = None, owner: str | None = None) -> None:
         with self._lock:
@@ -226,6 +232,8 @@ class CapLedger:
         them were placed through this very target (default: any runs), so its shared object has been written."""
         with self._lock:
             acct = self._account(target)
+            if not acct.known and acct.version is None:
+                acct.fetched = False  # a read before the first rebuild could not judge a missing object lost
             acct.observed = {uid: n for uid, n in mirrors.items() if n > 0}
             acct.placed = any(acct.observed.values()) if placed is None else placed
             acct.known = True
@@ -310,7 +318,7 @@ class CapLedger:
             def plan(now: float, acct: _Account = acct) -> tuple[dict[str, Reservation] | None, int]:
                 # a process that has not read the shared object yet (just started, no tick on the target) does not
                 # know whether it holds the policy's reservation: read it first (`_swap` does, then plans again)
-                if uid not in acct.reserved and (acct.fetched or self.store is None):
+                if uid not in acct.reserved and (acct.fetched or self.store is None or acct.cap is None):
                     return None, 0
                 return acct.entries(now, without=uid), 0
 
@@ -321,7 +329,7 @@ class CapLedger:
         with self._lock:
             acct = self._account(target)
             now = self._clock()
-            return sum(acct.charge(u, now) for u in acct.reserved.keys() | acct.observed.keys())
+            return sum(acct.charged(u, now) for u in acct.reserved.keys() | acct.observed.keys())
 
     def holding(self, target: str) -> bool:
         """Growth on the target is held: its shared reservations were found lost (for the lease, this clock)."""

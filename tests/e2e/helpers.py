@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from types import TracebackType
 from typing import Any
 
 import pytest
-from kubernetes import client, utils
+from kubernetes import client, utils, watch
 
 from tests.e2e.conftest import Lab, eventually
 from tests.e2e.workloads import gpu_deployment
@@ -132,3 +134,49 @@ def hold(check: Any, seconds: float, interval: float = 1.0) -> list[Any]:
         seen.append(check())
         time.sleep(interval)
     return seen
+
+
+class ReplicaChanges:
+    """spec.replicas of one Deployment in several clusters, recorded as each API server announces a change (one
+    watch stream per cluster): the order of the changes, which samples taken by a slow loop can skip over."""
+
+    def __init__(self, clusters: dict[str, client.ApiClient], ns: str, name: str) -> None:
+        self.changes: list[tuple[float, str, int]] = []  # (when received, cluster, spec.replicas)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._follow, args=(cluster, api, ns, name), daemon=True)
+            for cluster, api in clusters.items()
+        ]
+
+    def _follow(self, cluster: str, api: client.ApiClient, ns: str, name: str) -> None:
+        apps = client.AppsV1Api(api)
+        while not self._stop.is_set():
+            w = watch.Watch()
+            try:
+                for ev in w.stream(
+                    apps.list_namespaced_deployment, ns, field_selector=f"metadata.name={name}", timeout_seconds=3
+                ):
+                    with self._lock:
+                        self.changes.append((time.monotonic(), cluster, ev["object"].spec.replicas or 0))
+                    if self._stop.is_set():
+                        break
+            except Exception:  # a stream cut short: the next one relists the current state
+                time.sleep(0.2)
+            finally:
+                w.stop()
+
+    def first(self, cluster: str, when: Any) -> float | None:
+        """When `cluster`'s replicas first satisfied `when`."""
+        with self._lock:
+            return next((t for t, c, n in self.changes if c == cluster and when(n)), None)
+
+    def __enter__(self) -> ReplicaChanges:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(10)

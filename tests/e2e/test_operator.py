@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from kubernetes import client
 
@@ -11,6 +13,7 @@ from tests.e2e.helpers import (
     GROUP,
     PLURAL,
     VERSION,
+    ReplicaChanges,
     burst,
     condition,
     deploy_with_policy,
@@ -36,18 +39,24 @@ def test_burst_to_secondary_and_return_secondaries_first(lab: Lab, operator: Ope
     created = client.CoreV1Api(lab.secondary).read_namespace(namespace).metadata.labels
     assert created["pod-security.kubernetes.io/enforce"] == "baseline"
 
-    lab.set_queue(namespace, 20)
-    seen: list[tuple[int | None, int | None]] = []
-
-    def settled() -> bool:
-        p = spec_replicas(lab.primary, namespace, "vllm"), spec_replicas(lab.secondary, namespace, "vllm")
-        seen.append(p)
-        return p == (2, 0)
-
-    eventually(settled, 60, interval=0.3, what="primary 2, secondary 0")
-    # secondaries drain first: no sample has the primary below its 8 while the secondary still holds replicas
-    # (an invariant over every sample, not the sample right after the secondary's 0, which a slow poll can skip)
-    assert not any(p is not None and p < 8 and s for p, s in seen), seen
+    # every change of spec.replicas in both clusters, in the order the API servers announced them
+    with ReplicaChanges({"primary": lab.primary, "secondary": lab.secondary}, namespace, "vllm") as changes:
+        time.sleep(1)  # both streams started (they report the current 8 and 7 first)
+        lab.set_queue(namespace, 20)
+        eventually(
+            lambda: (
+                (spec_replicas(lab.primary, namespace, "vllm"), spec_replicas(lab.secondary, namespace, "vllm"))
+                == (2, 0)
+            ),
+            60,
+            what="primary 2, secondary 0",
+        )
+        time.sleep(0.5)
+    # secondaries drain first: the secondary was at 0 before the primary gave up any of its 8
+    secondary_empty = changes.first("secondary", lambda n: n == 0)
+    primary_shrunk = changes.first("primary", lambda n: n < 8)
+    assert secondary_empty is not None and primary_shrunk is not None, changes.changes
+    assert secondary_empty < primary_shrunk, changes.changes
     wait_placement(lab, namespace, "vllm", (2, 0))
 
 

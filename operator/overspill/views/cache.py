@@ -325,6 +325,7 @@ class WatchCache:
     def _mark_synced(self) -> None:
         self.problem = None
         self._synced.set()
+        self._wake.clear()  # in sync: a wake given meanwhile is spent (a later failure backs off as usual)
 
     def _run(self) -> None:
         backoff = BACKOFF_FIRST
