@@ -94,6 +94,9 @@ CASES: list[BadCase] = [
         "target-listed-twice", _set("targets", [{"name": "secondary"}, {"name": "secondary", "priority": 1}]), "targets"
     ),
     BadCase("target-name-invalid", _set("targets", [{"name": "Not_A_DNS_Name"}]), "name"),
+    BadCase(
+        "target-named-primary", _set("targets", [{"name": "primary"}]), "the name primary is reserved for the primary"
+    ),
     BadCase("target-priority-negative", _set("targets", [{"name": "secondary", "priority": -1}]), "priority"),
     BadCase("target-max-negative", _set("targets", [{"name": "secondary", "maxReplicas": -2}]), "maxReplicas"),
     BadCase("poll-interval-zero", _set("behavior.pollIntervalSeconds", 0), "pollIntervalSeconds"),

@@ -179,6 +179,21 @@ def test_second_policy_for_the_same_workload_is_refused(lab: Lab, operator: Oper
     assert condition(lab, namespace, "vllm", "Ready").get("status") == "True"
 
 
+def test_api_server_refuses_a_burst_target_named_primary(installed: Lab) -> None:
+    """The name would count the target and the primary cluster as one (status, Events, metric labels)."""
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "BurstTarget",
+        "metadata": {"name": "primary"},
+        "spec": {"kubeconfigSecretRef": {"name": "lab-secondary-kubeconfig", "namespace": "overspill-system"}},
+    }
+    with pytest.raises(client.ApiException) as info:
+        client.CustomObjectsApi(installed.primary).create_cluster_custom_object(GROUP, VERSION, "bursttargets", body)
+    assert info.value.status == 422
+    assert "metadata.name: the name primary is reserved for the primary cluster" in (info.value.body or "")
+    assert "rename the BurstTarget" in (info.value.body or "")
+
+
 @pytest.mark.parametrize("case", [*CASES, UNKNOWN_FIELD], ids=lambda c: c.id)
 def test_api_server_rejects_bad_input(installed: Lab, case: BadCase) -> None:
     body = {
