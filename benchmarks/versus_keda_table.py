@@ -74,6 +74,40 @@ def _cpu(run: Run, kind: str) -> float | None:
 
 
 PARTIAL = " *"
+MISSED = " †"
+# the reaction figures' summaries in a run's `changes`, and whether the rounds that feed them move the queue up
+REACTIONS = {
+    "queue up → desired replicas written": ("up_desired_written_seconds", True),
+    "queue up → pods Running": ("up_running_seconds", True),
+    "queue down → desired written": ("down_desired_written_seconds", False),
+}
+
+
+def short(run: Run, label: str) -> bool:
+    """Whether a reaction figure covers fewer changes than its rounds made: changes that never got there within the
+    round limit (or already held when the queue moved) are not in its median, which is then a lower bound the table
+    must not pass off as the median of every change (at N = 1,000 on a busy lab, hundreds may not get there)."""
+    key = next((k for prefix, k in REACTIONS.items() if label.startswith(prefix)), None)
+    changes = run.get("changes") or {}
+    if key is None or not isinstance(changes.get(key[0]), dict) or "n" not in changes[key[0]]:
+        return False
+    rounds = int(changes.get("rounds") or 0)
+    made = int(changes.get("objects_changed") or run["objects"]) * (rounds // 2 if key[1] else (rounds + 1) // 2)
+    return int(changes[key[0]]["n"]) < made
+
+
+def missed(run: Run) -> str:
+    """The footnote of a run with short reaction figures: how many changes did not get there, and why."""
+    changes = run.get("changes") or {}
+    made = int(changes.get("objects_changed") or run["objects"]) * int(changes.get("rounds") or 0)
+    limit = changes.get("round_timeout_seconds")
+    within = f" within the round limit of {float(limit):.0f} s" if limit else ""
+    held = f", {changes['held_at_change']} already held when their queue moved" if changes.get("held_at_change") else ""
+    return (
+        f"{MISSED.strip()} {run['tool']}, N = {run['objects']}, {run['setting']}: of {made} queue changes, "
+        f"{changes.get('missed', 0)} did not reach their desired replicas and pods Running{within}{held}; the figures "
+        f"marked {MISSED.strip()} are over the changes that did (lower bounds; each figure's n in the JSON)."
+    )
 
 
 def view(run: Run) -> tuple[Run, bool]:
@@ -162,11 +196,14 @@ def table(results: dict[str, Any]) -> str:
     for n, setting, our_run, their_run in pairs(results, "scaling"):
         (ours, our_part), (theirs, their_part) = view(our_run), view(their_run)
         notes += [note(r) for r, part in ((our_run, our_part), (their_run, their_part)) if part]
+        notes += [missed(r) for r in (our_run, their_run) if any(short(r, label) for label in REACTIONS)]
         for label, unit, read in FIGURES:
             a, b = read(ours), read(theirs)
             marks = [PARTIAL if part and v is not None else "" for part, v in ((our_part, a), (their_part, b))]
+            marks = [m + (MISSED if short(r, label) else "") for m, r in zip(marks, (our_run, their_run), strict=True)]
             cells = [_fmt(a, unit) + marks[0], _fmt(b, unit) + marks[1], ratio(a, b)]
-            cells[2] += PARTIAL if cells[2] != "—" and any(marks) else ""
+            if cells[2] != "—":  # the ratio carries either side's marks
+                cells[2] += "".join(m for m in (PARTIAL, MISSED) if any(m in k for k in marks))
             if label == START:  # a tool that never got there within the phase limit: a bound, not a blank
                 cells = [_started(ours, n, a), _started(theirs, n, b), _bound(a, b, ours, theirs)]
             lines.append(f"| {n} | {setting} | {label} | {' | '.join(cells)} |")

@@ -169,3 +169,33 @@ def test_a_steady_window_that_opened_before_the_lab_settled_is_marked() -> None:
         "* overspill, N = 1000, defaults: its steady window opened when the settling limit (540 s) passed with 238 "
         "of 1000 workloads not at 2 Ready pods" in text
     )
+
+
+def test_a_reaction_figure_over_fewer_changes_than_its_rounds_made_is_marked_with_how_many_missed() -> None:
+    # N = 1,000 on a busy lab: round 0 (down) timed out with 700 workloads' pods not yet gone. The median of the
+    # 300 that got there is a lower bound; unmarked it reads as the median of all 1,000 changes
+    changes = {
+        "rounds": 2,
+        "objects_changed": 1000,
+        "round_timeout_seconds": 240.0,
+        "missed": 700,
+        "held_at_change": 5,
+        "up_desired_written_seconds": {"median": 10.0, "p95": 20.0, "n": 1000},
+        "up_running_seconds": {"median": 60.0, "p95": 200.0, "n": 995},
+        "down_desired_written_seconds": {"median": 12.0, "p95": 25.0, "n": 1000},
+        "down_running_seconds": {"median": 90.0, "p95": 230.0, "n": 300},
+    }
+    ours = {**overspill(), "changes": changes}
+    theirs = {**overspill(), "tool": "keda", "changes": {**changes, "missed": 0, "held_at_change": 0}}
+    theirs["changes"]["up_running_seconds"] = {"median": 30.0, "p95": 60.0, "n": 1000}
+    text = table({"runs": [ours, theirs]})
+    rows = {line.split(" | ")[2]: line for line in text.splitlines() if line.startswith("| 1000 |")}
+    assert rows["queue up → pods Running, median"].endswith("| 60.0 s † | 30.0 s | 2.00 † |")
+    assert rows["queue up → desired replicas written, median"].endswith("| 10.0 s | 10.0 s | 1.00 |")
+    assert rows["queue down → desired written, median"].endswith("| 12.0 s | 12.0 s | 1.00 |")
+    assert (
+        "† overspill, N = 1000, defaults: of 2000 queue changes, 700 did not reach their desired replicas and pods "
+        "Running within the round limit of 240 s, 5 already held when their queue moved; the figures marked † are "
+        "over the changes that did (lower bounds; each figure's n in the JSON)." in text
+    )
+    assert "† keda" not in text
