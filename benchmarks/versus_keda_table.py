@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -105,8 +106,9 @@ def missed(run: Run) -> str:
     held = f", {changes['held_at_change']} already held when their queue moved" if changes.get("held_at_change") else ""
     return (
         f"{MISSED.strip()} {run['tool']}, N = {run['objects']}, {run['setting']}: of {made} queue changes, "
-        f"{changes.get('missed', 0)} did not reach their desired replicas and pods Running{within}{held}; the figures "
-        f"marked {MISSED.strip()} are over the changes that did (lower bounds; each figure's n in the JSON)."
+        f"{changes.get('missed', 0)} did not reach their desired replicas or pods Running{within}{held}; the figures "
+        f"marked {MISSED.strip()} are over the changes timed (each figure's n in the JSON): the missed ones would "
+        "raise them, the held ones were left out, not counted as 0 s."
     )
 
 
@@ -163,10 +165,12 @@ def _started(run: Run, n: int, value: float | None) -> str:
 
 
 def _bound(ours: float | None, theirs: float | None, our_run: Run, their_run: Run) -> str:
+    # a bound is rounded away from the ratio it bounds (up for "<", down for ">"): 0.0647 is "< 0.07", never the
+    # tighter "< 0.06" the data does not support
     if ours is not None and theirs is None and (limit := _limit(their_run)):
-        return f"< {ours / limit:.2f}"
+        return f"< {math.ceil(ours / limit * 100) / 100:.2f}"
     if theirs is not None and ours is None and (limit := _limit(our_run)):
-        return f"> {limit / theirs:.2f}"
+        return f"> {math.floor(limit / theirs * 100) / 100:.2f}"
     return ratio(ours, theirs)
 
 
