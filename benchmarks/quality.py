@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from overspill.api.target import BurstTargetSpec
 from overspill.policyfile import load_policy_file
 from overspill.simulate import ServiceModel, Slo, ceiling, run, strategy_spec
 from overspill.traces import RequestLog, load, synthetic_ci_day
-from overspill.tune import Knobs, Problem, search
+from overspill.tune import Knobs, Outcome, Problem, search
 
 BASELINES = (
     ("primary-only", "primary-only"),
@@ -59,7 +60,11 @@ def cases(traces: Path) -> list[Case]:
         assert isinstance(log, RequestLog)
         out.append(Case(f"azure-{name} (1 h)", inference, targets, log, 8, model, Slo(30, 0.98)))
     ci_model = ServiceModel(tokens_per_second=1.0, startup_seconds={"primary": 20, "gcp-europe-west4": 60})
-    out.append(Case("ci-day (24 h, synthetic)", ci, ci_targets, synthetic_ci_day(), 20, ci_model, Slo(120, 0.95)))
+    # 95 % of jobs start within 5 minutes. Not 95 % within 120 s: every runner the caps allow (60), Ready all day,
+    # starts only 92.2 % of jobs that soon (a merge train of up to 60 jobs queues behind the pool), so no setting can
+    # meet it and `overspill tune` refuses it (tests/unit/test_tune.py); the same ceiling reaches 99.5 % within 300 s
+    ci_slo = Slo(300, 0.95)
+    out.append(Case("ci-day (24 h, synthetic)", ci, ci_targets, synthetic_ci_day(), 20, ci_model, ci_slo))
     return out
 
 
@@ -72,6 +77,44 @@ def figures(s: Any) -> dict[str, Any]:
         "placement_changes": s.placement_changes,
         "unfinished_requests": s.unfinished_requests,
     }
+
+
+def dominance(tuned: dict[str, Any], baseline: dict[str, Any], tried: Iterable[Outcome]) -> dict[str, Any]:
+    """Issue 14's "tuned dominates the baseline", read two ways, both reported.
+
+    Literal: the tuned row's SLO attainment at least the baseline's for no more secondary replica-hours, strictly
+    better in one. Frontier: some setting the search tried (not necessarily the one recommended) reaches at least
+    the baseline's attainment for no more secondary replica-hours: the baseline's point is on or below the
+    cost-SLO frontier of the policy's own knobs."""
+    att, hours = tuned["slo_attainment"], tuned["secondary_replica_hours"]
+    b_att, b_hours = baseline["slo_attainment"], baseline["secondary_replica_hours"]
+    met = att >= b_att and hours <= b_hours and (att > b_att or hours < b_hours)
+    if met:
+        why = f"{att:.1%} with {hours:.2f} h against {b_att:.1%} with {b_hours:.2f} h"
+    elif att == b_att and hours == b_hours:
+        why = "equal on both"
+    elif b_hours == 0 and not baseline["slo_met"] and att >= b_att:
+        why = (
+            f"the baseline spends no secondary replica-hours and misses the SLO ({b_att:.1%}): meeting it takes "
+            f"secondary hours ({hours:.2f} h for {att:.1%})"
+        )
+    elif att < b_att and hours > b_hours:
+        why = f"lower attainment and more secondary replica-hours ({att:.1%} with {hours:.2f} h)"
+    elif att < b_att:
+        why = f"lower attainment ({att:.1%} against {b_att:.1%})"
+    else:
+        why = f"more secondary replica-hours ({hours:.2f} h against {b_hours:.2f} h) for {att:.1%} against {b_att:.1%}"
+    covering = [o for o in tried if o.slo_attainment >= b_att and o.secondary_replica_hours <= b_hours]
+    best = max(covering, key=lambda o: (o.slo_attainment, -o.secondary_replica_hours), default=None)
+    frontier: dict[str, Any] = {"met": best is not None}
+    if best is not None:
+        frontier |= {
+            "slo_attainment": best.slo_attainment,
+            "secondary_replica_hours": best.secondary_replica_hours,
+            "placement_changes": best.placement_changes,
+            "slo_met": best.met,
+        }
+    return {"met": met, "why": why, "frontier": frontier}
 
 
 def measure(case: Case, budget: float, workers: int) -> dict[str, Any]:
@@ -130,13 +173,10 @@ def measure(case: Case, budget: float, workers: int) -> dict[str, Any]:
         if "oracle" not in label:
             hours = r["secondary_replica_hours"]
             r["oracle_ratio"] = round(hours / bound.replica_hours, 2) if bound.replica_hours > 0 else None
-    for tuned_label in ("Overspill, tuned", LOAD_TUNED):
+    for tuned_label, result in (("Overspill, tuned", tuned), (LOAD_TUNED, tuned_load)):
         t = rows[tuned_label]
-        t["dominates"] = {
-            label: t["slo_attainment"] >= rows[label]["slo_attainment"]
-            and t["secondary_replica_hours"] <= rows[label]["secondary_replica_hours"]
-            for label, _ in BASELINES
-        }
+        tried = result.outcomes.values()
+        t["dominates"] = {label: dominance(t, rows[label], tried) for label, _ in BASELINES}
     return {"slo": {"wait_seconds": case.slo.wait_seconds, "target": case.slo.target}, "rows": rows}
 
 
@@ -164,6 +204,28 @@ def table(results: dict[str, Any]) -> list[str]:
             lines.append(
                 f"| {where} | {label} | {att} | {r['secondary_replica_hours']:.2f} | {ratio} | {cost} | {changes} |"
             )
+    return lines
+
+
+def dominance_table(results: dict[str, Any]) -> list[str]:
+    """Per trace, tuned row and baseline: dominated as the issue words it, and whether a setting the search tried
+    covers the baseline's point (the frontier reading)."""
+    lines = [
+        "| trace | tuned row | baseline | tuned dominates it | a setting tried reaches it | why not (literal) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for trace, res in results.items():
+        for label, r in res["rows"].items():
+            for baseline, d in r.get("dominates", {}).items():
+                f = d["frontier"]
+                reach = "no"
+                if f["met"]:
+                    reach = f"yes: {f['slo_attainment']:.1%} with {f['secondary_replica_hours']:.2f} h"
+                    reach += f", {f['placement_changes']} changes"
+                lines.append(
+                    f"| {trace} | {label} | {baseline} | {'yes' if d['met'] else 'no'} | {reach} | "
+                    f"{'-' if d['met'] else d['why']} |"
+                )
     return lines
 
 
@@ -201,9 +263,11 @@ def main() -> None:
         if args.plot:
             plot(saved["results"], args.plot)
         print("\n".join(table(saved["results"])))
+        print("\n".join(["", *dominance_table(saved["results"])]))
         return
     results = {c.label: measure(c, args.budget, args.workers) for c in cases(Path(args.traces_dir))}
     lines = table(results)
+    dominance_lines = dominance_table(results)
     if args.plot:
         plot(results, args.plot)
     write(
@@ -213,9 +277,10 @@ def main() -> None:
             "workers": args.workers,
             "results": results,
             "table": lines,
+            "dominance_table": dominance_lines,
         },
     )
-    print("\n".join(lines))
+    print("\n".join([*lines, "", *dominance_lines]))
 
 
 if __name__ == "__main__":
