@@ -82,17 +82,20 @@ def figures(s: Any) -> dict[str, Any]:
 def dominance(tuned: dict[str, Any], baseline: dict[str, Any], tried: Iterable[Outcome]) -> dict[str, Any]:
     """Issue 14's "tuned dominates the baseline", read two ways, both reported.
 
-    Literal: the tuned row's SLO attainment at least the baseline's for no more secondary replica-hours, strictly
-    better in one. Frontier: some setting the search tried (not necessarily the one recommended) reaches at least
-    the baseline's attainment for no more secondary replica-hours: the baseline's point is on or below the
-    cost-SLO frontier of the policy's own knobs."""
+    Literal, as the issue words it: the tuned row's SLO attainment at least the baseline's for fewer secondary
+    replica-hours. Frontier: some setting the search tried (not necessarily the one recommended, and possibly one
+    that misses the SLO: `slo_met` says which) reaches at least the baseline's attainment for no more secondary
+    replica-hours: the baseline's point is on or below the cost-SLO frontier of the policy's own knobs. Against
+    the example policy that reading holds by construction (the search replays the policy as written first)."""
     att, hours = tuned["slo_attainment"], tuned["secondary_replica_hours"]
     b_att, b_hours = baseline["slo_attainment"], baseline["secondary_replica_hours"]
-    met = att >= b_att and hours <= b_hours and (att > b_att or hours < b_hours)
+    met = att >= b_att and hours < b_hours
     if met:
         why = f"{att:.1%} with {hours:.2f} h against {b_att:.1%} with {b_hours:.2f} h"
     elif att == b_att and hours == b_hours:
         why = "equal on both"
+    elif hours == b_hours and att > b_att:
+        why = f"the same secondary replica-hours ({hours:.2f} h) for {att:.1%} against {b_att:.1%}: not fewer"
     elif b_hours == 0 and not baseline["slo_met"] and att >= b_att:
         why = (
             f"the baseline spends no secondary replica-hours and misses the SLO ({b_att:.1%}): meeting it takes "
@@ -222,6 +225,7 @@ def dominance_table(results: dict[str, Any]) -> list[str]:
                 if f["met"]:
                     reach = f"yes: {f['slo_attainment']:.1%} with {f['secondary_replica_hours']:.2f} h"
                     reach += f", {f['placement_changes']} changes"
+                    reach += ", meets the SLO" if f.get("slo_met") else ", misses the SLO"
                 lines.append(
                     f"| {trace} | {label} | {baseline} | {'yes' if d['met'] else 'no'} | {reach} | "
                     f"{'-' if d['met'] else d['why']} |"
