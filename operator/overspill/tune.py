@@ -286,10 +286,15 @@ def _sweep(base: Knobs, mins: tuple[int, ...], warm: int | None) -> list[Knobs]:
     return out
 
 
+def _tpr_notches(k: Knobs, base: Knobs) -> list[float]:
+    """The targetPerReplica values the search moves between (the policy's own times TPR_FACTORS), with k's, sorted."""
+    return sorted({round(base.target_per_replica * f, 3) for f in TPR_FACTORS} | {k.target_per_replica})
+
+
 def _neighbours(k: Knobs, base: Knobs, mins: tuple[int, ...]) -> list[Knobs]:
     """One knob one notch either way."""
     out = []
-    tprs = sorted({round(base.target_per_replica * f, 3) for f in TPR_FACTORS} | {k.target_per_replica})
+    tprs = _tpr_notches(k, base)
     options: list[tuple[str, tuple[Any, ...]]] = [
         ("target_per_replica", tuple(tprs)),
         ("activation_threshold", tuple(sorted({*ACTIVATION, base.activation_threshold}))),
@@ -319,14 +324,14 @@ def calm_moves(k: Knobs, base: Knobs) -> list[Knobs]:
     together, so a one-notch move of either alone (dearer, or missing the SLO) never reaches the pair. On the CI day
     (95 % within 300 s) the cheapest one-notch optimum changed placement 61 times in 24 h; a hold of 300 s with
     targetPerReplica one notch up met the SLO for no more replica-hours with 21 changes."""
-    tprs = sorted({round(base.target_per_replica * f, 3) for f in TPR_FACTORS} | {k.target_per_replica})
+    tprs = _tpr_notches(k, base)
     i = tprs.index(k.target_per_replica)
     fewer = tprs[i + 1] if i + 1 < len(tprs) else None
     out = []
     for field, values in (("min_burst_duration_seconds", DWELLS), ("scale_down_stabilization_seconds", DOWN_WINDOWS)):
         for v in values:
             if v > getattr(k, field):
-                held = Knobs(**{**k.__dict__, field: v})
+                held = replace(k, **{field: v})
                 out.append(held)
                 if fewer is not None:
                     out.append(replace(held, target_per_replica=fewer))
